@@ -1,0 +1,1 @@
+"""isofield.extract"""
