@@ -1,1 +1,6 @@
-"""isofield.methods"""
+"""Fitting recipes, registered by name (``isofield fit --method NAME``)."""
+
+from isofield.methods import igr, sdf  # noqa: F401  (importing registers them)
+from isofield.methods.base import get_method, method_names
+
+__all__ = ["get_method", "method_names"]

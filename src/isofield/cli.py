@@ -1,0 +1,315 @@
+"""Command-line interface: parse, call the library, print, write files.
+
+Every user-input problem surfaces as one line on stderr and exit code 2 (see
+:class:`isofield.errors.InputError`); no traceback, no file written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from isofield.errors import InputError
+
+Handler = Callable[[argparse.Namespace], int]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _command(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def _check_output(output: Path, *inputs: str | Path | None) -> Path:
+    """Refuse to write over one of the command's own inputs."""
+    out = Path(output).resolve()
+    for item in inputs:
+        if item is not None and Path(item).exists() and Path(item).resolve() == out:
+            raise InputError(f"{output}: output path is the same as an input; choose another -o")
+    return Path(output)
+
+
+def _bounds(values: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    if values is None:
+        return None
+    lo, hi = tuple(values[:3]), tuple(values[3:])
+    if any(h <= l for l, h in zip(lo, hi)):
+        raise InputError(f"--bounds: each max must exceed its min, got {list(values)}")
+    return lo, hi
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@_command("info")
+def _info(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import PointCloud, describe_mesh, format_mesh_description, read_geometry
+
+    geometry = read_geometry(args.path)
+    if isinstance(geometry, PointCloud):
+        normals = "with normals" if geometry.normals is not None else "without normals"
+        lo, hi = geometry.points.min(axis=0), geometry.points.max(axis=0)
+        print(f"{args.path}: {len(geometry)} points {normals}; bounds {lo.tolist()} to {hi.tolist()}")
+    else:
+        print(f"{args.path}: {format_mesh_description(describe_mesh(geometry))}")
+    return 0
+
+
+@_command("sample")
+def _sample(args: argparse.Namespace) -> int:
+    from isofield.data.formats import write_samples
+    from isofield.geometry.io import read_mesh
+    from isofield.geometry.samples import make_samples
+
+    output = _check_output(args.output, args.mesh)
+    mesh = read_mesh(args.mesh)
+    samples, normalization = make_samples(mesh, kind=args.kind, n=args.n, seed=args.seed)
+    write_samples(args.kind, samples, normalization, output)
+    print(f"wrote {len(samples.points)} {args.kind} samples to {output}")
+    return 0
+
+
+def _field_source(args: argparse.Namespace):
+    """Field, its canonical bounds and normalisation from `--shape NAME`, a run directory (the
+    trained field) or a mesh file (its ground-truth SDF)."""
+    from isofield.geometry.normalization import Normalization
+
+    if args.shape:
+        from isofield.geometry.shapes import get_shape, padded_bounds
+
+        shape = get_shape(args.shape)
+        return shape.sdf, padded_bounds(shape), Normalization.identity(), shape.name
+    if not args.source:
+        raise InputError("give a run directory, a mesh file or --shape NAME")
+    if Path(args.source).is_dir():
+        from isofield.fitting import load_field
+        from isofield.fitting.outputs import canonical_bounds
+        from isofield.fitting.rundir import RunDir
+        from isofield.nn import as_numpy_field
+
+        run = RunDir.open(args.source)
+        config = run.load_config()
+        field = as_numpy_field(load_field(run, config))
+        return field, canonical_bounds(config), run.load_normalization(), str(run.root)
+    from isofield.geometry.groundtruth import MeshDistance
+    from isofield.geometry.io import read_mesh
+
+    mesh = read_mesh(args.source)
+    normalization = Normalization.fit(mesh.vertices, "sphere")
+    canonical = mesh.copy()
+    canonical.vertices = normalization.to_canonical(mesh.vertices)
+    distance = MeshDistance(canonical)
+    return distance.signed, ((-1.0,) * 3, (1.0,) * 3), normalization, Path(args.source).name
+
+
+@_command("mesh")
+def _mesh(args: argparse.Namespace) -> int:
+    from isofield.extract.api import extract_mesh
+    from isofield.geometry.io import write_mesh
+
+    output = _check_output(args.output, args.source)
+    field, bounds, normalization, name = _field_source(args)
+    mesh, stats = extract_mesh(
+        field,
+        bounds=_bounds(args.bounds) or bounds,
+        resolution=args.resolution,
+        method=args.method,
+        normalization=normalization,
+    )
+    write_mesh(mesh, output)
+    print(
+        f"{name}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces -> {output} "
+        f"({stats.points_evaluated} field evaluations, {100 * stats.fraction:.1f}% of dense, {stats.seconds:.2f} s)"
+    )
+    return 0
+
+
+@_command("slice")
+def _slice(args: argparse.Namespace) -> int:
+    from isofield.viz.slices import plot_sdf_slice
+
+    output = _check_output(args.output, args.source)
+    field, bounds, normalization, name = _field_source(args)
+    plot_sdf_slice(
+        field,
+        output,
+        bounds=_bounds(args.bounds) or bounds,
+        axis=args.axis,
+        offset=args.offset,
+        resolution=args.resolution,
+        title=f"{name}: signed distance, {args.axis} = {args.offset:g} (canonical frame)",
+    )
+    print(f"wrote {output}")
+    return 0
+
+
+@_command("render")
+def _render(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import read_mesh
+    from isofield.viz.render import render_mesh
+
+    output = _check_output(args.output, args.mesh)
+    mesh = read_mesh(args.mesh)
+    render_mesh(mesh, output, resolution=(args.size, args.size), view=tuple(args.view))
+    print(f"wrote {output}")
+    return 0
+
+
+@_command("eval")
+def _eval(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import read_mesh
+    from isofield.metrics import evaluate_meshes, format_metrics
+
+    pred, ref = read_mesh(args.pred), read_mesh(args.ref)
+    result = evaluate_meshes(
+        pred, ref, n_points=args.n, seed=args.seed, tau=args.tau, tau_fraction=args.tau_fraction
+    )
+    print(json.dumps(result, indent=2) if args.json else format_metrics(result))
+    return 0
+
+
+@_command("fit")
+def _fit(args: argparse.Namespace) -> int:
+    from isofield.fitting import fit, resume
+
+    if args.resume:
+        if args.input:
+            raise InputError("give either INPUT or --resume RUN_DIR, not both")
+        result = resume(args.resume, steps=args.steps, time_budget=args.time_budget,
+                        exit_after=args.exit_after, progress=not args.quiet)
+    else:
+        if not args.input:
+            raise InputError("give an INPUT file (mesh or points), or --resume RUN_DIR")
+        overrides = {"device": args.device} if args.device else {}
+        result = fit(args.input, method=args.method, preset=args.preset, output=args.output,
+                     config_file=args.config, overrides=overrides, steps=args.steps,
+                     time_budget=args.time_budget, reference=args.reference,
+                     exit_after=args.exit_after, progress=not args.quiet)
+    print(f"{result.run_dir}: {result.reason} after {result.step} steps ({result.elapsed:.0f} s of training)")
+    if result.mesh_path is None:
+        print(f"resume with: isofield fit --resume {result.run_dir}")
+        return 0
+    print(f"mesh: {result.mesh_path}")
+    if result.metrics:
+        m = result.metrics
+        print(f"chamfer_l1 {m['chamfer_l1']:.4g} ({m['chamfer_l1_percent_of_diagonal']:.3f}% of diagonal), "
+              f"normal consistency {m['normal_consistency']:.4f}, F-score {m['f_score']:.4f}")
+    print(f"report: {result.run_dir / 'report.html'}")
+    return 0
+
+
+@_command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from isofield.demo import exact_sdf_error, run_demo
+
+    result = run_demo(Path(args.output), time_budget=args.time_budget, progress=not args.quiet)
+    m = result.metrics
+    print(f"demo: fitted the built-in CSG shape with igr (fast preset) in {result.elapsed:.0f} s, "
+          f"{result.step} steps")
+    print(f"  against the exact surface: chamfer_l1 {m['chamfer_l1']:.4g} "
+          f"({m['chamfer_l1_percent_of_diagonal']:.3f}% of diagonal), normal consistency "
+          f"{m['normal_consistency']:.4f}, F-score {m['f_score']:.4f}")
+    print(f"  mean |SDF error| within 0.1 of the surface: {exact_sdf_error(result):.4f}")
+    print(f"  mesh:   {result.mesh_path}")
+    print(f"  report: {result.run_dir / 'report.html'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _add_field_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="?", help="a run directory (its trained field), or a mesh file (its ground-truth SDF)")
+    p.add_argument("--shape", help="an analytic shape instead: sphere, torus, box, rounded_box, capsule, csg")
+    p.add_argument("--bounds", type=float, nargs=6, metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
+                   help="bounds in the canonical frame (default: the shape's own, or [-1,1]^3 for a mesh)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isofield", description="Neural implicit 3D shapes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a mesh or point cloud file")
+    p.add_argument("path")
+
+    p = sub.add_parser("sample", help="SDF / occupancy / surface samples from a mesh (DeepSDF protocol)")
+    p.add_argument("mesh")
+    p.add_argument("-o", "--output", required=True, help="output .npz")
+    p.add_argument("--kind", choices=["sdf", "occupancy", "surface"], default="sdf")
+    p.add_argument("-n", type=int, default=500_000, help="number of samples (default 500000)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("mesh", help="extract a mesh from a trained run, an analytic shape or a mesh's SDF")
+    _add_field_source(p)
+    p.add_argument("-o", "--output", required=True, help="output mesh (.ply .obj .off .stl .glb)")
+    p.add_argument("--resolution", type=int, default=256, help="grid cells per axis (default 256)")
+    p.add_argument("--method", choices=["sparse", "dense"], default="sparse")
+
+    p = sub.add_parser("slice", help="picture of a field's cross-section")
+    _add_field_source(p)
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--axis", choices=["x", "y", "z"], default="z")
+    p.add_argument("--offset", type=float, default=0.0)
+    p.add_argument("--resolution", type=int, default=256)
+
+    p = sub.add_parser("render", help="shaded picture of a mesh, no display needed")
+    p.add_argument("mesh")
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--view", type=float, nargs=2, default=(30.0, 20.0), metavar=("AZIMUTH", "ELEVATION"))
+
+    p = sub.add_parser("eval", help="compare a predicted mesh with a reference mesh")
+    p.add_argument("pred")
+    p.add_argument("ref")
+    p.add_argument("-n", type=int, default=100_000, help="surface samples per mesh (default 100000)")
+    p.add_argument("--seed", type=int, default=0)
+    tau = p.add_mutually_exclusive_group()
+    tau.add_argument("--tau", type=float, help="F-score threshold in reference units")
+    tau.add_argument("--tau-fraction", type=float, default=0.01,
+                     help="F-score threshold as a fraction of the reference bbox diagonal (default 0.01)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")
+    p.add_argument("input", nargs="?", help="mesh (.ply .obj .off .stl .glb), points (.xyz .pwn .ply .npy .npz) or SDF samples (.npz)")
+    p.add_argument("--method", default="igr", help="sdf or igr (default igr)")
+    p.add_argument("--preset", help="fast (default) or paper")
+    p.add_argument("-o", "--output", help="run directory (default runs/<input>-<method>)")
+    p.add_argument("--config", help="YAML file with config overrides")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--time-budget", type=float, help="seconds of training")
+    p.add_argument("--reference", help="mesh to evaluate against (default: the input, if a mesh)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("demo", help="run the built-in demo and write a report")
+    p.add_argument("-o", "--output", default="runs/demo", help="run directory (default runs/demo; never overwritten: -2, -3, ... are used)")
+    p.add_argument("--time-budget", type=float, default=100.0, help="seconds of training (default 100)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _HANDLERS[args.command](args)
+    except InputError as exc:
+        print(f"isofield: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable output folder, disk full, ...
+        print(f"isofield: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("isofield: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The typed configuration of a fit (``config.yaml`` in a run directory).
+
+Layers, later ones winning: :data:`DEFAULTS` < the method's preset < a user's YAML file < keyword
+arguments / command-line flags. Unknown keys are errors (see :mod:`isofield.config`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as _field
+from typing import Any, Literal, Mapping, Optional
+
+from isofield.config import from_dict, merge
+from isofield.errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    steps: Optional[int] = None
+    """stop after this many steps (across resumes)"""
+    time_budget: Optional[float] = None
+    """stop after this many seconds of training (across resumes)"""
+    lr: float = 1e-3
+    schedule: dict = _field(default_factory=lambda: {"name": "constant"})
+    """see isofield.train.schedules.schedule_from_spec"""
+    checkpoint_every: int = 500
+    checkpoint_every_seconds: float = 60.0
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+
+@dataclass
+class ExtractConfig:
+    resolution: int = 256
+    """grid samples per axis of the final mesh"""
+    method: Literal["sparse", "dense"] = "sparse"
+    padding: float = 0.05
+    """the grid covers [-1 - padding, 1 + padding]^3 of the canonical frame"""
+
+
+@dataclass
+class FitConfig:
+    method: str = "igr"
+    preset: str = "fast"
+    input: str = ""
+    reference: Optional[str] = None
+    """a mesh to evaluate against (user coordinates); default: the input when it is a mesh"""
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA when available), cpu, cuda, cuda:N"""
+    field: dict = _field(default_factory=dict)
+    """network (isofield.nn.build_field): {"preset": "fast" | "paper", ...overrides}"""
+    options: dict = _field(default_factory=dict)
+    """the method's own options (e.g. isofield.methods.igr.IGROptions)"""
+    train: TrainConfig = _field(default_factory=TrainConfig)
+    extract: ExtractConfig = _field(default_factory=ExtractConfig)
+
+
+def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list[Mapping[str, Any]]) -> FitConfig:
+    """Merge ``layers`` (lowest first), insert the chosen preset under them, validate.
+
+    The preset is named by the merged ``preset`` key; its overrides sit just above the defaults.
+    """
+    merged: dict = {}
+    for layer in layers:
+        merged = merge(merged, layer)
+    preset = merged.get("preset", FitConfig.preset)
+    if preset not in method_presets:
+        raise InputError(
+            f"unknown preset {preset!r} for method {merged.get('method', FitConfig.method)!r} "
+            f"(known: {', '.join(sorted(method_presets))})"
+        )
+    config = from_dict(FitConfig, merge(dict(method_presets[preset]), merged))
+    if config.train.steps is None and config.train.time_budget is None:
+        raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
+    return config

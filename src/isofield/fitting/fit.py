@@ -1,0 +1,164 @@
+"""Fit one shape: config -> run directory -> trained field -> mesh, pictures, report.
+
+    >>> import isofield
+    >>> result = isofield.fit("bunny.ply", method="igr", time_budget=120, output="runs/bunny")
+    >>> result.mesh_path, result.metrics["chamfer_l1"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from isofield.config import from_dict, load_yaml
+from isofield.errors import InputError
+from isofield.fitting.config import FitConfig, resolve_config
+from isofield.fitting.rundir import RunDir
+from isofield.methods import get_method
+from isofield.nn import build_field
+from isofield.train.checkpoint import load_checkpoint
+from isofield.train.loop import StopReason, Trainer
+from isofield.train.schedules import schedule_from_spec
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Outcome of :func:`fit` / :func:`resume`.
+
+    Attributes:
+        run_dir: the run directory.
+        reason: why training stopped ("finished", "time-budget", "exit-after", "interrupted").
+        step: steps trained in total.
+        elapsed: seconds of training in total.
+        mesh_path: the mesh in user coordinates (None when training was only paused).
+        metrics: metrics against the reference (empty without one).
+    """
+
+    run_dir: Path
+    reason: str
+    step: int
+    elapsed: float
+    mesh_path: Path | None
+    metrics: dict[str, Any]
+
+
+def fit(
+    input: str | Path,
+    *,
+    method: str = "igr",
+    preset: str | None = None,
+    output: str | Path | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    reference: str | Path | None = None,
+    exit_after: float | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Fit a neural field to ``input`` and write a run directory (see :mod:`.rundir`).
+
+    Config layers, later winning: method preset < ``config_file`` < ``overrides`` < the keyword
+    arguments. ``output`` defaults to ``runs/<input stem>-<method>``.
+    """
+    path = Path(input)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    file_layer = load_yaml(config_file) if config_file else {}
+    kwargs_layer: dict[str, Any] = {"input": str(path.resolve()), "method": file_layer.get("method", method)}
+    if preset is not None:
+        kwargs_layer["preset"] = preset
+    if reference is not None:
+        kwargs_layer["reference"] = str(Path(reference).resolve())
+    train: dict[str, Any] = {}
+    if steps is not None:
+        train["steps"] = steps
+    if time_budget is not None:
+        train["time_budget"] = time_budget
+    if train:
+        kwargs_layer["train"] = train
+    method_obj = get_method(kwargs_layer["method"])
+    config = resolve_config(method_obj.presets, [file_layer, dict(overrides or {}), kwargs_layer])
+    run = RunDir.create(output or Path("runs") / f"{path.stem}-{config.method}", config)
+    return _train_and_finish(run, config, exit_after, progress)
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    exit_after: float | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Continue a run from its latest checkpoint (optionally with new training limits)."""
+    run = RunDir.open(run_dir)
+    config = run.load_config()
+    if steps is not None or time_budget is not None:
+        config.train.steps = steps if steps is not None else config.train.steps
+        config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
+        run.save_config(config)
+    return _train_and_finish(run, config, exit_after, progress)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def load_field(run: RunDir, config: FitConfig | None = None) -> nn.Module:
+    """The trained field of a run (CPU, eval mode), from its latest checkpoint."""
+    config = config or run.load_config()
+    field = build_field(config.field)
+    if not run.has_checkpoint():
+        raise InputError(f"{run.root}: the run has no checkpoint yet")
+    field.load_state_dict(load_checkpoint(run.checkpoint_path).modules["field"])
+    return field.eval()
+
+
+def _train_and_finish(run: RunDir, config: FitConfig, exit_after: float | None,
+                      progress: bool) -> FitResult:
+    from isofield.fitting.outputs import write_outputs
+
+    method = get_method(config.method)
+    options = from_dict(method.options_type, config.options, "config.options")
+    data = method.prepare(Path(config.input), options, config.seed)
+    run.save_normalization(data.normalization)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    field = build_field(config.field).to(device)
+    task = method.task(field, data, options, device, config.train.lr)
+    trainer = Trainer(
+        task,
+        run.root,
+        steps=config.train.steps,
+        time_budget=config.train.time_budget,
+        schedule=schedule_from_spec(config.train.schedule),
+        checkpoint_every=config.train.checkpoint_every,
+        checkpoint_every_seconds=config.train.checkpoint_every_seconds,
+        keep_numbered=config.train.keep_checkpoints,
+        log_every=config.train.log_every,
+        seed=config.seed,
+        exit_after=exit_after,
+        progress=progress,
+    )
+    result = trainer.run()
+    done = result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET)
+    metrics: dict[str, Any] = {}
+    mesh_path = None
+    if done:
+        metrics = write_outputs(run, config, field.cpu().eval(), data, result)
+        mesh_path = run.mesh_path
+    return FitResult(run.root, result.reason.value, result.step, result.elapsed, mesh_path, metrics)

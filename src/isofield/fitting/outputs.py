@@ -1,0 +1,159 @@
+"""What a finished fit leaves in its run directory: mesh, pictures, metrics and the report."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import trimesh
+from torch import nn
+
+from isofield.config import to_dict
+from isofield.errors import InputError
+from isofield.extract.api import extract_mesh
+from isofield.files import write_text_atomic
+from isofield.fitting.config import FitConfig
+from isofield.fitting.rundir import RunDir
+from isofield.geometry.groundtruth import MeshDistance
+from isofield.geometry.io import read_mesh, write_mesh
+from isofield.geometry.normalization import Normalization
+from isofield.methods.base import PreparedInput
+from isofield.metrics import evaluate_meshes
+from isofield.nn import as_numpy_field
+from isofield.train.loop import TrainResult
+from isofield.viz.curves import plot_loss_curves
+from isofield.viz.render import render_mesh
+from isofield.viz.report import Report
+from isofield.viz.slices import plot_sdf_slices
+
+MESH_SUFFIXES = {".ply", ".obj", ".off", ".stl", ".glb", ".gltf"}
+
+# Metrics shown in the report, with the unit each is given in.
+_REPORTED = (
+    ("chamfer_l1", "user units"),
+    ("chamfer_l1_percent_of_diagonal", "% of bbox diagonal"),
+    ("normal_consistency", ""),
+    ("f_score", ""),
+    ("hausdorff", "user units"),
+    ("iou", ""),
+)
+
+
+def canonical_bounds(config: FitConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The extraction box of the canonical frame: [-1 - padding, 1 + padding]^3."""
+    half = 1.0 + config.extract.padding
+    return (-half,) * 3, (half,) * 3
+
+
+def reference_mesh_path(config: FitConfig) -> Path | None:
+    """The mesh to evaluate against: ``config.reference``, else the input when it is a mesh."""
+    if config.reference:
+        return Path(config.reference)
+    source = Path(config.input)
+    return source if source.suffix.lower() in MESH_SUFFIXES else None
+
+
+def run_mesh(field: nn.Module, normalization: Normalization, config: FitConfig,
+             resolution: int | None = None) -> tuple[trimesh.Trimesh, Any]:
+    """The field's zero level set in user coordinates, and the extraction statistics."""
+    return extract_mesh(
+        as_numpy_field(field),
+        bounds=canonical_bounds(config),
+        resolution=resolution or config.extract.resolution,
+        method=config.extract.method,
+        normalization=normalization,
+    )
+
+
+def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: PreparedInput,
+                  result: TrainResult) -> dict[str, Any]:
+    """Mesh, loss curves, slices, render, metrics and ``report.html``; returns the metrics."""
+    timings = {"training": result.elapsed}
+    start = time.perf_counter()
+    try:
+        mesh, stats = run_mesh(field, data.normalization, config)
+    except InputError as exc:
+        raise InputError(f"{run.root}: no surface could be extracted ({exc})") from None
+    write_mesh(mesh, run.mesh_path)
+    timings["mesh extraction"] = time.perf_counter() - start
+
+    reference_path = reference_mesh_path(config)
+    reference = read_mesh(reference_path) if reference_path else None
+    start = time.perf_counter()
+    metrics = evaluate_meshes(mesh, reference) if reference is not None else {}
+    if metrics:
+        write_text_atomic(run.metrics_path, json.dumps(metrics, indent=2) + "\n")
+    timings["evaluation"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    figures = _write_figures(run, config, field, mesh, reference, data.normalization)
+    timings["pictures"] = time.perf_counter() - start
+
+    report = Report(f"isofield fit: {Path(config.input).name} ({config.method}, preset {config.preset})",
+                    subtitle=data.description)
+    summary = {
+        "steps": result.step,
+        "stopped because": result.reason.value,
+        "mesh": f"{run.mesh_path.name}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
+                f"watertight: {mesh.is_watertight}",
+        "extraction": f"{config.extract.method} {config.extract.resolution}^3, "
+                      f"{stats.points_evaluated} field evaluations ({100 * stats.fraction:.1f}% of dense)",
+    }
+    summary.update({f"final loss {k}": v for k, v in result.losses.items()})
+    report.add_metrics("Run", summary)
+    if metrics:
+        report.add_metrics(f"Against {reference_path.name} ({metrics['protocol']['name']}, "
+                           f"{metrics['protocol']['n_points']} points)", _shown_metrics(metrics))
+    for path, caption in figures:
+        report.add_figure(path.name, caption)
+    report.add_timings(timings)
+    report.add_config(to_dict(config))
+    report.write(run.report_path)
+    return metrics
+
+
+def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    shown = {}
+    for key, unit in _REPORTED:
+        if metrics.get(key) is not None:
+            shown[f"{key} ({unit})" if unit else key] = metrics[key]
+    return shown
+
+
+def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trimesh.Trimesh,
+                   reference: trimesh.Trimesh | None,
+                   normalization: Normalization) -> list[tuple[Path, str]]:
+    figures = []
+    loss_png = run.root / "loss.png"
+    plot_loss_curves(run.log_path, loss_png, title=f"{config.method}: loss terms")
+    figures.append((loss_png, "Loss terms per step (log scale)."))
+
+    slices_png = run.root / "slices.png"
+    plot_sdf_slices(
+        as_numpy_field(field), slices_png, bounds=canonical_bounds(config),
+        title="Learned SDF, canonical frame (black: zero level"
+              + ("; dashed: reference surface)" if reference is not None else ")"),
+        reference=_reference_sdf(reference, normalization),
+    )
+    figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)."))
+
+    render_png = run.root / "render.png"
+    render_mesh(mesh, render_png)
+    figures.append((render_png, f"The extracted mesh ({run.mesh_path.name})."))
+    return figures
+
+
+def _reference_sdf(reference: trimesh.Trimesh | None,
+                   normalization: Normalization) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The reference mesh's signed distance in the canonical frame (for the dashed contour)."""
+    if reference is None:
+        return None
+    canonical = trimesh.Trimesh(normalization.to_canonical(np.asarray(reference.vertices)),
+                                reference.faces, process=False)
+    try:
+        return MeshDistance(canonical).signed
+    except InputError:  # a reference without an inside (an open sheet): no contour
+        return None

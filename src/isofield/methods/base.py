@@ -1,0 +1,94 @@
+"""What a fitting recipe (a *method*) provides, and the registry that finds it by name.
+
+A method is the only place that knows its recipe: which input it reads, which loss terms and
+weights it uses, which presets it offers. The generic parts (network, trainer, extractor,
+metrics, report) are shared and configured by :class:`isofield.fitting.config.FitConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol
+
+import torch
+from torch import nn
+
+from isofield.errors import InputError
+from isofield.geometry.normalization import Normalization
+from isofield.train.loop import ParamGroup, TrainTask
+
+
+@dataclass
+class PreparedInput:
+    """A method's training data, already in the canonical frame.
+
+    Attributes:
+        tensors: named CPU tensors the task trains on, e.g. ``points (N, 3)``, ``normals (N, 3)``.
+        normalization: maps the canonical frame back to the user's coordinates.
+        description: one line about what was read, for the log and the report.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    normalization: Normalization
+    description: str
+
+
+class Method(Protocol):
+    """A registered fitting recipe."""
+
+    name: ClassVar[str]
+    options_type: ClassVar[type]
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]]
+    """Preset name -> config overrides (keys of :class:`FitConfig`); ``"fast"`` is the default."""
+
+    def prepare(self, path: Path, options: Any, seed: int) -> PreparedInput:
+        """Read the user's input file and bring it to the canonical frame."""
+        ...
+
+    def task(self, field: nn.Module, data: PreparedInput, options: Any,
+             device: torch.device, lr: float) -> TrainTask:
+        """The trainer's task: the field's parameters and this recipe's loss."""
+        ...
+
+
+class FieldTask:
+    """Base of single-shape tasks: trains one field's parameters at one learning rate.
+
+    Subclasses implement ``loss(step, generator)`` (see :class:`isofield.train.loop.TrainTask`).
+    """
+
+    def __init__(self, field: nn.Module, lr: float) -> None:
+        self.field = field
+        self.lr = lr
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"field": self.field}
+
+    def param_groups(self) -> list[ParamGroup]:
+        return [ParamGroup("field", list(self.field.parameters()), self.lr)]
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add a method instance to the registry under ``method.name``."""
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method called ``name``; an unknown name is an InputError."""
+    import isofield.methods  # noqa: F401  (registers the built-in methods)
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown method {name!r} (known: {', '.join(method_names())})") from None
+
+
+def method_names() -> list[str]:
+    import isofield.methods  # noqa: F401
+
+    return sorted(_REGISTRY)

@@ -1,0 +1,487 @@
+"""Evaluation metrics between a predicted and a reference shape, under a named protocol.
+
+Point-set metrics compare a predicted set ``a`` (N, D) with a reference set ``b`` (M, D),
+D = 2 or 3, in the units of the inputs. The papers of the field disagree on what "Chamfer
+distance" means, so every variant here has its own name and exact definition. With
+``d_ab[i] = min_j |a_i - b_j|`` (Euclidean) and ``d_ba[j] = min_i |b_j - a_i|``:
+
+- ``chamfer_l1``      = 0.5 * (mean d_ab + mean d_ba)            (Occupancy Networks' "Chamfer-L1")
+- ``chamfer_l2``      = 0.5 * (mean d_ab**2 + mean d_ba**2)      (mean of the two one-sided means
+                                                                  of squared distances)
+- ``chamfer_deepsdf`` = mean d_ab**2 + mean d_ba**2              (DeepSDF's CD: their sum)
+- ``hausdorff``       = max(max d_ab, max d_ba)
+- ``normal_consistency`` = 0.5 * (mean_i |n_a[i] . n_b[nn_b(i)]| + mean_j |n_b[j] . n_a[nn_a(j)]|)
+  (Occupancy Networks; the absolute value makes it blind to flipped orientation)
+- ``f_score(tau)``: precision = fraction of a with d_ab < tau, recall = fraction of b with
+  d_ba < tau, F = 2PR / (P + R) (0 when both are 0) (Tatarchenko et al. 2019)
+
+Both nearest-neighbour directions are found once (:func:`nearest_neighbours`, SciPy's cKDTree
+on all cores) and every metric is derived from that matching. :func:`evaluate_meshes` and
+:func:`evaluate_points` return all metrics in one dict that names its protocol ("isofield-v1"),
+its sampling, its F-score threshold and its units; :func:`format_metrics` prints that dict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
+
+from isofield.errors import InputError
+from isofield.geometry.groundtruth import MeshDistance
+from isofield.geometry.sampling import sample_surface
+
+PROTOCOL_NAME = "isofield-v1"
+DEFAULT_TAU_FRACTION = 0.01
+# IoU points fill the union bounding box grown on every side by this fraction of its diagonal
+IOU_BOX_PADDING = 0.01
+
+
+class FScore(NamedTuple):
+    """F-score at a distance threshold, with its two halves (all in [0, 1])."""
+
+    f_score: float
+    precision: float
+    recall: float
+
+
+@dataclass(frozen=True)
+class NearestNeighbours:
+    """The nearest-neighbour matching between point sets a (N, D) and b (M, D), both directions.
+
+    Attributes:
+        distance_ab: (N,) float64, Euclidean distance from each ``a[i]`` to its nearest point of b.
+        index_ab: (N,) int64, the index into b of that nearest point.
+        distance_ba: (M,) float64, distance from each ``b[j]`` to its nearest point of a.
+        index_ba: (M,) int64, the index into a of that nearest point.
+    """
+
+    distance_ab: np.ndarray
+    index_ab: np.ndarray
+    distance_ba: np.ndarray
+    index_ba: np.ndarray
+
+    def chamfer_l1(self) -> float:
+        """0.5 * (mean d_ab + mean d_ba), in input units."""
+        return 0.5 * (float(self.distance_ab.mean()) + float(self.distance_ba.mean()))
+
+    def chamfer_l2(self) -> float:
+        """0.5 * (mean d_ab**2 + mean d_ba**2), in squared input units."""
+        return 0.5 * self._sum_of_mean_squares()
+
+    def chamfer_deepsdf(self) -> float:
+        """mean d_ab**2 + mean d_ba**2 (DeepSDF), in squared input units."""
+        return self._sum_of_mean_squares()
+
+    def hausdorff(self) -> float:
+        """max(max d_ab, max d_ba), in input units."""
+        return max(float(self.distance_ab.max()), float(self.distance_ba.max()))
+
+    def f_score(self, tau: float) -> FScore:
+        """F-score at threshold ``tau`` (input units); a point counts if closer than tau."""
+        tau = _checked_positive(tau, "f-score threshold tau")
+        precision = float(np.mean(self.distance_ab < tau))
+        recall = float(np.mean(self.distance_ba < tau))
+        both = precision + recall
+        return FScore(2.0 * precision * recall / both if both > 0 else 0.0, precision, recall)
+
+    def normal_consistency(self, normals_a: np.ndarray, normals_b: np.ndarray) -> float:
+        """Mean over both directions of |dot(n, n_nearest)|, in [0, 1].
+
+        Args:
+            normals_a: (N, D) normals of a; normalised here, zero-length ones are an error.
+            normals_b: (M, D) normals of b.
+        """
+        unit_a = _checked_normals(normals_a, len(self.distance_ab), "normals_a")
+        unit_b = _checked_normals(normals_b, len(self.distance_ba), "normals_b")
+        cos_ab = np.abs(np.einsum("ij,ij->i", unit_a, unit_b[self.index_ab]))
+        cos_ba = np.abs(np.einsum("ij,ij->i", unit_b, unit_a[self.index_ba]))
+        return 0.5 * (float(cos_ab.mean()) + float(cos_ba.mean()))
+
+    def _sum_of_mean_squares(self) -> float:
+        return float(np.mean(self.distance_ab**2)) + float(np.mean(self.distance_ba**2))
+
+
+def nearest_neighbours(a: np.ndarray, b: np.ndarray) -> NearestNeighbours:
+    """Match a (N, D) and b (M, D) both ways with KD-trees (all cores); D = 2 or 3."""
+    points_a = _checked_points(a, "a")
+    points_b = _checked_points(b, "b")
+    if points_a.shape[1] != points_b.shape[1]:
+        raise InputError(
+            f"point sets differ in dimension: a is {points_a.shape[1]}-D, "
+            f"b is {points_b.shape[1]}-D"
+        )
+    distance_ab, index_ab = cKDTree(points_b).query(points_a, k=1, workers=-1)
+    distance_ba, index_ba = cKDTree(points_a).query(points_b, k=1, workers=-1)
+    return NearestNeighbours(
+        distance_ab, index_ab.astype(np.int64), distance_ba, index_ba.astype(np.int64)
+    )
+
+
+def chamfer_l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Chamfer-L1 (Occupancy Networks): mean of the two one-sided MEAN EUCLIDEAN distances.
+
+    ``0.5 * (mean_i min_j |a_i - b_j| + mean_j min_i |b_j - a_i|)`` for a (N, D), b (M, D);
+    in input units.
+    """
+    return nearest_neighbours(a, b).chamfer_l1()
+
+
+def chamfer_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """Chamfer-L2: mean of the two one-sided means of SQUARED Euclidean distances.
+
+    ``0.5 * (mean_i min_j |a_i - b_j|^2 + mean_j min_i |b_j - a_i|^2)``; in squared input units.
+    Half of :func:`chamfer_deepsdf`.
+    """
+    return nearest_neighbours(a, b).chamfer_l2()
+
+
+def chamfer_deepsdf(a: np.ndarray, b: np.ndarray) -> float:
+    """DeepSDF's Chamfer distance: the SUM of the two one-sided means of squared distances.
+
+    ``mean_i min_j |a_i - b_j|^2 + mean_j min_i |b_j - a_i|^2``; in squared input units.
+    """
+    return nearest_neighbours(a, b).chamfer_deepsdf()
+
+
+def hausdorff(a: np.ndarray, b: np.ndarray) -> float:
+    """Symmetric Hausdorff distance: the larger of the two one-sided maxima; input units."""
+    return nearest_neighbours(a, b).hausdorff()
+
+
+def f_score(a: np.ndarray, b: np.ndarray, tau: float) -> FScore:
+    """F-score of prediction a (N, D) against reference b (M, D) at threshold tau (input units).
+
+    precision = fraction of a strictly closer than tau to b; recall = fraction of b strictly
+    closer than tau to a; F = 2PR / (P + R), 0 when P = R = 0.
+    """
+    return nearest_neighbours(a, b).f_score(tau)
+
+
+def normal_consistency(
+    a: np.ndarray, normals_a: np.ndarray, b: np.ndarray, normals_b: np.ndarray
+) -> float:
+    """Normal consistency (Occupancy Networks), in [0, 1].
+
+    ``0.5 * (mean_i |n_a[i] . n_b[nn(i)]| + mean_j |n_b[j] . n_a[nn(j)]|)`` where nn is the
+    nearest point of the other set. The ABSOLUTE value of the dot product is taken, so an
+    anti-parallel (flipped) normal scores 1 like a parallel one. Normals are normalised first.
+    """
+    return nearest_neighbours(a, b).normal_consistency(normals_a, normals_b)
+
+
+def watertight_problem(pred_mesh: trimesh.Trimesh, ref_mesh: trimesh.Trimesh) -> str | None:
+    """Why volumetric IoU cannot be computed (which mesh is not watertight), or None."""
+    leaky = [
+        name
+        for name, mesh in (("predicted", pred_mesh), ("reference", ref_mesh))
+        if not mesh.is_watertight
+    ]
+    if not leaky:
+        return None
+    return f"{' and '.join(leaky)} mesh{'es are' if len(leaky) == 2 else ' is'} not watertight"
+
+
+def volumetric_iou(
+    pred_mesh: trimesh.Trimesh,
+    ref_mesh: trimesh.Trimesh,
+    n: int = 100_000,
+    seed: int = 0,
+    bounds: np.ndarray | None = None,
+) -> float:
+    """Volumetric IoU of two watertight meshes by Monte Carlo: |inside both| / |inside either|.
+
+    Args:
+        pred_mesh, ref_mesh: watertight meshes (the inside test is a generalised winding number).
+        n: number of points drawn uniformly in ``bounds``.
+        seed: seed of those points.
+        bounds: (2, 3) [min corner, max corner] of the sampling box; default: the union of the
+            two bounding boxes, grown on every side by ``IOU_BOX_PADDING`` of its diagonal.
+
+    Raises:
+        InputError: a mesh is empty or not watertight (the message says which), bad n or bounds,
+            or no sample fell inside either mesh.
+    """
+    _checked_mesh(pred_mesh, "predicted mesh")
+    _checked_mesh(ref_mesh, "reference mesh")
+    problem = watertight_problem(pred_mesh, ref_mesh)
+    if problem:
+        raise InputError(f"volumetric IoU needs closed meshes: {problem}")
+    box = _union_box(pred_mesh, ref_mesh) if bounds is None else _checked_bounds(bounds)
+    count = _checked_count(n, "IoU sample count n")
+    points = np.random.default_rng(seed).uniform(box[0], box[1], size=(count, 3)).astype(np.float32)
+    inside_pred = MeshDistance(pred_mesh).occupancy(points)
+    inside_ref = MeshDistance(ref_mesh).occupancy(points)
+    union = int(np.count_nonzero(inside_pred | inside_ref))
+    if union == 0:
+        raise InputError(
+            f"volumetric IoU: none of the {count} sample points fell inside either mesh"
+        )
+    return int(np.count_nonzero(inside_pred & inside_ref)) / union
+
+
+def evaluate_points(
+    pred_points: np.ndarray,
+    ref_points: np.ndarray,
+    pred_normals: np.ndarray | None = None,
+    ref_normals: np.ndarray | None = None,
+    tau: float | None = None,
+    tau_fraction: float = DEFAULT_TAU_FRACTION,
+) -> dict:
+    """All point-set metrics of pred_points (N, D) against ref_points (M, D).
+
+    Normal consistency needs both normal arrays ((N, D), (M, D)); without them it is None and
+    ``result["skipped"]["normal_consistency"]`` says why. Volumetric IoU does not apply to points
+    (None, with a reason). ``tau``: absolute F-score threshold; by default ``tau_fraction`` of the
+    reference bounding-box diagonal. See :func:`evaluate_meshes` for the keys of the result.
+    """
+    ref = _checked_points(ref_points, "reference points")
+    result = _point_metrics(
+        pred_points, ref, pred_normals, ref_normals, tau, tau_fraction, _bbox_diagonal(ref)
+    )
+    result["protocol"].update(input="points", units="reference point units")
+    _skip(result, "iou", "volumetric IoU needs meshes, not point clouds")
+    return result
+
+
+def evaluate_meshes(
+    pred: trimesh.Trimesh,
+    ref: trimesh.Trimesh,
+    n_points: int = 100_000,
+    seed: int = 0,
+    tau: float | None = None,
+    tau_fraction: float = DEFAULT_TAU_FRACTION,
+    iou: bool = True,
+) -> dict:
+    """All metrics of a predicted mesh against a reference mesh (protocol "isofield-v1").
+
+    Each mesh gets ``n_points`` area-weighted surface samples with face normals; volumetric IoU
+    uses ``n_points`` uniform points in the padded union bounding box. The three random streams
+    (pred samples, ref samples, IoU points) come from ``np.random.SeedSequence(seed)``, so the
+    same seed gives identical numbers. The F-score threshold is ``tau`` (absolute) if given,
+    else ``tau_fraction`` of the reference mesh's bounding-box diagonal.
+
+    Returns:
+        A dict with ``protocol`` (name, input, n_points, seed, sampling, tau, tau_rule, units,
+        n_pred_points, n_ref_points), ``chamfer_l1``, ``chamfer_l2``, ``chamfer_deepsdf``,
+        ``hausdorff``, ``normal_consistency``, ``f_score``, ``precision``, ``recall``, ``iou``,
+        ``reference_bbox_diagonal``, ``chamfer_l1_percent_of_diagonal`` (plain floats), and
+        ``skipped``: {metric: reason} for every metric that is None (e.g. IoU of a mesh that is
+        not watertight). Lengths are in reference mesh units, chamfer_l2/deepsdf in their square.
+    """
+    _checked_mesh(pred, "predicted mesh")
+    _checked_mesh(ref, "reference mesh")
+    count = _checked_count(n_points, "n_points")
+    pred_seed, ref_seed, iou_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(3))
+    pred_samples = sample_surface(pred, count, pred_seed)
+    ref_samples = sample_surface(ref, count, ref_seed)
+    result = _point_metrics(
+        pred_samples.points,
+        ref_samples.points,
+        pred_samples.normals,
+        ref_samples.normals,
+        tau,
+        tau_fraction,
+        float(np.linalg.norm(ref.bounds[1] - ref.bounds[0])),
+    )
+    result["protocol"].update(
+        input="meshes",
+        n_points=count,
+        seed=seed,
+        sampling=f"{count} area-weighted surface samples per mesh; IoU on {count} uniform points "
+        "in the padded union bounding box",
+        units="reference mesh units",
+    )
+    problem = "not requested (iou=False)" if not iou else watertight_problem(pred, ref)
+    if problem:
+        _skip(result, "iou", problem)
+    else:
+        result["iou"] = volumetric_iou(pred, ref, n=count, seed=iou_seed)
+    return result
+
+
+# (key, unit kind) in table order; "length" is the protocol's units
+_TABLE_ROWS = (
+    ("chamfer_l1", "length"),
+    ("chamfer_l2", "squared length"),
+    ("chamfer_deepsdf", "squared length"),
+    ("hausdorff", "length"),
+    ("normal_consistency", "[0, 1]"),
+    ("f_score", "[0, 1]"),
+    ("precision", "[0, 1]"),
+    ("recall", "[0, 1]"),
+    ("iou", "[0, 1]"),
+    ("reference_bbox_diagonal", "length"),
+    ("chamfer_l1_percent_of_diagonal", "%"),
+)
+
+
+def format_metrics(result: dict) -> str:
+    """A readable, aligned table of an :func:`evaluate_meshes` / :func:`evaluate_points` result."""
+    protocol = result["protocol"]
+    units = protocol["units"]
+    unit_names = {"length": units, "squared length": f"({units})^2"}
+    skipped = result.get("skipped", {})
+    rows = [
+        (key, _formatted(result[key]), skipped.get(key, unit_names.get(unit, unit)))
+        for key, unit in _TABLE_ROWS
+        if key in result
+    ]
+    key_width = max(len(key) for key, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    header = [
+        f"protocol  {protocol['name']} ({protocol['input']}: "
+        f"{protocol['n_pred_points']} predicted, {protocol['n_ref_points']} reference points)",
+        f"tau       {protocol['tau']:.6g} ({protocol['tau_rule']})",
+        f"units     {units}",
+        "",
+    ]
+    table = [f"{key:<{key_width}}  {value:>{value_width}}  {note}" for key, value, note in rows]
+    return "\n".join(header + table)
+
+
+def _formatted(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6g}"
+
+
+def _point_metrics(
+    pred_points: np.ndarray,
+    ref_points: np.ndarray,
+    pred_normals: np.ndarray | None,
+    ref_normals: np.ndarray | None,
+    tau: float | None,
+    tau_fraction: float,
+    reference_diagonal: float,
+) -> dict:
+    """Every point-set metric from one nearest-neighbour matching, with its protocol record."""
+    pred = _checked_points(pred_points, "predicted points")
+    ref = _checked_points(ref_points, "reference points")
+    threshold, tau_rule = _resolve_tau(tau, tau_fraction, reference_diagonal)
+    matching = nearest_neighbours(pred, ref)
+    score = matching.f_score(threshold)
+    chamfer = matching.chamfer_l1()
+    result = {
+        "protocol": {
+            "name": PROTOCOL_NAME,
+            "n_pred_points": len(pred),
+            "n_ref_points": len(ref),
+            "tau": threshold,
+            "tau_rule": tau_rule,
+        },
+        "chamfer_l1": chamfer,
+        "chamfer_l2": matching.chamfer_l2(),
+        "chamfer_deepsdf": matching.chamfer_deepsdf(),
+        "hausdorff": matching.hausdorff(),
+        "normal_consistency": None,
+        "f_score": score.f_score,
+        "precision": score.precision,
+        "recall": score.recall,
+        "iou": None,
+        "reference_bbox_diagonal": reference_diagonal,
+        "chamfer_l1_percent_of_diagonal": None,
+        "skipped": {},
+    }
+    if reference_diagonal > 0:
+        result["chamfer_l1_percent_of_diagonal"] = 100.0 * chamfer / reference_diagonal
+    else:
+        _skip(result, "chamfer_l1_percent_of_diagonal", "reference bounding box has zero diagonal")
+    if pred_normals is None or ref_normals is None:
+        _skip(result, "normal_consistency", "needs normals for both point sets")
+    else:
+        result["normal_consistency"] = matching.normal_consistency(pred_normals, ref_normals)
+    return result
+
+
+def _skip(result: dict, key: str, reason: str) -> None:
+    result[key] = None
+    result["skipped"][key] = reason
+
+
+def _resolve_tau(
+    tau: float | None, tau_fraction: float, reference_diagonal: float
+) -> tuple[float, str]:
+    """The F-score threshold and the rule that produced it, for the protocol record."""
+    if tau is not None:
+        return _checked_positive(tau, "tau"), "absolute (given)"
+    fraction = _checked_positive(tau_fraction, "tau_fraction")
+    if reference_diagonal <= 0:
+        raise InputError(
+            "tau_fraction needs a reference with a non-zero bounding box; give an absolute tau"
+        )
+    return fraction * reference_diagonal, f"{100 * fraction:g}% of reference bbox diagonal"
+
+
+def _bbox_diagonal(points: np.ndarray) -> float:
+    return float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
+
+
+def _union_box(pred_mesh: trimesh.Trimesh, ref_mesh: trimesh.Trimesh) -> np.ndarray:
+    """(2, 3) union of the meshes' bounding boxes, grown by IOU_BOX_PADDING of its diagonal."""
+    low = np.minimum(pred_mesh.bounds[0], ref_mesh.bounds[0])
+    high = np.maximum(pred_mesh.bounds[1], ref_mesh.bounds[1])
+    pad = IOU_BOX_PADDING * float(np.linalg.norm(high - low))
+    return np.stack([low - pad, high + pad])
+
+
+def _checked_points(points: np.ndarray, name: str) -> np.ndarray:
+    """Finite points as (N, D) float64, N >= 1, D in {2, 3}; else InputError."""
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: not a numeric array") from None
+    if array.ndim != 2 or array.shape[1] not in (2, 3):
+        raise InputError(f"{name}: expected an array of shape (N, 3) or (N, 2), got {array.shape}")
+    if len(array) == 0:
+        raise InputError(f"{name}: the point set is empty")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name}: contains NaN or Inf coordinates")
+    return array
+
+
+def _checked_normals(normals: np.ndarray, count: int, name: str) -> np.ndarray:
+    """(count, D) unit-length float64 normals; InputError on wrong shape, NaN or zero length."""
+    array = _checked_points(normals, name)
+    if len(array) != count:
+        raise InputError(f"{name}: {len(array)} normals for {count} points")
+    length = np.linalg.norm(array, axis=1, keepdims=True)
+    if np.any(length == 0):
+        raise InputError(f"{name}: contains zero-length normals")
+    return array / length
+
+
+def _checked_mesh(mesh: trimesh.Trimesh, name: str) -> None:
+    if not isinstance(mesh, trimesh.Trimesh):
+        raise InputError(f"{name}: expected a triangle mesh, got {type(mesh).__name__}")
+    if len(mesh.faces) == 0:
+        raise InputError(f"{name}: has no faces")
+    if not np.all(np.isfinite(mesh.vertices)):
+        raise InputError(f"{name}: contains NaN or Inf vertex coordinates")
+
+
+def _checked_bounds(bounds: np.ndarray) -> np.ndarray:
+    box = np.asarray(bounds, dtype=np.float64)
+    if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[0] < box[1]):
+        raise InputError(
+            "bounds: expected finite [[xmin, ymin, zmin], [xmax, ymax, zmax]] with min < max, "
+            f"got {bounds!r}"
+        )
+    return box
+
+
+def _checked_count(n: int, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"{name}: expected a positive integer, got {n!r}")
+    return int(n)
+
+
+def _checked_positive(value: float, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected a positive number, got {value!r}") from None
+    if not (np.isfinite(number) and number > 0):
+        raise InputError(f"{name}: expected a positive number, got {value!r}")
+    return number

@@ -1,0 +1,153 @@
+"""Adapters between networks and the rest of isofield: a numpy field callable, a config factory.
+
+A "field" for the extractor and the slicer is any callable
+``f(points: np.ndarray (N, D) float32) -> np.ndarray (N,) float32``; :func:`as_numpy_field`
+wraps a torch module as one. :func:`build_field` builds the networks for fitting one shape
+from a small config dict (presets "paper" and "fast").
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from isofield.errors import InputError
+from isofield.nn.encodings import FourierFeatures, MultiResolutionGrid
+from isofield.nn.mlp import MLPField
+
+NumpyField = Callable[[np.ndarray], np.ndarray]
+
+
+def as_numpy_field(module: nn.Module, device: str | torch.device = "cpu", batch_size: int = 65536,
+                   latent: np.ndarray | torch.Tensor | None = None) -> NumpyField:
+    """Wrap ``module`` as a numpy field evaluated under ``torch.no_grad`` in batches.
+
+    Args:
+        module: maps ``x: (B, D)`` (and ``latent: (L,)`` when given) to ``(B,)`` values; it must
+            already live on ``device``. It is evaluated in eval mode; its previous mode is
+            restored after each call.
+        device: where the batches are evaluated.
+        batch_size: points per forward pass (bounds the memory used).
+        latent: optional latent code ``(L,)`` shared by all points, passed as
+            ``module(x, latent)``.
+    Returns:
+        ``field(points: (N, D) float32 array) -> (N,) float32 array``.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    code = None if latent is None else torch.as_tensor(latent, dtype=torch.float32, device=device)
+
+    def field(points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points)
+        if points.ndim != 2:
+            raise InputError(f"field points must have shape (N, D), got {points.shape}")
+        values = np.empty(len(points), dtype=np.float32)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, len(points), batch_size):
+                    batch = torch.as_tensor(points[start:start + batch_size], dtype=torch.float32,
+                                            device=device)
+                    output = module(batch) if code is None else module(batch, code)
+                    values[start:start + len(batch)] = output.reshape(-1).float().cpu().numpy()
+        finally:
+            module.train(was_training)
+        return values
+
+    return field
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # IGR (Gropp et al. 2020): 8x512 softplus(beta=100), skip at layer 4, sphere init, weight norm.
+    "paper": dict(hidden=512, depth=8, activation="softplus", beta=100.0, skip=(4,),
+                  weight_norm=True, geometric_init=True, radius=1.0, encoding=None),
+    # Multi-resolution grid + a 2x64 softplus MLP with the sphere init on the raw coordinates.
+    "fast": dict(hidden=64, depth=2, activation="softplus", beta=100.0, skip=(),
+                 weight_norm=True, geometric_init=True, radius=1.0,
+                 encoding=dict(type="grid", levels=8, features_per_level=2, base_resolution=16,
+                               max_resolution=256, log2_hashmap_size=15)),
+}
+MLP_KEYS = ("in_dim", "out_dim", "hidden", "depth", "activation", "beta", "skip", "weight_norm",
+            "geometric_init", "radius", "latent_dim")
+_ABSENT = object()  # marks "no encoding key in the config" (None means "no encoding")
+ENCODINGS: dict[str, type[nn.Module]] = {"grid": MultiResolutionGrid, "fourier": FourierFeatures}
+ENCODING_KEYS = {
+    "grid": ("levels", "features_per_level", "base_resolution", "max_resolution",
+             "log2_hashmap_size", "bounds", "interpolation"),
+    "fourier": ("num_frequencies", "include_input", "kind", "sigma", "seed"),
+}
+
+
+def build_field(config: dict[str, Any]) -> MLPField:
+    """Build a field network from a config dict.
+
+    Keys: ``preset`` ("paper" or "fast", default "paper"), then any of the ``MLPField``
+    arguments ``in_dim, out_dim, hidden, depth, activation, beta, skip, weight_norm,
+    geometric_init, radius, latent_dim`` overriding the preset, and ``encoding``: None, or a
+    dict with ``type`` ("grid" or "fourier") and that encoding's arguments. An ``encoding``
+    dict without ``type`` (or with the preset's type) updates the preset's encoding; one with
+    another type replaces it. The encoding's ``in_dim`` follows the field's.
+
+    Presets: "paper" is IGR's 8x512 softplus (beta 100) MLP with a skip at layer 4, geometric
+    init and weight norm; "fast" is an 8-level grid (16..256 cells per axis, 2 features per
+    level, hash tables of 2**15 rows) plus a 2x64 softplus MLP with geometric init.
+
+    Raises:
+        InputError: an unknown key (named in the message), preset or encoding type, or a bad
+            value.
+    """
+    if not isinstance(config, dict):
+        raise InputError(f"field config must be a mapping, got {type(config).__name__}")
+    settings = dict(config)
+    preset = settings.pop("preset", "paper")
+    if preset not in PRESETS:
+        raise InputError(f"field config: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    unknown = sorted(set(settings) - set(MLP_KEYS) - {"encoding"})
+    if unknown:
+        raise InputError(f"field config: unknown key {unknown[0]!r} "
+                         f"(allowed: preset, encoding, {', '.join(MLP_KEYS)})")
+    merged = copy.deepcopy(PRESETS[preset])
+    encoding = _merge_encoding(merged.pop("encoding"), settings.pop("encoding", _ABSENT))
+    merged.update(settings)
+    if not isinstance(merged["skip"], (list, tuple)):
+        raise InputError(f"field config: skip must be a list of layer indices, got {merged['skip']!r}")
+    merged["skip"] = tuple(merged["skip"])
+    return MLPField(input_encoding=_build_encoding(encoding, merged.get("in_dim", 3)), **merged)
+
+
+def _merge_encoding(preset_encoding: dict[str, Any] | None,
+                    requested: dict[str, Any] | None | object) -> dict[str, Any] | None:
+    """The encoding settings: the preset's, updated or replaced by the requested ones."""
+    if requested is _ABSENT:
+        return preset_encoding
+    if requested is None:
+        return None
+    if not isinstance(requested, dict):
+        raise InputError(f"field config: encoding must be a mapping or null, got {requested!r}")
+    kind = requested.get("type", None if preset_encoding is None else preset_encoding["type"])
+    if preset_encoding is not None and kind == preset_encoding["type"]:
+        return {**preset_encoding, **requested}
+    return {"type": kind, **requested}
+
+
+def _build_encoding(settings: dict[str, Any] | None, in_dim: int) -> nn.Module | None:
+    """Instantiate the encoding described by ``settings`` (None -> no encoding)."""
+    if settings is None:
+        return None
+    options = dict(settings)
+    kind = options.pop("type", None)
+    if kind not in ENCODINGS:
+        raise InputError(f"field config: encoding type must be one of {', '.join(ENCODINGS)}, "
+                         f"got {kind!r}")
+    unknown = sorted(set(options) - set(ENCODING_KEYS[kind]))
+    if unknown:
+        raise InputError(f"field config: unknown key 'encoding.{unknown[0]}' for a {kind} encoding "
+                         f"(allowed: type, {', '.join(ENCODING_KEYS[kind])})")
+    if kind == "fourier":
+        options.setdefault("include_input", False)      # MLPField already reads raw coordinates
+    return ENCODINGS[kind](in_dim=in_dim, **options)

@@ -1,0 +1,558 @@
+"""The generic training loop shared by every method.
+
+A method says *what* to train through a task object (:class:`TrainTask`: its modules, its
+parameter groups, its loss); the :class:`Trainer` owns *how*: the optimiser, learning-rate
+schedules, seeded randomness, the progress bar, the CSV loss log (:mod:`.logging`), checkpoints
+and resume (:mod:`.checkpoint`), SIGINT/SIGTERM, time limits and the divergence check.
+
+Step numbering: ``task.loss(step, ...)``, the schedules and the log's ``step`` column use the
+0-based index of the step being taken; a checkpoint's ``step`` counts the steps completed, i.e.
+the index of the next step to take.
+
+Determinism: the trainer owns two random streams, the sampling ``torch.Generator`` handed to
+``task.loss`` (seeded with ``seed``) and torch's default CPU generator (seeded with ``seed + 1``
+inside :meth:`Trainer.run` and given back to the caller unchanged afterwards), which dropout and
+other global-RNG operations draw from. Both states are checkpointed, so on the CPU the same task,
+options and seed give the same numbers, and a run stopped and resumed any number of times ends
+bit-identical to an uninterrupted one. For that, a task must draw every other random number from
+the generator and keep any other state its loss depends on in :meth:`StatefulTask.extra_state`.
+
+Processes: every file write and the progress bar are gated by :func:`is_main_process`, and every
+decision to stop is taken in ``Trainer._stop_reason``; a distributed (DDP) variant hooks in at
+those two places (plus wrapping the modules and seeding the sampling generator per rank).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from isofield.errors import InputError
+from isofield.train.checkpoint import Checkpoint, CheckpointStore
+from isofield.train.logging import LOG_NAME, LossLog
+from isofield.train.schedules import Constant, Schedule
+
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
+"""Builds an optimiser from torch-style parameter-group dicts, e.g. ``torch.optim.Adam``."""
+
+_MAX_SEED = 2**63 - 2
+
+
+class StopReason(str, Enum):
+    """Why :meth:`Trainer.run` returned (compares equal to its string value)."""
+
+    FINISHED = "finished"
+    TIME_BUDGET = "time-budget"
+    EXIT_AFTER = "exit-after"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    """Parameters trained with one base learning rate.
+
+    Attributes:
+        name: names the group's schedule (when the trainer has one per group) and, when there
+            are several groups, its ``lr_<name>`` log column, e.g. ``"decoder"``, ``"latents"``.
+        params: the tensors to optimise.
+        lr: base learning rate, multiplied by the schedule's factor at each step.
+        options: further optimiser options for this group (``weight_decay``, ``betas``, ...).
+    """
+
+    name: str
+    params: Sequence[torch.Tensor]
+    lr: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TrainTask(Protocol):
+    """What a method hands the trainer."""
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        """Every module whose state is checkpointed, by stable names, e.g. ``{"field": mlp}``
+        or ``{"decoder": decoder, "latents": embedding}``; the same objects at every call."""
+        ...
+
+    def param_groups(self) -> Sequence[ParamGroup]:
+        """The parameters to optimise, one group per base learning rate."""
+        ...
+
+    def loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
+        """Scalar (one-element) loss tensors of step ``step`` (0-based): ``"total"`` is
+        minimised, every term (``"total"`` included) is logged. Random draws use ``generator``."""
+        ...
+
+
+@runtime_checkable
+class StatefulTask(TrainTask, Protocol):
+    """A task with state beyond its modules' (a normalisation record, a data order, ...)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Saved with every checkpoint. Plain data only (it is loaded with
+        ``weights_only=True``): dicts, lists, tuples, str, int, float, bool, None and tensors,
+        e.g. ``{"normalization": normalization.to_dict()}``."""
+        ...
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned, when a run resumes from a checkpoint."""
+        ...
+
+
+class TrainingDivergedError(InputError):
+    """A loss term or a parameter became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :meth:`Trainer.run`.
+
+    Attributes:
+        step: steps completed in total, across resumes.
+        steps_run: steps taken by this call.
+        elapsed: seconds of training in total, across resumes.
+        reason: why training stopped.
+        losses: loss terms of the last completed step (empty if none was ever taken).
+        checkpoint: the run's ``latest.pt``, holding the state after ``step`` steps.
+    """
+
+    step: int
+    steps_run: int
+    elapsed: float
+    reason: StopReason
+    losses: dict[str, float]
+    checkpoint: Path
+
+
+def is_main_process() -> bool:
+    """True in a single-process run and on rank 0 of a ``torch.distributed`` group: the one
+    process that writes checkpoints and logs and shows progress."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class Trainer:
+    """Trains a task's parameters; resumable, seeded, interruptible.
+
+    Args:
+        task: the method's :class:`TrainTask` (or :class:`StatefulTask`).
+        run_dir: the run's directory: ``checkpoints/`` and ``losses.csv`` go there.
+        steps: stop after this many steps in total (across resumes).
+        time_budget: stop after this many seconds of training in total (across resumes).
+            At least one of ``steps`` and ``time_budget`` is required.
+        schedule: one learning-rate schedule for every group, or one per group name
+            (:mod:`.schedules`); default constant.
+        optimizer: optimiser factory, called with torch parameter-group dicts.
+        checkpoint_every: save ``latest.pt`` and a numbered snapshot every this many steps.
+        checkpoint_every_seconds: also save ``latest.pt`` when this many seconds passed since
+            the last save.
+        keep_numbered: numbered snapshots kept (None: all, 0: none).
+        log_every: write a log row for the steps whose index is a multiple of this.
+        seed: seeds the sampling generator (``seed``) and torch's CPU generator (``seed + 1``).
+        exit_after: return (reason ``exit-after``) once this process has trained this many
+            seconds, for preemptible jobs; the next run resumes.
+        progress: show a tqdm bar on stderr (only when stderr is a terminal).
+    """
+
+    def __init__(
+        self,
+        task: TrainTask,
+        run_dir: str | Path,
+        *,
+        steps: int | None = None,
+        time_budget: float | None = None,
+        schedule: Schedule | Mapping[str, Schedule] | None = None,
+        optimizer: OptimizerFactory = torch.optim.Adam,
+        checkpoint_every: int | None = 1000,
+        checkpoint_every_seconds: float | None = 600.0,
+        keep_numbered: int | None = 5,
+        log_every: int = 1,
+        seed: int = 0,
+        exit_after: float | None = None,
+        progress: bool = True,
+    ) -> None:
+        if steps is None and time_budget is None:
+            raise InputError("training needs a limit: give steps, time_budget or both")
+        self.steps = _positive_int("steps", steps, optional=True)
+        self.time_budget = _optional_positive_number("time_budget", time_budget)
+        self.checkpoint_every = _positive_int("checkpoint_every", checkpoint_every, optional=True)
+        self.checkpoint_every_seconds = _optional_positive_number(
+            "checkpoint_every_seconds", checkpoint_every_seconds
+        )
+        self.log_every = _positive_int("log_every", log_every, optional=False)
+        self.exit_after = _optional_positive_number("exit_after", exit_after, allow_zero=True)
+        if not (isinstance(seed, int) and 0 <= seed <= _MAX_SEED):
+            raise InputError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
+        self.seed = seed
+        self.progress = progress
+        self.task = task
+        self.run_dir = Path(run_dir)
+        self._store = CheckpointStore(self.run_dir, keep_numbered)
+        self._modules = dict(task.modules())
+        groups = list(task.param_groups())
+        self._group_names = _unique_group_names(groups)
+        self._base_lrs = [float(group.lr) for group in groups]
+        self._schedules = _schedules_per_group(schedule, self._group_names)
+        self._optimizer = optimizer(
+            [{"params": list(group.params), "lr": group.lr, **group.options} for group in groups]
+        )
+        self._generator = torch.Generator()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The run's ``latest.pt``."""
+        return self._store.latest
+
+    @property
+    def log_path(self) -> Path:
+        """The run's CSV loss log."""
+        return self.run_dir / LOG_NAME
+
+    def run(self) -> TrainResult:
+        """Train until ``steps``, ``time_budget``, ``exit_after`` or SIGINT/SIGTERM stops it.
+
+        Resumes from ``checkpoints/latest.pt`` when the run has one (the log is cut back to
+        that step). Always ends with ``latest.pt`` holding the final state. SIGINT/SIGTERM
+        finish the current step, save and return (reason ``interrupted``); a second signal
+        raises KeyboardInterrupt at once. Raises TrainingDivergedError at the first NaN/Inf
+        loss term, without saving.
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.random.fork_rng(devices=[]))
+            signals = stack.enter_context(_StopSignals())
+            log = stack.enter_context(LossLog(self.log_path))
+            state = self._start(log)
+            bar = stack.enter_context(
+                _ProgressBar(self.progress, self.steps, self.time_budget, state.step)
+            )
+            first_step = state.step
+            while (reason := self._stop_reason(state, signals)) is None:
+                self._advance(state, log, bar)
+            if state.saved_step != state.step:
+                self._save(state, numbered=False)
+        return TrainResult(
+            step=state.step,
+            steps_run=state.step - first_step,
+            elapsed=state.saved_elapsed,
+            reason=reason,
+            losses=dict(state.losses),
+            checkpoint=self._store.latest,
+        )
+
+    def _start(self, log: LossLog) -> "_LoopState":
+        """Resume from the latest checkpoint, or seed a fresh run; cut the log back to match."""
+        for module in self._modules.values():
+            module.train()
+        checkpoint = self._store.load_latest()
+        if checkpoint is None:
+            self._generator.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed + 1)
+            state = _LoopState(step=0, clock=_Clock(0.0), saved_step=None)
+        else:
+            self._restore(checkpoint)
+            state = _LoopState(
+                step=checkpoint.step,
+                clock=_Clock(checkpoint.elapsed),
+                saved_step=checkpoint.step,
+                saved_elapsed=checkpoint.elapsed,
+                losses=dict(checkpoint.losses),
+            )
+        if is_main_process():
+            self._store.remove_stale_temporaries()
+            log.truncate(before_step=state.step)
+        return state
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        source = self._store.latest
+        if set(checkpoint.modules) != set(self._modules):
+            raise InputError(
+                f"{source}: holds modules {sorted(checkpoint.modules)}, "
+                f"the task has {sorted(self._modules)}"
+            )
+        for name, module in self._modules.items():
+            try:
+                module.load_state_dict(checkpoint.modules[name])
+            except RuntimeError as exc:
+                raise InputError(
+                    f"{source}: module {name!r} does not fit the task's network "
+                    f"({_first_line(exc)})"
+                ) from None
+        try:
+            self._optimizer.load_state_dict(checkpoint.optimizer)
+        except (ValueError, KeyError) as exc:
+            raise InputError(
+                f"{source}: optimizer state does not fit the task ({_first_line(exc)})"
+            ) from None
+        self._generator.set_state(checkpoint.generator_state)
+        torch.set_rng_state(checkpoint.global_rng_state)
+        if isinstance(self.task, StatefulTask):
+            self.task.load_extra_state(checkpoint.extra)
+
+    def _stop_reason(self, state: "_LoopState", signals: "_StopSignals") -> StopReason | None:
+        """The one place that decides to stop (a DDP variant must agree on it across ranks)."""
+        if self.steps is not None and state.step >= self.steps:
+            return StopReason.FINISHED
+        if signals.received is not None:
+            return StopReason.INTERRUPTED
+        if self.time_budget is not None and state.clock.elapsed() >= self.time_budget:
+            return StopReason.TIME_BUDGET
+        if self.exit_after is not None and state.clock.in_process() >= self.exit_after:
+            return StopReason.EXIT_AFTER
+        return None
+
+    def _advance(self, state: "_LoopState", log: LossLog, bar: "_ProgressBar") -> None:
+        """Take step ``state.step``, log it, and save if a checkpoint is due."""
+        step = state.step
+        losses, lrs = self._train_step(step, state)
+        state.step, state.losses = step + 1, losses
+        if step % self.log_every == 0 and is_main_process():
+            log.append({"step": step, **losses, **_lr_columns(lrs)})
+        bar.advance(losses, state.clock.elapsed())
+        numbered = self.checkpoint_every is not None and state.step % self.checkpoint_every == 0
+        timed = (
+            self.checkpoint_every_seconds is not None
+            and state.clock.in_process() - state.saved_at >= self.checkpoint_every_seconds
+        )
+        if numbered or timed:
+            self._save(state, numbered=numbered)
+
+    def _train_step(
+        self, step: int, state: "_LoopState"
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """One optimiser step: (loss terms as floats, learning rate per group)."""
+        lrs = self._set_learning_rates(step)
+        self._optimizer.zero_grad(set_to_none=True)
+        terms = self.task.loss(step, self._generator)
+        losses = _loss_values(terms, step)
+        named_first = [name for name in losses if name != "total"] + ["total"]
+        culprits = [name for name in named_first if not math.isfinite(losses[name])]
+        if culprits:
+            raise TrainingDivergedError(
+                f"training diverged at step {step}: loss term {culprits[0]!r} is "
+                f"{losses[culprits[0]]}; {self._kept_checkpoint_note(state)}"
+            )
+        terms["total"].backward()
+        self._optimizer.step()
+        return losses, lrs
+
+    def _set_learning_rates(self, step: int) -> dict[str, float]:
+        lrs = {}
+        for group, name, base, schedule in zip(
+            self._optimizer.param_groups, self._group_names, self._base_lrs, self._schedules
+        ):
+            group["lr"] = lrs[name] = base * schedule(step)
+        return lrs
+
+    def _save(self, state: "_LoopState", numbered: bool) -> None:
+        """Checkpoint the state after ``state.step`` steps (refusing non-finite parameters)."""
+        for module_name, module in self._modules.items():
+            for param_name, param in module.named_parameters():
+                if not bool(torch.isfinite(param).all()):
+                    raise TrainingDivergedError(
+                        f"training diverged before step {state.step}: parameter "
+                        f"{module_name}.{param_name} is not finite; "
+                        f"{self._kept_checkpoint_note(state)}"
+                    )
+        elapsed = state.clock.elapsed()
+        if is_main_process():
+            self._store.save(self._checkpoint(state.step, elapsed, state.losses), numbered)
+        state.saved_step, state.saved_elapsed = state.step, elapsed
+        state.saved_at = state.clock.in_process()
+
+    def _checkpoint(self, step: int, elapsed: float, losses: dict[str, float]) -> Checkpoint:
+        extra = self.task.extra_state() if isinstance(self.task, StatefulTask) else {}
+        return Checkpoint(
+            step=step,
+            elapsed=elapsed,
+            modules={name: module.state_dict() for name, module in self._modules.items()},
+            optimizer=self._optimizer.state_dict(),
+            generator_state=self._generator.get_state(),
+            global_rng_state=torch.get_rng_state(),
+            losses=losses,
+            extra=extra,
+        )
+
+    def _kept_checkpoint_note(self, state: "_LoopState") -> str:
+        if state.saved_step is None:
+            return "no checkpoint was written"
+        return f"the last checkpoint ({self._store.latest}, step {state.saved_step}) is kept"
+
+
+class _Clock:
+    """Seconds of training: in this process, and in total including earlier processes."""
+
+    def __init__(self, elapsed_before: float) -> None:
+        self._before = elapsed_before
+        self._start = time.monotonic()
+
+    def in_process(self) -> float:
+        return time.monotonic() - self._start
+
+    def elapsed(self) -> float:
+        return self._before + self.in_process()
+
+
+@dataclass
+class _LoopState:
+    """Where a run stands: steps completed, last losses, and the last save."""
+
+    step: int
+    clock: _Clock
+    saved_step: int | None
+    saved_elapsed: float = 0.0
+    saved_at: float = 0.0
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+class _StopSignals:
+    """Turns SIGINT/SIGTERM into a flag read between steps; a second one raises
+    KeyboardInterrupt. Restores the previous handlers on exit. Inactive outside the main
+    thread, where Python cannot install signal handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+
+class _ProgressBar:
+    """tqdm bar over steps (with ETA) when a step count is set, else a step counter; the
+    postfix shows the loss terms and, under a time budget, elapsed/budget and remaining seconds.
+    Shown only when enabled and stderr is a terminal."""
+
+    def __init__(
+        self, enabled: bool, steps: int | None, time_budget: float | None, first_step: int
+    ) -> None:
+        self._time_budget = time_budget
+        self._bar = tqdm(
+            total=steps,
+            initial=first_step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None if enabled else True,
+        )
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bar.close()
+
+    def advance(self, losses: Mapping[str, float], elapsed: float) -> None:
+        if self._bar.disable:
+            return
+        self._bar.set_postfix_str(progress_postfix(losses, elapsed, self._time_budget), False)
+        self._bar.update(1)
+
+
+def progress_postfix(
+    losses: Mapping[str, float], elapsed: float, time_budget: float | None
+) -> str:
+    """Text after the progress bar: the loss terms and, under a time budget, training time so far
+    / budget and time left, e.g. ``total=0.0123 eikonal=0.004 time=00:12/01:00 left=00:48``."""
+    text = " ".join(f"{name}={value:.4g}" for name, value in losses.items())
+    if time_budget is None:
+        return text
+    used, budget = tqdm.format_interval(elapsed), tqdm.format_interval(time_budget)
+    left = tqdm.format_interval(max(0.0, time_budget - elapsed))
+    return f"{text} time={used}/{budget} left={left}"
+
+
+def _loss_values(terms: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
+    """Loss terms as floats, ``total`` first; ValueError if the task broke the contract."""
+    if not isinstance(terms, Mapping) or "total" not in terms:
+        raise ValueError(f"task.loss(step={step}) must return a mapping with a 'total' entry")
+    values = {}
+    for name in ["total", *(key for key in terms if key != "total")]:
+        term = terms[name]
+        if not isinstance(term, torch.Tensor) or term.numel() != 1:
+            raise ValueError(f"task.loss(step={step}): term {name!r} is not a one-element tensor")
+        values[name] = float(term.detach())
+    return values
+
+
+def _lr_columns(lrs: dict[str, float]) -> dict[str, float]:
+    """Log columns of the learning rates: ``lr`` for a single group, else ``lr_<group>``."""
+    if len(lrs) == 1:
+        return {"lr": next(iter(lrs.values()))}
+    return {f"lr_{name}": lr for name, lr in lrs.items()}
+
+
+def _unique_group_names(groups: Sequence[ParamGroup]) -> list[str]:
+    names = [group.name for group in groups]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"task.param_groups() must give uniquely named groups, got {names}")
+    return names
+
+
+def _schedules_per_group(
+    schedule: Schedule | Mapping[str, Schedule] | None, names: list[str]
+) -> list[Schedule]:
+    if schedule is None:
+        return [Constant()] * len(names)
+    if not isinstance(schedule, Mapping):
+        return [schedule] * len(names)
+    if set(schedule) != set(names):
+        raise InputError(
+            f"learning-rate schedules are given for groups {sorted(schedule)}, "
+            f"the task's groups are {sorted(names)}"
+        )
+    return [schedule[name] for name in names]
+
+
+def _positive_int(name: str, value: int | None, optional: bool) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _optional_positive_number(
+    name: str, value: float | None, allow_zero: bool = False
+) -> float | None:
+    if value is None:
+        return None
+    valid = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > 0 or (allow_zero and value == 0))
+    )
+    if not valid:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{name} must be a number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
