@@ -12,7 +12,7 @@ from torch.func import functional_call
 
 from isofield.errors import InputError
 from isofield.nn.encodings import FourierFeatures, MultiResolutionGrid, level_resolutions
-from isofield.nn.field import as_numpy_field, build_field
+from isofield.nn.field import as_numpy_field, build_field, resolve_field_config
 from isofield.nn.mlp import MLPField
 
 
@@ -268,7 +268,10 @@ def test_eikonal_loss_gradient_through_grid_matches_finite_differences() -> None
     x = torch.rand(10, 3, dtype=torch.float64) * 1.6 - 0.8
 
     def eikonal(features: torch.Tensor) -> torch.Tensor:
-        return eikonal_step_loss(lambda p: functional_call(grid, {"table": features}, (p,)).sum(1), x)
+        def field(points: torch.Tensor) -> torch.Tensor:
+            return functional_call(grid, {"table": features}, (points,)).sum(1)
+
+        return eikonal_step_loss(field, x)
 
     assert torch.autograd.gradcheck(eikonal, (grid.table.detach().clone().requires_grad_(),))
 
@@ -281,14 +284,13 @@ def test_double_backward_through_fast_field() -> None:
         field.hidden_layers[0].parametrizations.weight.original1[:, 3:].normal_(0, 0.5)
     x = torch.rand(64, 3, dtype=torch.float64) * 1.6 - 0.8
     eikonal_step_loss(field, x).backward()
-    parameters = dict(field.named_parameters())
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in parameters.values())
-    assert parameters["input_encoding.table"].grad.abs().sum().item() > 0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in field.parameters())
+    table = field.input_encoding.table
+    assert table.grad.abs().sum().item() > 0
     # Directional derivative of the loss along the table gradient vs a central difference.
-    direction = parameters["input_encoding.table"].grad / parameters["input_encoding.table"].grad.norm()
-    analytic = (parameters["input_encoding.table"].grad * direction).sum().item()
+    direction = table.grad / table.grad.norm()
+    analytic = (table.grad * direction).sum().item()
     eps = 1e-6
-    table = parameters["input_encoding.table"]
     with torch.no_grad():
         table += eps * direction
     plus = eikonal_step_loss(field, x).item()
@@ -334,8 +336,9 @@ def test_fourier_log_features_values_and_dim() -> None:
     x = torch.tensor([[0.1, -0.2, 0.3]])
     features = encoding(x)[0]
     assert torch.allclose(features[:3], x[0])
-    sines = torch.tensor([math.sin(2**k * math.pi * v) for k in range(4) for v in (0.1, -0.2, 0.3)])
-    cosines = torch.tensor([math.cos(2**k * math.pi * v) for k in range(4) for v in (0.1, -0.2, 0.3)])
+    phases = [2**k * math.pi * v for k in range(4) for v in (0.1, -0.2, 0.3)]
+    sines = torch.tensor([math.sin(phase) for phase in phases])
+    cosines = torch.tensor([math.cos(phase) for phase in phases])
     assert torch.allclose(features[3:15], sines, atol=1e-6)
     assert torch.allclose(features[15:], cosines, atol=1e-6)
 
@@ -350,7 +353,9 @@ def test_fourier_gaussian_features_are_seeded_and_saved() -> None:
     assert torch.equal(first(x), second(x))
     assert "frequency_matrix" in first.state_dict()
     # sin^2 + cos^2 = 1 for every frequency.
-    assert torch.allclose(first(x)[:, :16] ** 2 + first(x)[:, 16:] ** 2, torch.ones(10, 16), atol=1e-5)
+    features = first(x)
+    assert torch.allclose(features[:, :16] ** 2 + features[:, 16:] ** 2, torch.ones(10, 16),
+                          atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -395,11 +400,24 @@ def test_build_field_presets_and_overrides() -> None:
     assert paper.input_encoding is None and paper.activation.beta == 100.0
     fast = build_field({"preset": "fast", "encoding": {"levels": 4}})
     assert isinstance(fast.input_encoding, MultiResolutionGrid)
-    assert fast.input_encoding.levels == 4 and fast.input_encoding.resolutions[-1] == 256
+    assert fast.input_encoding.levels == 4 and fast.input_encoding.resolutions[-1] == 128
     assert fast.input_width == 3 + 8
     fourier = build_field({"preset": "fast", "encoding": {"type": "fourier", "num_frequencies": 2}})
     assert fourier.input_width == 3 + 12                  # include_input defaults to False here
     assert build_field({"preset": "fast", "encoding": None}).input_encoding is None
+
+
+def test_resolved_config_writes_out_every_value_and_is_stable() -> None:
+    resolved = resolve_field_config({"preset": "fast", "hidden": 32, "encoding": {"levels": 4}})
+    assert resolved["hidden"] == 32 and resolved["depth"] == 2 and resolved["skip"] == []
+    assert resolved["encoding"] == {
+        "type": "grid", "levels": 4, "features_per_level": 2, "base_resolution": 8,
+        "max_resolution": 128, "log2_hashmap_size": 15, "bounds": [-1.0, 1.0],
+        "interpolation": "linear"}
+    assert resolve_field_config(resolved) == resolved
+    assert resolve_field_config({})["preset"] == "paper"
+    fourier = resolve_field_config({"encoding": {"type": "fourier"}})["encoding"]
+    assert fourier["include_input"] is False and fourier["num_frequencies"] == 6
 
 
 @pytest.mark.parametrize("config, named", [

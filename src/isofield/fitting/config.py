@@ -11,6 +11,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
+from isofield.nn import resolve_field_config
 
 
 @dataclass
@@ -70,6 +71,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
             f"(known: {', '.join(sorted(method_presets))})"
         )
     config = from_dict(FitConfig, merge(dict(method_presets[preset]), merged))
+    # Spell the network out in full, so that the run survives later changes of the presets.
+    config.field = resolve_field_config(config.field)
     if config.train.steps is None and config.train.time_budget is None:
         raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
     return config

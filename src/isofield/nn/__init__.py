@@ -1,7 +1,7 @@
 """Networks: MLP fields, input encodings, and adapters to numpy fields."""
 
 from isofield.nn.encodings import FourierFeatures, MultiResolutionGrid
-from isofield.nn.field import as_numpy_field, build_field
+from isofield.nn.field import as_numpy_field, build_field, resolve_field_config
 from isofield.nn.mlp import MLPField
 
-__all__ = ["FourierFeatures", "MLPField", "MultiResolutionGrid", "as_numpy_field", "build_field"]
+__all__ = ["FourierFeatures", "MLPField", "MultiResolutionGrid", "as_numpy_field", "build_field", "resolve_field_config"]

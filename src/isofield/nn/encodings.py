@@ -40,19 +40,24 @@ class MultiResolutionGrid(nn.Module):
     encoding should also see the raw coordinates (``MLPField`` does).
 
     Interpolation is written with plain torch ops (floor, ``index_select`` of the 2**in_dim
-    cell corners, then one linear interpolation per axis), so it supports double backward. ``interpolation="linear"`` is the usual (tri)linear
-    interpolation: it reproduces linear functions exactly, but its gradient with respect to
-    ``x`` jumps across cell faces (acceptable for the eikonal loss, as in Instant-NGP and
-    Neuralangelo). ``"smoothstep"`` replaces each axis weight ``t`` by ``3t^2 - 2t^3``: the
-    encoding becomes C1, but it no longer reproduces linear functions and its gradient with
-    respect to ``x`` vanishes at every vertex, so it only makes sense next to the raw
-    coordinates.
+    cell corners, then one linear interpolation per axis), so it supports double backward.
+    ``interpolation="linear"`` is the usual (tri)linear interpolation: it reproduces linear
+    functions exactly, but its gradient with respect to ``x`` jumps across cell faces
+    (acceptable for the eikonal loss, as in Instant-NGP and Neuralangelo). ``"smoothstep"``
+    replaces each axis weight ``t`` by ``3t^2 - 2t^3``: the encoding becomes C1, but it no
+    longer reproduces linear functions and its gradient with respect to ``x`` vanishes at every
+    vertex, so it only makes sense next to the raw coordinates. Measured on the armadillo
+    (SDF regression + eikonal, 1500 steps of 8192 points, grid 8 levels 16..256, T = 2**15):
+    mean normal error 12.9 vs 13.6 degrees, but mean |SDF error| near the surface 0.0034 vs
+    0.0028 for linear, so it is no clear gain and not the default.
 
     About ``torch.nn.functional.grid_sample``: in torch 2.13 (CPU) it does support double
     backward for 5-D (3-D volume) inputs with ``mode="bilinear"`` (``gradgradcheck`` passes, and
     the eikonal term's gradient with respect to the volume passes ``gradcheck``). It is not
-    used here: it cannot serve hashed levels or smoothstep weights, and measured on 2 CPU cores
-    it was not faster for the dense levels (see the report of issue "Fit one shape").
+    used here: it cannot serve hashed levels or smoothstep weights, and on dense levels only its
+    forward pass is faster. Measured on 4 dense levels (17^3..65^3 vertices, 16384 points):
+    forward 3 ms vs 6 ms here (2 threads), eikonal step (forward, input gradient, backward)
+    27 ms vs 25 ms (2 threads), 34 ms vs 46 ms (1 thread).
 
     Args:
         levels: number of resolution levels L.
@@ -92,11 +97,13 @@ class MultiResolutionGrid(nn.Module):
 
         self.resolutions = level_resolutions(levels, base_resolution, max_resolution)
         rows = [min((res + 1) ** in_dim, 2**log2_hashmap_size) for res in self.resolutions]
-        self.num_dense = sum((res + 1) ** in_dim <= 2**log2_hashmap_size for res in self.resolutions)
+        self.num_dense = sum((res + 1) ** in_dim <= 2**log2_hashmap_size
+                             for res in self.resolutions)
         offsets = [0, *itertools.accumulate(rows)]
         self.table_rows = rows
 
-        self.table = nn.Parameter(torch.empty(offsets[-1], features_per_level).uniform_(-1e-4, 1e-4))
+        self.table = nn.Parameter(
+            torch.empty(offsets[-1], features_per_level).uniform_(-1e-4, 1e-4))
         self.register_buffer("level_offsets", torch.tensor(offsets[:-1]), persistent=False)
         self.register_buffer("cells_per_axis", torch.tensor(self.resolutions, dtype=torch.float32),
                              persistent=False)
@@ -128,7 +135,7 @@ class MultiResolutionGrid(nn.Module):
         rows = self.cell_corner_rows(cell.long())                       # (N, C, L)
         corner_features = torch.index_select(self.table, 0, rows.reshape(-1))
         values = corner_features.view(x.shape[0], *(2,) * self.in_dim, self.levels, -1)
-        # Linear interpolation one axis at a time, last axis first: (N, 2, .., 2, L, F) -> (N, L, F).
+        # One linear interpolation per axis, last axis first: (N, 2, .., 2, L, F) -> (N, L, F).
         for axis in reversed(range(self.in_dim)):
             low, high = values.unbind(dim=1 + axis)
             weight = fraction[..., axis].view(x.shape[0], *(1,) * axis, self.levels, 1)
@@ -172,11 +179,11 @@ def _check_grid_arguments(levels: int, features_per_level: int, base_resolution:
                           max_resolution: int, log2_hashmap_size: int,
                           bounds: tuple[float, float], in_dim: int, interpolation: str) -> None:
     """Raise InputError naming the first bad MultiResolutionGrid argument."""
-    for name, value, minimum in [("levels", levels, 1), ("features_per_level", features_per_level, 1),
-                                 ("base_resolution", base_resolution, 1),
-                                 ("log2_hashmap_size", log2_hashmap_size, 1)]:
-        if not isinstance(value, int) or value < minimum:
-            raise InputError(f"grid encoding: {name} must be an integer >= {minimum}, got {value!r}")
+    for name, value in [("levels", levels), ("features_per_level", features_per_level),
+                        ("base_resolution", base_resolution),
+                        ("log2_hashmap_size", log2_hashmap_size)]:
+        if not isinstance(value, int) or value < 1:
+            raise InputError(f"grid encoding: {name} must be an integer >= 1, got {value!r}")
     if not isinstance(max_resolution, int) or max_resolution < base_resolution:
         raise InputError(f"grid encoding: max_resolution must be an integer >= base_resolution "
                          f"({base_resolution}), got {max_resolution!r}")

@@ -9,6 +9,7 @@ from a small config dict (presets "paper" and "fast").
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -64,13 +65,15 @@ def as_numpy_field(module: nn.Module, device: str | torch.device = "cpu", batch_
 
 PRESETS: dict[str, dict[str, Any]] = {
     # IGR (Gropp et al. 2020): 8x512 softplus(beta=100), skip at layer 4, sphere init, weight norm.
-    "paper": dict(hidden=512, depth=8, activation="softplus", beta=100.0, skip=(4,),
-                  weight_norm=True, geometric_init=True, radius=1.0, encoding=None),
+    "paper": dict(in_dim=3, out_dim=1, latent_dim=0, hidden=512, depth=8, activation="softplus",
+                  beta=100.0, skip=(4,), weight_norm=True, geometric_init=True, radius=1.0,
+                  encoding=None),
     # Multi-resolution grid + a 2x64 softplus MLP with the sphere init on the raw coordinates.
-    "fast": dict(hidden=64, depth=2, activation="softplus", beta=100.0, skip=(),
+    "fast": dict(in_dim=3, out_dim=1, latent_dim=0, hidden=64, depth=2, activation="softplus",
+                 beta=100.0, skip=(),
                  weight_norm=True, geometric_init=True, radius=1.0,
-                 encoding=dict(type="grid", levels=8, features_per_level=2, base_resolution=16,
-                               max_resolution=256, log2_hashmap_size=15)),
+                 encoding=dict(type="grid", levels=8, features_per_level=2, base_resolution=8,
+                               max_resolution=128, log2_hashmap_size=15)),
 }
 MLP_KEYS = ("in_dim", "out_dim", "hidden", "depth", "activation", "beta", "skip", "weight_norm",
             "geometric_init", "radius", "latent_dim")
@@ -84,7 +87,16 @@ ENCODING_KEYS = {
 
 
 def build_field(config: dict[str, Any]) -> MLPField:
-    """Build a field network from a config dict.
+    """Build a field network from a config dict (see :func:`resolve_field_config`)."""
+    settings = resolve_field_config(config)
+    settings.pop("preset")
+    encoding = settings.pop("encoding")
+    settings["skip"] = tuple(settings["skip"])
+    return MLPField(input_encoding=_build_encoding(encoding, settings["in_dim"]), **settings)
+
+
+def resolve_field_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every preset value written out (store it so a run outlives preset changes).
 
     Keys: ``preset`` ("paper" or "fast", default "paper"), then any of the ``MLPField``
     arguments ``in_dim, out_dim, hidden, depth, activation, beta, skip, weight_norm,
@@ -94,12 +106,16 @@ def build_field(config: dict[str, Any]) -> MLPField:
     another type replaces it. The encoding's ``in_dim`` follows the field's.
 
     Presets: "paper" is IGR's 8x512 softplus (beta 100) MLP with a skip at layer 4, geometric
-    init and weight norm; "fast" is an 8-level grid (16..256 cells per axis, 2 features per
-    level, hash tables of 2**15 rows) plus a 2x64 softplus MLP with geometric init.
+    init and weight norm; "fast" is an 8-level grid (8..128 cells per axis over [-1, 1]^3,
+    2 features per level, hash tables of 2**15 rows; 0.32M parameters) plus a 2x64 softplus
+    MLP with geometric init and weight norm.
 
+    Returns:
+        a new dict with ``preset``, every key of ``MLP_KEYS`` (``skip`` as a list) and
+        ``encoding`` (None or a dict with ``type``); ``resolve_field_config(resolved)`` returns
+        it unchanged.
     Raises:
-        InputError: an unknown key (named in the message), preset or encoding type, or a bad
-            value.
+        InputError: an unknown key (named in the message), preset or encoding type.
     """
     if not isinstance(config, dict):
         raise InputError(f"field config must be a mapping, got {type(config).__name__}")
@@ -111,43 +127,59 @@ def build_field(config: dict[str, Any]) -> MLPField:
     if unknown:
         raise InputError(f"field config: unknown key {unknown[0]!r} "
                          f"(allowed: preset, encoding, {', '.join(MLP_KEYS)})")
-    merged = copy.deepcopy(PRESETS[preset])
-    encoding = _merge_encoding(merged.pop("encoding"), settings.pop("encoding", _ABSENT))
-    merged.update(settings)
-    if not isinstance(merged["skip"], (list, tuple)):
-        raise InputError(f"field config: skip must be a list of layer indices, got {merged['skip']!r}")
-    merged["skip"] = tuple(merged["skip"])
-    return MLPField(input_encoding=_build_encoding(encoding, merged.get("in_dim", 3)), **merged)
+    resolved = {"preset": preset, **copy.deepcopy(PRESETS[preset])}
+    resolved["encoding"] = _merge_encoding(resolved["encoding"], settings.pop("encoding", _ABSENT))
+    resolved.update(settings)
+    if not isinstance(resolved["skip"], (list, tuple)):
+        raise InputError(f"field config: skip must be a list of layer indices, "
+                         f"got {resolved['skip']!r}")
+    resolved["skip"] = list(resolved["skip"])
+    return resolved
 
 
 def _merge_encoding(preset_encoding: dict[str, Any] | None,
                     requested: dict[str, Any] | None | object) -> dict[str, Any] | None:
-    """The encoding settings: the preset's, updated or replaced by the requested ones."""
+    """The preset's encoding settings, updated or replaced by the requested ones, completed."""
     if requested is _ABSENT:
-        return preset_encoding
+        return _complete_encoding(preset_encoding)
     if requested is None:
         return None
     if not isinstance(requested, dict):
         raise InputError(f"field config: encoding must be a mapping or null, got {requested!r}")
     kind = requested.get("type", None if preset_encoding is None else preset_encoding["type"])
     if preset_encoding is not None and kind == preset_encoding["type"]:
-        return {**preset_encoding, **requested}
-    return {"type": kind, **requested}
+        return _complete_encoding({**preset_encoding, **requested})
+    return _complete_encoding({"type": kind, **requested})
 
 
-def _build_encoding(settings: dict[str, Any] | None, in_dim: int) -> nn.Module | None:
-    """Instantiate the encoding described by ``settings`` (None -> no encoding)."""
+def _complete_encoding(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check the encoding's type and keys; write out every argument (defaults included)."""
     if settings is None:
         return None
-    options = dict(settings)
-    kind = options.pop("type", None)
+    kind = settings.get("type")
     if kind not in ENCODINGS:
         raise InputError(f"field config: encoding type must be one of {', '.join(ENCODINGS)}, "
                          f"got {kind!r}")
-    unknown = sorted(set(options) - set(ENCODING_KEYS[kind]))
+    unknown = sorted(set(settings) - {"type"} - set(ENCODING_KEYS[kind]))
     if unknown:
         raise InputError(f"field config: unknown key 'encoding.{unknown[0]}' for a {kind} encoding "
                          f"(allowed: type, {', '.join(ENCODING_KEYS[kind])})")
+    parameters = inspect.signature(ENCODINGS[kind]).parameters
+    defaults = {key: parameters[key].default for key in ENCODING_KEYS[kind]}
     if kind == "fourier":
-        options.setdefault("include_input", False)      # MLPField already reads raw coordinates
+        defaults["include_input"] = False               # MLPField already reads raw coordinates
+    complete = {"type": kind, **defaults, **settings}
+    if "bounds" in complete:
+        complete["bounds"] = list(complete["bounds"])
+    return complete
+
+
+def _build_encoding(settings: dict[str, Any] | None, in_dim: int) -> nn.Module | None:
+    """Instantiate a completed encoding description (None -> no encoding)."""
+    if settings is None:
+        return None
+    options = dict(settings)
+    kind = options.pop("type")
+    if "bounds" in options:
+        options["bounds"] = tuple(options["bounds"])
     return ENCODINGS[kind](in_dim=in_dim, **options)

@@ -97,9 +97,9 @@ class MLPField(nn.Module):
         self.output_layer = nn.Linear(hidden, out_dim)
         if geometric_init:
             self._geometric_init(radius)
-        if weight_norm:
-            self.hidden_layers = nn.ModuleList(apply_weight_norm(layer) for layer in self.hidden_layers)
-            self.output_layer = apply_weight_norm(self.output_layer)
+        if weight_norm:                                  # registers in place
+            for layer in [*self.hidden_layers, self.output_layer]:
+                apply_weight_norm(layer)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
         """Field values at points ``x: (N, in_dim)`` -> ``(N,)`` or ``(N, out_dim)``.
@@ -111,7 +111,7 @@ class MLPField(nn.Module):
         return h.squeeze(-1) if self.out_dim == 1 else h
 
     def _hidden_features(self, u: torch.Tensor) -> torch.Tensor:
-        """Last hidden layer's activations ``(N, hidden)`` for network inputs ``u: (N, input_width)``."""
+        """Last hidden activations ``(N, hidden)`` for network inputs ``u: (N, input_width)``."""
         h = u
         for index, layer in enumerate(self.hidden_layers):
             if index in self.skip:
@@ -157,7 +157,8 @@ class MLPField(nn.Module):
         ridge = penalty * num_points * torch.ones(design.shape[1], dtype=torch.float64)
         ridge[-1] = 0.0                                        # the bias is not penalised
         target = distance[:, 0] - radius
-        rhs = design.T @ target + ridge * torch.cat([prior.double(), torch.zeros(1, dtype=torch.float64)])
+        prior_with_bias = torch.cat([prior.double(), torch.zeros(1, dtype=torch.float64)])
+        rhs = design.T @ target + ridge * prior_with_bias
         solution = torch.linalg.solve(design.T @ design + torch.diag(ridge), rhs).float()
         self.output_layer.weight.copy_(solution[:-1].expand_as(self.output_layer.weight))
         self.output_layer.bias.fill_(solution[-1].item())
