@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from isofield.errors import InputError
+from isofield.extract.api import shape_mesh
 from isofield.geometry.shapes import (
     Box,
     Capsule,
@@ -22,7 +23,6 @@ from isofield.geometry.shapes import (
     get_shape,
     l_shape,
     padded_bounds,
-    shape_mesh,
     shape_names,
 )
 

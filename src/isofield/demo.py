@@ -16,7 +16,8 @@ from isofield.fitting import fit
 from isofield.fitting.fit import FitResult
 from isofield.geometry.io import write_mesh, write_points
 from isofield.geometry.sampling import sample_surface
-from isofield.geometry.shapes import get_shape, shape_mesh
+from isofield.extract.api import shape_mesh
+from isofield.geometry.shapes import get_shape
 
 DEMO_SHAPE = "csg"
 DEMO_POINTS = 100_000

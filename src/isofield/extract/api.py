@@ -21,6 +21,7 @@ from isofield.extract.grid import (
 from isofield.extract.marching import crosses_level, marching_cubes, validate_inside
 from isofield.extract.sparse import sparse_evaluate_grid
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.shapes import Shape, padded_bounds
 
 METHODS = ("sparse", "dense")
 UNIT_CUBE_BOUNDS = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
@@ -126,3 +127,11 @@ def extract_mesh(
     mesh = marching_cubes(volume, box, level=level, inside=inside, normalization=normalization)
     stats = ExtractionStats(method, resolution, points_evaluated, volume.size, time.perf_counter() - started)
     return mesh, stats
+
+
+def shape_mesh(shape: Shape, resolution: int = 128) -> trimesh.Trimesh:
+    """Mesh of an analytic 3-D shape's surface by sparse extraction on its padded bounds."""
+    if shape.dim != 3:
+        raise InputError(f"shape {shape.name!r} is {shape.dim}-D; only 3-D shapes can be meshed")
+    mesh, _ = extract_mesh(shape.sdf, padded_bounds(shape), resolution)
+    return mesh

@@ -27,6 +27,10 @@ class TrainConfig:
     checkpoint_every_seconds: float = 60.0
     keep_checkpoints: int = 3
     log_every: int = 10
+    grid_levels_start: int = 0
+    """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
+    grid_levels_every: int = 100
+    """coarse-to-fine: steps between adding one grid level"""
 
 
 @dataclass

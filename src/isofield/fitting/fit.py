@@ -19,6 +19,7 @@ from isofield.errors import InputError
 from isofield.fitting.config import FitConfig, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
+from isofield.methods.base import LevelSchedule
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.loop import StopReason, Trainer
@@ -139,7 +140,8 @@ def _train_and_finish(run: RunDir, config: FitConfig, exit_after: float | None,
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     field = build_field(config.field).to(device)
-    task = method.task(field, data, options, device, config.train.lr)
+    levels = LevelSchedule(config.train.grid_levels_start, config.train.grid_levels_every)
+    task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = Trainer(
         task,
         run.root,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
-import trimesh
 
 from isofield.errors import InputError
 
@@ -438,16 +437,6 @@ def padded_bounds(shape: Shape, padding: float = 0.05) -> tuple[np.ndarray, np.n
     half = (0.5 + padding) * float(np.max(hi - lo))
     center = (lo + hi) / 2
     return center - half, center + half
-
-
-def shape_mesh(shape: Shape, resolution: int = 128) -> trimesh.Trimesh:
-    """Mesh of a 3-D shape's surface by sparse extraction on :func:`padded_bounds`."""
-    from isofield.extract.api import extract_mesh  # extract sits above geometry; imported on use
-
-    if shape.dim != 3:
-        raise InputError(f"shape {shape.name!r} is {shape.dim}-D; only 3-D shapes can be meshed")
-    mesh, _ = extract_mesh(shape.sdf, padded_bounds(shape), resolution)
-    return mesh
 
 
 # -------------------------------------------------------------------------------------- helpers

@@ -16,6 +16,7 @@ from torch import nn
 
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
+from isofield.nn import set_active_levels
 from isofield.train.loop import ParamGroup, TrainTask
 
 
@@ -47,20 +48,49 @@ class Method(Protocol):
         ...
 
     def task(self, field: nn.Module, data: PreparedInput, options: Any,
-             device: torch.device, lr: float) -> TrainTask:
+             device: torch.device, lr: float, levels: "LevelSchedule") -> TrainTask:
         """The trainer's task: the field's parameters and this recipe's loss."""
         ...
+
+
+@dataclass(frozen=True)
+class LevelSchedule:
+    """Coarse-to-fine training of grid encodings: ``start`` levels at step 0, one more every
+    ``every`` steps; ``start = 0`` uses every level from the beginning."""
+
+    start: int = 0
+    every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.every < 1:
+            raise InputError(f"grid level schedule: start must be >= 0 and every >= 1, got {self.start}, {self.every}")
+
+    def levels_at(self, step: int) -> int | None:
+        """Active levels at ``step``, or None when the schedule is off."""
+        return None if self.start <= 0 else self.start + step // self.every
 
 
 class FieldTask:
     """Base of single-shape tasks: trains one field's parameters at one learning rate.
 
-    Subclasses implement ``loss(step, generator)`` (see :class:`isofield.train.loop.TrainTask`).
+    Subclasses implement ``step_loss(step, generator)``, the loss of one step (see
+    ``loss`` of :class:`isofield.train.loop.TrainTask`); :meth:`loss` first applies the
+    coarse-to-fine level schedule.
     """
 
-    def __init__(self, field: nn.Module, lr: float) -> None:
+    def __init__(self, field: nn.Module, lr: float, levels: LevelSchedule = LevelSchedule()) -> None:
         self.field = field
         self.lr = lr
+        self.levels = levels
+
+    def loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
+        count = self.levels.levels_at(step)
+        if count is not None:
+            set_active_levels(self.field, count)
+        return self.step_loss(step, generator)
+
+    def step_loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
+        raise NotImplementedError
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"field": self.field}

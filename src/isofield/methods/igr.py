@@ -23,7 +23,7 @@ from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
 from isofield.losses import eikonal_loss, normal_loss, surface_loss
-from isofield.methods.base import FieldTask, PreparedInput, register
+from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
 
 @dataclass
 class IGROptions:
@@ -64,8 +64,8 @@ class IGRTask(FieldTask):
     """Trainer task: one batch of surface and off-surface samples per step."""
 
     def __init__(self, field: nn.Module, data: PreparedInput, options: IGROptions,
-                 device: torch.device, lr: float) -> None:
-        super().__init__(field, lr)
+                 device: torch.device, lr: float, levels: LevelSchedule) -> None:
+        super().__init__(field, lr, levels)
         self.options = options
         self.device = device
         self.points = data.tensors["points"].to(device)
@@ -74,7 +74,7 @@ class IGRTask(FieldTask):
             self.normals = self.normals.to(device)
         self.sigmas = data.tensors["sigmas"].to(device)
 
-    def loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opt = self.options
         index = torch.randint(len(self.points), (opt.batch,), generator=generator).to(self.device)
         surface = self.points[index]
@@ -131,8 +131,8 @@ class IGR:
         return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}")
 
     def task(self, field: nn.Module, data: PreparedInput, options: IGROptions,
-             device: torch.device, lr: float) -> IGRTask:
-        return IGRTask(field, data, options, device, lr)
+             device: torch.device, lr: float, levels: LevelSchedule) -> IGRTask:
+        return IGRTask(field, data, options, device, lr, levels)
 
 
 register(IGR())

@@ -18,7 +18,7 @@ from isofield.errors import InputError
 from isofield.geometry.io import read_mesh
 from isofield.geometry.samples import sdf_samples
 from isofield.losses import clamped_l1
-from isofield.methods.base import FieldTask, PreparedInput, register
+from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
 
 
 @dataclass
@@ -37,14 +37,14 @@ class SDFTask(FieldTask):
     """Trainer task: a random batch of (point, sdf) pairs per step."""
 
     def __init__(self, field: nn.Module, data: PreparedInput, options: SDFOptions,
-                 device: torch.device, lr: float) -> None:
-        super().__init__(field, lr)
+                 device: torch.device, lr: float, levels: LevelSchedule) -> None:
+        super().__init__(field, lr, levels)
         self.options = options
         self.device = device
         self.points = data.tensors["points"].to(device)
         self.sdf = data.tensors["sdf"].to(device)
 
-    def loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         index = torch.randint(len(self.points), (self.options.batch,), generator=generator)
         index = index.to(self.device)
         l1 = clamped_l1(self.field(self.points[index]), self.sdf[index], self.options.clamp)
@@ -80,8 +80,8 @@ class SDF:
         return PreparedInput(tensors, normalization, origin)
 
     def task(self, field: nn.Module, data: PreparedInput, options: SDFOptions,
-             device: torch.device, lr: float) -> SDFTask:
-        return SDFTask(field, data, options, device, lr)
+             device: torch.device, lr: float, levels: LevelSchedule) -> SDFTask:
+        return SDFTask(field, data, options, device, lr, levels)
 
 
 register(SDF())

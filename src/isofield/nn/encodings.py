@@ -115,6 +115,13 @@ class MultiResolutionGrid(nn.Module):
         self.register_buffer("dense_corner_offsets", corner_bits @ dense_strides.T,
                              persistent=False)                                   # (C, L_dense)
         self.register_buffer("hash_primes", torch.tensor(HASH_PRIMES[:in_dim]), persistent=False)
+        # Coarse-to-fine training (Neuralangelo): levels >= active_levels output zeros. Persistent,
+        # so a checkpoint evaluates with the levels it was trained with.
+        self.register_buffer("active_levels", torch.tensor(levels))
+
+    def set_active_levels(self, count: int) -> None:
+        """Use only the ``count`` coarsest levels (the others output zeros and get no gradient)."""
+        self.active_levels.fill_(max(1, min(int(count), self.levels)))
 
     def extra_repr(self) -> str:
         return (f"levels={self.levels}, features_per_level={self.features_per_level}, "
@@ -140,6 +147,9 @@ class MultiResolutionGrid(nn.Module):
             low, high = values.unbind(dim=1 + axis)
             weight = fraction[..., axis].view(x.shape[0], *(1,) * axis, self.levels, 1)
             values = low + weight * (high - low)
+        if int(self.active_levels) < self.levels:
+            mask = (torch.arange(self.levels, device=x.device) < self.active_levels).to(values.dtype)
+            values = values * mask[None, :, None]
         return values.flatten(1)
 
     def cell_corner_rows(self, cell: torch.Tensor) -> torch.Tensor:
@@ -243,3 +253,11 @@ class FourierFeatures(nn.Module):
         phase = x @ self.frequency_matrix.to(x.dtype).T                  # (N, rows of matrix)
         parts = [x] if self.include_input else []
         return torch.cat([*parts, torch.sin(phase), torch.cos(phase)], dim=-1)
+
+
+def set_active_levels(module: nn.Module, count: int) -> None:
+    """Coarse-to-fine: let every :class:`MultiResolutionGrid` inside ``module`` use only its
+    ``count`` coarsest levels (no-op for modules without one)."""
+    for sub in module.modules():
+        if isinstance(sub, MultiResolutionGrid):
+            sub.set_active_levels(count)
