@@ -30,13 +30,16 @@ data:
 	scripts/fetch_cgal_data.sh .cache/cgal
 
 bench: $(STAMP) data
+	dpkg -s libusb-1.0-0 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)
+	PIP_CONSTRAINT=$(LOCK) $(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/sdf_samples.py
 	$(PY) benchmarks/extraction.py
+	$(PY) benchmarks/fit.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	PIP_CONSTRAINT= .venv-lock/bin/pip install --quiet torch==2.13.0 -e '.[dev]'
+	PIP_CONSTRAINT= .venv-lock/bin/pip install --quiet torch==2.13.0 -e '.[dev,bench]'
 	( echo '# Exact versions for dev and CI; used as PIP_CONSTRAINT by the Makefile. `make lock` rewrites it.'; \
 	  .venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^isofield' | grep -v '^setuptools==' ) > $(LOCK)
 	rm -rf .venv-lock

@@ -319,3 +319,19 @@ def test_bad_meshes_and_reference_sets_raise_input_error():
         TriangleDistance.from_triangles(np.zeros((2, 3)))
     with pytest.raises(InputError, match="empty"):
         PointSetDistance(np.zeros((0, 3)))
+
+
+def test_oriented_points_inside_matches_the_sphere():
+    from isofield.geometry.groundtruth import oriented_points_inside
+
+    rng = np.random.default_rng(3)
+    normals = rng.normal(size=(4000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    points = 0.5 * normals
+    queries = rng.uniform(-1, 1, size=(5000, 3))
+    radius = np.linalg.norm(queries, axis=1)
+    away = np.abs(radius - 0.5) > 0.02
+    inside = oriented_points_inside(points, normals, queries)
+    assert np.mean(inside[away] == (radius[away] < 0.5)) == 1.0
+    # flipped normals turn the inside out
+    assert not oriented_points_inside(points, -normals, np.zeros((1, 3)))[0]

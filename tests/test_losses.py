@@ -22,3 +22,11 @@ def test_igr_terms_by_hand():
     assert torch.isclose(normal_loss(grads, normals), torch.tensor((3 * 2**0.5 + 0.5) / 2))
     # (5-1)² = 16, (0.5-1)² = 0.25
     assert torch.isclose(eikonal_loss(grads), torch.tensor((16 + 0.25) / 2))
+
+
+def test_sign_loss_only_penalises_wrong_signs():
+    from isofield.losses import sign_loss
+
+    values = torch.tensor([-0.2, 0.3, 0.1, -0.4])
+    signs = torch.tensor([-1.0, 1.0, -1.0, 1.0])  # the last two are wrong by 0.1 and 0.4
+    assert torch.isclose(sign_loss(values, signs), torch.tensor(0.5 / 4))

@@ -430,3 +430,22 @@ def test_resolved_config_writes_out_every_value_and_is_stable() -> None:
 def test_build_field_rejects_bad_config(config: dict, named: str) -> None:
     with pytest.raises(InputError, match=named):
         build_field(config)
+
+
+def test_coarse_to_fine_masks_fine_levels_and_is_saved():
+    from isofield.nn import set_active_levels
+    from isofield.nn.encodings import MultiResolutionGrid
+
+    grid = MultiResolutionGrid(levels=4, features_per_level=2, base_resolution=4, max_resolution=32,
+                               log2_hashmap_size=12)
+    with torch.no_grad():
+        grid.table.uniform_(-1, 1)
+    x = torch.rand(100, 3) * 2 - 1
+    full = grid(x)
+    set_active_levels(grid, 2)
+    coarse = grid(x)
+    assert torch.equal(coarse[:, :4], full[:, :4]) and torch.all(coarse[:, 4:] == 0)
+    copy = MultiResolutionGrid(levels=4, features_per_level=2, base_resolution=4, max_resolution=32,
+                               log2_hashmap_size=12)
+    copy.load_state_dict(grid.state_dict())
+    assert int(copy.active_levels) == 2 and torch.equal(copy(x), coarse)

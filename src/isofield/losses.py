@@ -23,3 +23,8 @@ def normal_loss(gradients: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
 def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
     """IGR: mean (‖∇f(x)‖ − 1)² for gradients (N, D) -> scalar."""
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
+
+
+def sign_loss(values: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """Mean relu(−s·f): zero where f has the expected sign s ∈ {−1 (inside), +1}; values, signs (N,)."""
+    return torch.relu(-signs * values).mean()
