@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,9 +128,29 @@ def points_xyz(tmp_path) -> Path:
 
 
 @pytest.fixture
+def sdf_npz(tmp_path) -> Path:
+    """4000 DeepSDF-style SDF samples of the unit icosphere (cheap input for the sdf method)."""
+    from isofield.data.formats import write_sdf_samples
+    from isofield.geometry.samples import sdf_samples
+
+    path = tmp_path / "sphere_sdf.npz"
+    write_sdf_samples(*sdf_samples(icosphere(), n=4000, seed=0), path)
+    return path
+
+
+@pytest.fixture
 def fast_yaml(tmp_path) -> Path:
+    """Small settings for igr."""
     path = tmp_path / "fast.yaml"
     path.write_text(yaml.safe_dump(FAST_FIT))
+    return path
+
+
+@pytest.fixture
+def sdf_yaml(tmp_path) -> Path:
+    """Small settings for the sdf method."""
+    path = tmp_path / "sdf.yaml"
+    path.write_text(yaml.safe_dump({**FAST_FIT, "options": {"batch": 1024}}))
     return path
 
 
@@ -324,12 +345,18 @@ def test_fit_writes_a_run_and_prints_its_metrics(capsys, tmp_path, sphere_ply, f
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["method"] == "igr" and config["train"]["steps"] == 5
     assert config["options"]["batch"] == 1024 and config["extract"]["resolution"] == 64
+    # The printed numbers are those of metrics.json (against the input mesh, its own units).
+    metrics = json.loads((run / "metrics.json").read_text())
+    printed = re.search(r"chamfer_l1 (\S+) \((\S+)% of diagonal\)", out)
+    assert float(printed.group(1)) == pytest.approx(metrics["chamfer_l1"], rel=1e-3)
+    assert float(printed.group(2)) == pytest.approx(metrics["chamfer_l1_percent_of_diagonal"], rel=1e-3)
+    assert metrics["reference_bbox_diagonal"] == pytest.approx(2 * np.sqrt(3) * SPHERE_RADIUS, rel=1e-6)
 
 
-def test_fit_paused_by_exit_after_prints_how_to_resume(capsys, tmp_path, sphere_ply, fast_yaml):
+def test_fit_paused_by_exit_after_prints_how_to_resume(capsys, tmp_path, sdf_npz, sdf_yaml):
     run = tmp_path / "paused"
-    code, out, _ = run_cli(capsys, "fit", sphere_ply, "--config", fast_yaml, "--steps", 5, "-o", run,
-                           "--exit-after", 0, "-q")
+    code, out, _ = run_cli(capsys, "fit", sdf_npz, "--method", "sdf", "--config", sdf_yaml, "--steps", 5,
+                           "-o", run, "--exit-after", 0, "-q")
     assert code == 0
     assert "exit-after after 0 steps" in out and f"resume with: isofield fit --resume {run}" in out
     assert (run / "checkpoints" / "latest.pt").is_file() and not (run / "mesh.ply").exists()
@@ -406,6 +433,24 @@ def test_wrong_config_value_type_is_named(capsys, tmp_path, sphere_ply):
     refuses(capsys, tmp_path, ["fit", sphere_ply, "--config", config, "--steps", 2], "train.lr")
 
 
+def test_learning_rate_in_exponent_notation_is_a_number(capsys, tmp_path, sdf_npz):
+    """``lr: 1e-3`` is how people write learning rates; PyYAML alone reads it as a string."""
+    config = tmp_path / "lr.yaml"
+    config.write_text("train:\n  lr: 1e-3\n")
+    code, _, err = run_cli(capsys, "fit", sdf_npz, "--method", "sdf", "--config", config, "--steps", 2,
+                           "-o", tmp_path / "run", "--exit-after", 0, "-q")
+    assert code == 0, err
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("value", ["-0.001", ".nan"])
+def test_learning_rate_must_be_positive_and_finite(capsys, tmp_path, sdf_npz, value):
+    config = tmp_path / "lr.yaml"
+    config.write_text(f"train:\n  lr: {value}\n")
+    refuses(capsys, tmp_path, ["fit", sdf_npz, "--method", "sdf", "--config", config, "--steps", 2,
+                               "-o", tmp_path / "run", "--exit-after", 0, "-q"], "lr")
+
+
 def test_unknown_method_and_preset_are_named(capsys, tmp_path, sphere_ply):
     refuses(capsys, tmp_path, ["fit", sphere_ply, "--method", "nerf", "--steps", 2], "nerf", "igr", "sdf")
     refuses(capsys, tmp_path, ["fit", sphere_ply, "--preset", "turbo", "--steps", 2], "turbo", "fast")
@@ -475,13 +520,13 @@ def test_fit_into_a_non_empty_folder_leaves_it_untouched(capsys, tmp_path, spher
     assert (folder / "thesis.txt").stat().st_mtime_ns == 1_000_000_000
 
 
-def test_fit_into_a_finished_run_leaves_it_untouched(capsys, tmp_path, sphere_ply, fast_yaml):
+def test_fit_into_an_existing_run_leaves_it_untouched(capsys, tmp_path, sdf_npz, sdf_yaml):
     run = tmp_path / "run"
-    code, _, _ = run_cli(capsys, "fit", sphere_ply, "--config", fast_yaml, "--steps", 2, "-o", run,
-                         "--exit-after", 0, "-q")
+    code, _, _ = run_cli(capsys, "fit", sdf_npz, "--method", "sdf", "--config", sdf_yaml, "--steps", 2,
+                         "-o", run, "--exit-after", 0, "-q")
     assert code == 0
-    refuses(capsys, tmp_path, ["fit", sphere_ply, "--config", fast_yaml, "--steps", 2, "-o", run], "run",
-            "--resume")
+    refuses(capsys, tmp_path, ["fit", sdf_npz, "--method", "sdf", "--config", sdf_yaml, "--steps", 2,
+                               "-o", run], "run", "--resume")
 
 
 def test_fit_resume_of_a_folder_that_is_not_a_run(capsys, tmp_path, sphere_ply):

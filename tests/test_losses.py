@@ -24,9 +24,10 @@ def test_igr_terms_by_hand():
     assert torch.isclose(eikonal_loss(grads), torch.tensor((16 + 0.25) / 2))
 
 
-def test_sign_loss_only_penalises_wrong_signs():
-    from isofield.losses import sign_loss
+def test_pseudo_sdf_loss_regresses_far_values_and_signs_near():
+    from isofield.losses import pseudo_sdf_loss
 
-    values = torch.tensor([-0.2, 0.3, 0.1, -0.4])
-    signs = torch.tensor([-1.0, 1.0, -1.0, 1.0])  # the last two are wrong by 0.1 and 0.4
-    assert torch.isclose(sign_loss(values, signs), torch.tensor(0.5 / 4))
+    values = torch.tensor([0.5, -0.1, 0.01, 0.02])
+    targets = torch.tensor([0.3, -0.4, -0.05, 0.04])  # band 0.1: the last two are near
+    # far: |0.5-0.3| + |-0.1+0.4| = 0.5; near: relu(0.01) (wrong sign) + relu(-0.02) = 0.01
+    assert torch.isclose(pseudo_sdf_loss(values, targets, band=0.1), torch.tensor(0.51 / 4))

@@ -25,6 +25,12 @@ def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
 
 
-def sign_loss(values: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """Mean relu(−s·f): zero where f has the expected sign s ∈ {−1 (inside), +1}; values, signs (N,)."""
-    return torch.relu(-signs * values).mean()
+def pseudo_sdf_loss(values: torch.Tensor, targets: torch.Tensor, band: float) -> torch.Tensor:
+    """Far-field supervision from approximate signed distances t (values, targets (N,) -> scalar).
+
+    Beyond ``band`` from the surface (|t| > band): |f − t|. Within it, where t's magnitude is
+    unreliable, only a wrong sign is penalised: relu(−sign(t)·f).
+    """
+    far = targets.abs() > band
+    wrong_sign = torch.relu(-torch.sign(targets) * values)
+    return torch.where(far, (values - targets).abs(), wrong_sign).mean()

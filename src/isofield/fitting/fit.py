@@ -161,6 +161,6 @@ def _train_and_finish(run: RunDir, config: FitConfig, exit_after: float | None,
     metrics: dict[str, Any] = {}
     mesh_path = None
     if done:
-        metrics = write_outputs(run, config, field.cpu().eval(), data, result)
+        metrics = write_outputs(run, config, field.eval(), data, result)
         mesh_path = run.mesh_path
     return FitResult(run.root, result.reason.value, result.step, result.elapsed, mesh_path, metrics)

@@ -18,7 +18,7 @@ from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
 from isofield.geometry.groundtruth import MeshDistance
-from isofield.geometry.io import read_mesh, write_mesh
+from isofield.geometry.io import read_geometry, read_mesh, write_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.methods.base import PreparedInput
 from isofield.metrics import evaluate_meshes
@@ -48,19 +48,29 @@ def canonical_bounds(config: FitConfig) -> tuple[tuple[float, ...], tuple[float,
     return (-half,) * 3, (half,) * 3
 
 
-def reference_mesh_path(config: FitConfig) -> Path | None:
-    """The mesh to evaluate against: ``config.reference``, else the input when it is a mesh."""
+def reference_mesh(config: FitConfig) -> tuple[Path, trimesh.Trimesh] | None:
+    """The mesh to evaluate against: ``config.reference``, else the input when it is a mesh
+    (a file of points only has no surface to compare with)."""
     if config.reference:
-        return Path(config.reference)
+        return Path(config.reference), read_mesh(config.reference)
     source = Path(config.input)
-    return source if source.suffix.lower() in MESH_SUFFIXES else None
+    if source.suffix.lower() not in MESH_SUFFIXES:
+        return None
+    geometry = read_geometry(source)
+    return (source, geometry) if isinstance(geometry, trimesh.Trimesh) else None
+
+
+def numpy_field(field: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """The module as a numpy field, evaluated on the device its parameters live on."""
+    device = next(field.parameters()).device
+    return as_numpy_field(field, device=device)
 
 
 def run_mesh(field: nn.Module, normalization: Normalization, config: FitConfig,
              resolution: int | None = None) -> tuple[trimesh.Trimesh, Any]:
     """The field's zero level set in user coordinates, and the extraction statistics."""
     return extract_mesh(
-        as_numpy_field(field),
+        numpy_field(field),
         bounds=canonical_bounds(config),
         resolution=resolution or config.extract.resolution,
         method=config.extract.method,
@@ -80,8 +90,8 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     write_mesh(mesh, run.mesh_path)
     timings["mesh extraction"] = time.perf_counter() - start
 
-    reference_path = reference_mesh_path(config)
-    reference = read_mesh(reference_path) if reference_path else None
+    found = reference_mesh(config)
+    reference_path, reference = found if found else (None, None)
     start = time.perf_counter()
     metrics = evaluate_meshes(mesh, reference) if reference is not None else {}
     if metrics:
@@ -133,7 +143,7 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
 
     slices_png = run.root / "slices.png"
     plot_sdf_slices(
-        as_numpy_field(field), slices_png, bounds=canonical_bounds(config),
+        numpy_field(field), slices_png, bounds=canonical_bounds(config),
         title="Learned SDF, canonical frame (black: zero level"
               + ("; dashed: reference surface)" if reference is not None else ")"),
         reference=_reference_sdf(reference, normalization),

@@ -23,7 +23,7 @@ from isofield.geometry.groundtruth import oriented_points_inside
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
-from isofield.losses import eikonal_loss, normal_loss, sign_loss, surface_loss
+from isofield.losses import eikonal_loss, normal_loss, pseudo_sdf_loss, surface_loss
 from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
 
 @dataclass
@@ -38,18 +38,23 @@ class IGROptions:
     """uniform off-surface samples, as a fraction of ``batch``"""
     neighbour_k: int = 50
     """local σ = distance to the k-th nearest input point"""
+    surface_weight: float = 1.0
+    """weight of the surface term mean |f(x)| (IGR: 1)"""
     normal_weight: float = 1.0
     """τ; 0 gives the two-term variant (and is required for points without normals)"""
     eikonal_weight: float = 0.1
     """λ"""
     bounds: float = 1.1
     """uniform samples lie in [-bounds, bounds]^3 (canonical frame)"""
-    sign_weight: float = 0.0
-    """isofield's addition (0 = IGR): penalise a wrong sign, relu(±f), at the uniform samples,
-    labelled inside/outside once by the point cloud's winding number; removes the spurious
-    surfaces that IGR leaves far from the data (needs normals)"""
-    sign_pool: int = 200_000
-    """labelled uniform samples drawn from when sign_weight > 0"""
+    far_weight: float = 0.0
+    """isofield's addition (0 = IGR): at the uniform samples, regress an approximate SDF made
+    once from the input (sign: the point cloud's winding number; magnitude: distance to the
+    nearest input point) beyond ``far_band``, and penalise only a wrong sign within it. It
+    removes the spurious surfaces that IGR leaves far from the data (needs normals)."""
+    far_pool: int = 200_000
+    """labelled uniform samples drawn from when far_weight > 0"""
+    far_band: float = 3.0
+    """band half-width, in multiples of the input's median point spacing"""
 
 
 def read_oriented_points(path: Path, surface_points: int, seed: int) -> PointCloud:
@@ -65,6 +70,26 @@ def local_sigmas(points: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(points) - 1)
     distances, _ = cKDTree(points).query(points, k=k + 1, workers=-1)
     return distances[:, -1].astype(np.float32)
+
+
+def far_field_samples(points: np.ndarray, normals: np.ndarray, options: IGROptions,
+                      seed: int) -> dict[str, torch.Tensor]:
+    """Uniform samples (P, 3) with approximate signed distances (P,) and the band half-width.
+
+    Sign from the oriented points' winding number, magnitude from the distance to the
+    nearest input point (an over-estimate by at most about the point spacing).
+    """
+    rng = np.random.default_rng(seed)
+    pool = rng.uniform(-options.bounds, options.bounds, (options.far_pool, 3)).astype(np.float32)
+    tree = cKDTree(points)
+    distance, _ = tree.query(pool, workers=-1)
+    spacing, _ = tree.query(points, k=2, workers=-1)
+    inside = oriented_points_inside(points, normals, pool)
+    return {
+        "pool": torch.from_numpy(pool),
+        "pool_sdf": torch.from_numpy(np.where(inside, -distance, distance).astype(np.float32)),
+        "band": torch.tensor(options.far_band * float(np.median(spacing[:, 1]))),
+    }
 
 
 class IGRTask(FieldTask):
@@ -83,7 +108,8 @@ class IGRTask(FieldTask):
         self.pool = data.tensors.get("pool")
         if self.pool is not None:
             self.pool = self.pool.to(device)
-            self.pool_sign = data.tensors["pool_sign"].to(device)
+            self.pool_sdf = data.tensors["pool_sdf"].to(device)
+            self.band = float(data.tensors["band"])
 
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opt = self.options
@@ -102,15 +128,15 @@ class IGRTask(FieldTask):
         grads = gradient(values, samples)
 
         terms = {"surface": surface_loss(values[: opt.batch])}
-        total = terms["surface"]
+        total = opt.surface_weight * terms["surface"]
         if opt.normal_weight > 0:
             terms["normal"] = normal_loss(grads[: opt.batch], self.normals[index])
             total = total + opt.normal_weight * terms["normal"]
         terms["eikonal"] = eikonal_loss(grads[opt.batch:])
         total = total + opt.eikonal_weight * terms["eikonal"]
         if self.pool is not None:
-            terms["sign"] = sign_loss(values[2 * opt.batch:], self.pool_sign[chosen])
-            total = total + opt.sign_weight * terms["sign"]
+            terms["far"] = pseudo_sdf_loss(values[2 * opt.batch:], self.pool_sdf[chosen], self.band)
+            total = total + opt.far_weight * terms["far"]
         terms["total"] = total
         return terms
 
@@ -123,8 +149,8 @@ class IGR:
     presets = {
         "fast": {
             "field": {"preset": "fast"},
-            "options": {"sign_weight": 1.0, "global_fraction": 0.5},
-            "train": {"lr": 5e-3, "grid_levels_start": 2, "grid_levels_every": 100},
+            "options": {"far_weight": 1.0, "global_fraction": 0.5},
+            "train": {"lr": 2e-2, "grid_levels_start": 2, "grid_levels_every": 100},
         },
         "paper": {
             "field": {"preset": "paper"},
@@ -150,14 +176,10 @@ class IGR:
         }
         if cloud.normals is not None:
             tensors["normals"] = torch.from_numpy(np.asarray(cloud.normals, dtype=np.float32))
-        if options.sign_weight > 0:
+        if options.far_weight > 0:
             if cloud.normals is None:
-                raise InputError(f"{path}: options.sign_weight needs points with normals (set it to 0)")
-            rng = np.random.default_rng(seed)
-            pool = rng.uniform(-options.bounds, options.bounds, (options.sign_pool, 3)).astype(np.float32)
-            inside = oriented_points_inside(points, cloud.normals, pool)
-            tensors["pool"] = torch.from_numpy(pool)
-            tensors["pool_sign"] = torch.from_numpy(np.where(inside, -1.0, 1.0).astype(np.float32))
+                raise InputError(f"{path}: options.far_weight needs points with normals (set it to 0)")
+            tensors.update(far_field_samples(points, cloud.normals, options, seed))
         kind = "oriented points" if cloud.normals is not None else "points without normals"
         return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}")
 

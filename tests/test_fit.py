@@ -1,0 +1,385 @@
+"""Fit one shape end to end (issue "Fit one shape"): accuracy against exact SDFs, meshes in the
+user's coordinates, resume, re-meshing a run, the Python API, divergence.
+
+Every shape sits off-centre and scaled (centre USER_CENTER, size USER_SCALE), so a result that
+forgot to map back from the canonical frame (``x_user = x_canonical * scale + center``) fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+import yaml
+
+from isofield.cli import main
+from isofield.data.formats import write_sdf_samples
+from isofield.fitting import FitResult, fit, load_field, resume
+from isofield.fitting.rundir import RunDir
+from isofield.geometry.io import read_mesh, write_points
+from isofield.geometry.normalization import Normalization
+from isofield.geometry.samples import sdf_samples
+from isofield.geometry.sampling import sample_surface
+from isofield.geometry.shapes import Shape, Sphere, Torus
+from isofield.metrics import evaluate_meshes
+from isofield.nn import as_numpy_field
+from isofield.train.checkpoint import load_checkpoint
+from isofield.train.logging import read_loss_log
+
+USER_CENTER = (5.0, -2.0, 1.0)
+USER_SCALE = 3.0
+SPHERE = Sphere(USER_SCALE, USER_CENTER)
+TORUS = Torus(0.6 * USER_SCALE, 0.25 * USER_SCALE, USER_CENTER)
+CLAMP = 0.1  # the sdf method's clamp δ, canonical units
+
+# Small runs: a coarse final mesh, small batches.
+SMALL = {"extract": {"resolution": 64}, "train": {"log_every": 1, "checkpoint_every_seconds": 1000.0}}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def sphere_mesh(subdivisions: int = 4) -> trimesh.Trimesh:
+    mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=SPHERE.radius)
+    mesh.apply_translation(USER_CENTER)
+    return mesh
+
+
+def torus_mesh() -> trimesh.Trimesh:
+    mesh = trimesh.creation.torus(TORUS.major_radius, TORUS.minor_radius, major_sections=128, minor_sections=64)
+    mesh.apply_translation(USER_CENTER)
+    return mesh
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_config(path: Path, *layers: dict) -> Path:
+    config: dict = {}
+    for layer in layers:
+        config = merge(config, layer)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def write_sdf_npz(mesh: trimesh.Trimesh, path: Path, n: int) -> Path:
+    """DeepSDF-style samples of ``mesh`` (its own canonical frame stored beside them)."""
+    samples, normalization = sdf_samples(mesh, n=n, seed=0)
+    write_sdf_samples(samples, normalization, path)
+    return path
+
+
+def write_oriented_points(mesh: trimesh.Trimesh, path: Path, n: int) -> Path:
+    write_points(sample_surface(mesh, n, seed=0), path)
+    return path
+
+
+def near_surface_points(shape: Shape, band: float, n: int, seed: int = 1) -> np.ndarray:
+    """``n`` points (user frame) with |exact SDF| < ``band``, uniform in the padded bounds."""
+    rng = np.random.default_rng(seed)
+    lo, hi = shape.bounds
+    pad = 2 * band
+    chosen: list[np.ndarray] = []
+    while sum(len(c) for c in chosen) < n:
+        points = rng.uniform(lo - pad, hi + pad, size=(20 * n, 3))
+        chosen.append(points[np.abs(shape.sdf(points)) < band])
+    return np.concatenate(chosen)[:n]
+
+
+def learned_user_sdf(run_dir: Path, points: np.ndarray) -> np.ndarray:
+    """The run's field at user-frame ``points``, in user units: scale * f((x - center) / scale)."""
+    run = RunDir.open(run_dir)
+    normalization = Normalization.load(run_dir / "normalization.json")
+    field = as_numpy_field(load_field(run))
+    return normalization.distance_to_user(field(normalization.to_canonical(points).astype(np.float32)))
+
+
+def module_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    return {f"{module}.{name}": tensor for module, state in checkpoint.modules.items()
+            for name, tensor in state.items()}
+
+
+def assert_run_directory(run_dir: Path, steps: int) -> None:
+    """The files that let a run be resumed, re-meshed and re-evaluated; one log row per step."""
+    for name in ("config.yaml", "normalization.json", "losses.csv", "checkpoints/latest.pt"):
+        assert (run_dir / name).is_file(), name
+    logged = read_loss_log(run_dir / "losses.csv")["step"]
+    assert len(np.unique(logged)) == len(logged), f"duplicate steps in losses.csv: {logged}"
+    np.testing.assert_array_equal(logged, np.arange(steps))
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt").step == steps
+
+
+# --------------------------------------------------------------------------------------------
+# a short sdf run shared by the API, re-meshing and resume tests
+#
+# A finished fit costs ~8 s on 2 idle cores whatever its step count (slices, render, report,
+# evaluation), so the tests that need one are marked slow; the default suite checks the same
+# plumbing on runs paused before their first step (``exit_after=0``), which write no outputs.
+# --------------------------------------------------------------------------------------------
+
+SHORT_STEPS = 20
+# A low learning rate keeps the field near the network's sphere initialisation for these few
+# steps, so that a surface exists to mesh; these tests are about plumbing, not accuracy.
+SHORT = merge(SMALL, {"options": {"batch": 256}, "train": {"lr": 1e-4}})
+
+
+@pytest.fixture(scope="module")
+def short_inputs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("short_inputs")
+    mesh = sphere_mesh(subdivisions=3)
+    mesh.export(folder / "sphere.ply")
+    return {
+        "samples": write_sdf_npz(mesh, folder / "sphere_sdf.npz", n=4000),
+        "reference": folder / "sphere.ply",
+        "config": write_config(folder / "short.yaml", SHORT),
+    }
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, short_inputs) -> FitResult:
+    """``fit(...)`` of the sphere's SDF samples, SHORT_STEPS steps, evaluated against the mesh."""
+    output = tmp_path_factory.mktemp("short_run") / "run"
+    return fit(short_inputs["samples"], method="sdf", config_file=short_inputs["config"], steps=SHORT_STEPS,
+               reference=short_inputs["reference"], output=output, progress=False)
+
+
+@pytest.mark.slow
+def test_api_returns_a_fit_result_with_metrics_in_user_units(short_run, short_inputs):
+    result = short_run
+    assert isinstance(result, FitResult)
+    assert result.reason == "finished" and result.step == SHORT_STEPS and result.elapsed > 0
+    assert result.mesh_path == result.run_dir / "mesh.ply" and result.mesh_path.is_file()
+    assert_run_directory(result.run_dir, SHORT_STEPS)
+    for name in ("metrics.json", "report.html", "loss.png", "slices.png", "render.png"):
+        assert (result.run_dir / name).is_file(), name
+    metrics = result.metrics
+    assert metrics["protocol"]["name"] == "isofield-v1"
+    assert json.loads((result.run_dir / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    # The metrics are those of the written mesh against the reference, in the user's units.
+    again = evaluate_meshes(read_mesh(result.mesh_path), read_mesh(short_inputs["reference"]))
+    assert metrics["chamfer_l1"] == pytest.approx(again["chamfer_l1"], rel=1e-6)  # mesh.ply holds float32
+    diagonal = np.linalg.norm(sphere_mesh(3).extents)
+    assert metrics["reference_bbox_diagonal"] == pytest.approx(diagonal, rel=1e-9)
+    # Near the initial sphere: within 3% of the diagonal (the mesh would be ~100% off in the
+    # canonical frame, centred at the origin with radius ~1).
+    assert metrics["chamfer_l1"] < 0.03 * diagonal
+
+
+@pytest.mark.slow
+def test_short_run_mesh_is_in_user_coordinates(short_run):
+    mesh = read_mesh(short_run.mesh_path)
+    center = (mesh.bounds[0] + mesh.bounds[1]) / 2
+    np.testing.assert_allclose(center, USER_CENTER, atol=0.05 * USER_SCALE)
+    assert np.median(np.linalg.norm(mesh.vertices - USER_CENTER, axis=1)) == pytest.approx(USER_SCALE, rel=0.05)
+
+
+@pytest.mark.slow
+def test_remesh_a_run_directory_gives_its_own_mesh(short_run, tmp_path, capsys):
+    output = tmp_path / "again.ply"
+    code = main(["mesh", str(short_run.run_dir), "-o", str(output), "--resolution", "64"])
+    assert code == 0, capsys.readouterr().err
+    again, own = read_mesh(output), read_mesh(short_run.mesh_path)
+    assert again.vertices.shape == own.vertices.shape and again.faces.shape == own.faces.shape
+    np.testing.assert_allclose(again.vertices, own.vertices, rtol=0, atol=1e-5 * USER_SCALE)
+    # A finer grid meshes the same surface, still in user coordinates.
+    finer = tmp_path / "finer.ply"
+    assert main(["mesh", str(short_run.run_dir), "-o", str(finer), "--resolution", "96"]) == 0
+    finer_mesh = read_mesh(finer)
+    assert len(finer_mesh.vertices) > len(own.vertices)
+    np.testing.assert_allclose(finer_mesh.bounds, own.bounds, atol=0.02 * USER_SCALE)
+
+
+@pytest.mark.slow
+def test_resume_in_two_stages_equals_one_uninterrupted_run(short_run, short_inputs, tmp_path):
+    staged = tmp_path / "staged"
+    first = fit(short_inputs["samples"], method="sdf", config_file=short_inputs["config"], steps=SHORT_STEPS // 2,
+                output=staged, progress=False)
+    assert first.reason == "finished" and first.step == SHORT_STEPS // 2
+    assert_run_directory(staged, SHORT_STEPS // 2)
+    second = resume(staged, steps=SHORT_STEPS, progress=False)
+    assert second.reason == "finished" and second.step == SHORT_STEPS
+    assert_run_directory(staged, SHORT_STEPS)
+    assert yaml.safe_load((staged / "config.yaml").read_text())["train"]["steps"] == SHORT_STEPS
+
+    staged_tensors, whole_tensors = module_tensors(staged), module_tensors(short_run.run_dir)
+    assert staged_tensors.keys() == whole_tensors.keys()
+    for name, tensor in whole_tensors.items():
+        assert torch.equal(staged_tensors[name], tensor), name
+    # The logs agree value for value, and so do the meshes.
+    assert (staged / "losses.csv").read_text() == (short_run.run_dir / "losses.csv").read_text()
+    np.testing.assert_array_equal(read_mesh(staged / "mesh.ply").vertices, read_mesh(short_run.mesh_path).vertices)
+
+
+@pytest.mark.slow
+def test_resume_after_exit_after_equals_one_uninterrupted_run(short_run, short_inputs, tmp_path, capsys):
+    paused_dir = tmp_path / "paused"
+    code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(short_inputs["config"]),
+                 "--steps", str(SHORT_STEPS), "-o", str(paused_dir), "--exit-after", "0", "-q"])
+    assert code == 0
+    assert f"resume with: isofield fit --resume {paused_dir}" in capsys.readouterr().out
+    assert not (paused_dir / "mesh.ply").exists()
+    assert load_checkpoint(paused_dir / "checkpoints" / "latest.pt").step == 0
+    assert main(["fit", "--resume", str(paused_dir), "-q"]) == 0
+    assert_run_directory(paused_dir, SHORT_STEPS)
+    whole = module_tensors(short_run.run_dir)
+    for name, tensor in module_tensors(paused_dir).items():
+        assert torch.equal(tensor, whole[name]), name
+
+
+@pytest.fixture
+def paused_run(short_inputs, tmp_path) -> FitResult:
+    """A run stopped before its first step: config, frame and the initial checkpoint only."""
+    return fit(short_inputs["samples"], method="sdf", config_file=short_inputs["config"], steps=SHORT_STEPS,
+               output=tmp_path / "paused", exit_after=0, progress=False)
+
+
+def test_paused_run_holds_config_frame_and_checkpoint(paused_run, short_inputs):
+    assert paused_run.reason == "exit-after" and paused_run.step == 0
+    assert paused_run.mesh_path is None and paused_run.metrics == {}
+    run_dir = paused_run.run_dir
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt").step == 0
+    assert not (run_dir / "mesh.ply").exists()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["method"] == "sdf" and config["train"]["steps"] == SHORT_STEPS
+    assert config["input"] == str(short_inputs["samples"].resolve())
+    assert config["options"]["batch"] == 256 and config["train"]["lr"] == 1e-4
+    assert config["field"]["preset"] == "fast" and "hidden" in config["field"]  # spelled out
+    # The run's frame is the one stored with the samples: DeepSDF's, the sphere at 1 / 1.03.
+    frame = json.loads((run_dir / "normalization.json").read_text())
+    with np.load(short_inputs["samples"]) as data:
+        np.testing.assert_allclose(frame["center"], data["center"], rtol=0, atol=1e-12)
+        assert frame["scale"] == pytest.approx(float(data["scale"]), rel=1e-12)
+    np.testing.assert_allclose(frame["center"], USER_CENTER, atol=1e-6)
+    assert frame["scale"] == pytest.approx(1.03 * USER_SCALE, rel=1e-6)
+
+
+def test_resume_of_a_paused_run_keeps_one_log_row_per_step(paused_run):
+    again = resume(paused_run.run_dir, exit_after=0, progress=False)
+    assert again.reason == "exit-after" and again.step == 0
+    log = paused_run.run_dir / "losses.csv"
+    assert not log.exists() or len(read_loss_log(log)["step"]) == 0
+
+
+def test_remesh_a_paused_run_in_user_coordinates(paused_run, tmp_path, capsys):
+    """The initial field is the network's sphere of radius ~1 (canonical): in user coordinates
+    a sphere of radius ``scale`` around USER_CENTER."""
+    output = tmp_path / "init.ply"
+    code = main(["mesh", str(paused_run.run_dir), "-o", str(output), "--resolution", "32"])
+    assert code == 0, capsys.readouterr().err
+    mesh = read_mesh(output)
+    scale = Normalization.load(paused_run.run_dir / "normalization.json").scale
+    center = (mesh.bounds[0] + mesh.bounds[1]) / 2
+    np.testing.assert_allclose(center, USER_CENTER, atol=0.02 * scale)
+    distance = np.linalg.norm(mesh.vertices - USER_CENTER, axis=1)
+    assert np.median(distance) == pytest.approx(scale, rel=0.02)
+    np.testing.assert_allclose(distance, scale, rtol=0.1)  # the grid's random init wrinkles it
+
+
+# --------------------------------------------------------------------------------------------
+# divergence
+# --------------------------------------------------------------------------------------------
+
+
+def assert_checkpoint_loadable_or_none(run_dir: Path) -> None:
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if latest.exists():
+        for name, tensor in module_tensors(run_dir).items():
+            assert torch.isfinite(tensor).all(), f"{latest} holds a non-finite {name}"
+
+
+@pytest.mark.parametrize("lr", ["1.0e+30", ".inf"])
+def test_exploding_learning_rate_ends_with_one_line_error(short_inputs, tmp_path, capsys, lr):
+    config = tmp_path / "explode.yaml"
+    config.write_text(f"options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  lr: {lr}\n")
+    run_dir = tmp_path / "run"
+    code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(config),
+                 "--steps", "3", "-o", str(run_dir), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("isofield: error: ") and "Traceback" not in err
+    assert "diverged" in err or "no surface" in err
+    assert not (run_dir / "mesh.ply").exists()
+    assert_checkpoint_loadable_or_none(run_dir)
+
+
+def test_divergence_after_a_checkpoint_keeps_it(short_inputs, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(short_inputs["config"]),
+                 "--steps", "12", "-o", str(run_dir), "--exit-after", "0", "-q"]) == 0
+    before = (run_dir / "checkpoints" / "latest.pt").read_bytes()
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["train"]["lr"] = float("inf")  # a user edits the run's config, then resumes
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    code = main(["fit", "--resume", str(run_dir), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "diverged" in err and "is kept" in err and "latest.pt" in err
+    assert (run_dir / "checkpoints" / "latest.pt").read_bytes() == before
+    assert_checkpoint_loadable_or_none(run_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# accuracy (minutes on 2 cores)
+# --------------------------------------------------------------------------------------------
+
+SDF_STEPS = 500
+
+
+@pytest.mark.slow
+def test_sdf_fit_recovers_the_exact_sdf_of_a_torus(tmp_path):
+    """Mean |f - exact| within 1% of the shape's size (its bounding-sphere radius) in the band."""
+    samples = write_sdf_npz(torus_mesh(), tmp_path / "torus_sdf.npz", n=20_000)
+    config = write_config(tmp_path / "c.yaml", SMALL, {"options": {"batch": 1024}})
+    result = fit(samples, method="sdf", config_file=config, steps=SDF_STEPS, output=tmp_path / "run",
+                 progress=False)
+    assert result.reason == "finished"
+    normalization = Normalization.load(result.run_dir / "normalization.json")
+    size = normalization.scale / 1.03  # DeepSDF's frame: the farthest vertex at 1 / 1.03
+    assert size == pytest.approx(TORUS.major_radius + TORUS.minor_radius, rel=1e-3)
+    points = near_surface_points(TORUS, band=CLAMP * normalization.scale, n=20_000)
+    error = np.abs(learned_user_sdf(result.run_dir, points) - TORUS.sdf(points))
+    assert error.mean() < 0.01 * size
+    # The extracted surface, in user coordinates, lies on the exact torus.
+    vertices = read_mesh(result.mesh_path).vertices
+    assert np.mean(np.abs(TORUS.sdf(vertices))) < 0.01 * size
+
+
+# Measured (fast preset, batch 1024, 20k points): the sphere is right from the start (the
+# network starts as a sphere); on the torus a tiny spurious closed surface, left at the hole's
+# centre by the sphere initialisation, survives until ~400 steps.
+IGR_STEPS = {"sphere": 200, "torus": 500}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sphere", "torus"])
+def test_igr_fit_of_oriented_points_gives_a_watertight_mesh(tmp_path, name):
+    mesh = sphere_mesh(5) if name == "sphere" else torus_mesh()
+    mesh.export(tmp_path / "reference.ply")
+    points = write_oriented_points(mesh, tmp_path / "points.ply", n=20_000)
+    config = write_config(tmp_path / "c.yaml", SMALL, {"options": {"batch": 1024}})
+    result = fit(points, method="igr", config_file=config, steps=IGR_STEPS[name], output=tmp_path / "run",
+                 reference=tmp_path / "reference.ply", progress=False)
+    fitted = read_mesh(result.mesh_path)
+    assert fitted.is_watertight
+    merged = trimesh.Trimesh(fitted.vertices, fitted.faces)  # merges duplicate vertices
+    assert len(merged.split(only_watertight=False)) == 1, "spurious surfaces"
+    assert merged.euler_number == (2 if name == "sphere" else 0)  # genus 0 / genus 1
+    diagonal = np.linalg.norm(mesh.extents)
+    assert result.metrics["chamfer_l1"] < 0.01 * diagonal
+    assert result.metrics["chamfer_l1_percent_of_diagonal"] < 1.0
+    # In the user's coordinates: the vertices lie on the exact (off-centre, scaled) surface.
+    shape = SPHERE if name == "sphere" else TORUS
+    assert np.mean(np.abs(shape.sdf(fitted.vertices))) < 0.01 * diagonal
