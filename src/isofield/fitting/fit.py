@@ -119,8 +119,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_field(run: RunDir, config: FitConfig | None = None) -> nn.Module:
-    """The trained field of a run (CPU, eval mode), from its latest checkpoint."""
+def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.Module:
+    """The trained field of a run (CPU, eval mode, canonical frame), from its latest checkpoint."""
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
     config = config or run.load_config()
     field = build_field(config.field)
     if not run.has_checkpoint():
