@@ -6,6 +6,7 @@ arguments / command-line flags. Unknown keys are errors (see :mod:`isofield.conf
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field as _field
 from typing import Any, Literal, Mapping, Optional
 
@@ -77,6 +78,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     config = from_dict(FitConfig, merge(dict(method_presets[preset]), merged))
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
+    if not (0 < config.train.lr < math.inf):
+        raise InputError(f"config.train.lr must be a positive finite number, got {config.train.lr}")
     if config.train.steps is None and config.train.time_budget is None:
         raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
     return config

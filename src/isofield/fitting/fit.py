@@ -19,7 +19,7 @@ from isofield.errors import InputError
 from isofield.fitting.config import FitConfig, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
-from isofield.methods.base import LevelSchedule
+from isofield.methods.base import LevelSchedule, PreparedInput
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.loop import StopReason, Trainer
@@ -84,8 +84,9 @@ def fit(
         kwargs_layer["train"] = train
     method_obj = get_method(kwargs_layer["method"])
     config = resolve_config(method_obj.presets, [file_layer, dict(overrides or {}), kwargs_layer])
+    prepared = _prepare(config)  # read and check the input before anything is written
     run = RunDir.create(output or Path("runs") / f"{path.stem}-{config.method}", config)
-    return _train_and_finish(run, config, exit_after, progress)
+    return _train_and_finish(run, config, prepared, exit_after, progress)
 
 
 def resume(
@@ -103,7 +104,7 @@ def resume(
         config.train.steps = steps if steps is not None else config.train.steps
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
         run.save_config(config)
-    return _train_and_finish(run, config, exit_after, progress)
+    return _train_and_finish(run, config, _prepare(config), exit_after, progress)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,13 +131,25 @@ def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.
     return field.eval()
 
 
-def _train_and_finish(run: RunDir, config: FitConfig, exit_after: float | None,
-                      progress: bool) -> FitResult:
-    from isofield.fitting.outputs import write_outputs
+@dataclass(frozen=True)
+class _Prepared:
+    method: Any
+    options: Any
+    data: PreparedInput
 
+
+def _prepare(config: FitConfig) -> _Prepared:
+    """The method, its validated options and its input data, read in the canonical frame."""
     method = get_method(config.method)
     options = from_dict(method.options_type, config.options, "config.options")
-    data = method.prepare(Path(config.input), options, config.seed)
+    return _Prepared(method, options, method.prepare(Path(config.input), options, config.seed))
+
+
+def _train_and_finish(run: RunDir, config: FitConfig, prepared: _Prepared,
+                      exit_after: float | None, progress: bool) -> FitResult:
+    from isofield.fitting.outputs import write_outputs
+
+    method, options, data = prepared.method, prepared.options, prepared.data
     run.save_normalization(data.normalization)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -332,6 +333,8 @@ def tile_images(
 
 def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
     """Write an (H, W, 3) uint8 image to ``path`` as PNG, atomically."""
+    if Path(path).suffix.lower() != ".png":
+        raise InputError(f"{path}: renders are written as PNG; give a .png file name")
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -317,6 +318,10 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> None
     The image is exactly ``figure.get_size_inches() * dpi`` pixels (figures use constrained
     layout, so nothing needs trimming).
     """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = figure.canvas.get_supported_filetypes()
+    if suffix not in supported:
+        raise InputError(f"{path}: unknown picture format {suffix!r} (use one of: {', '.join(sorted(supported))})")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=dpi)
 
