@@ -73,13 +73,18 @@ class LevelSchedule:
 class FieldTask:
     """Base of single-shape tasks: trains one field's parameters at one learning rate.
 
-    Subclasses implement ``step_loss(step, generator)``, the loss of one step (see
-    ``loss`` of :class:`isofield.train.loop.TrainTask`); :meth:`loss` first applies the
-    coarse-to-fine level schedule.
+    ``self.data`` holds the prepared input's tensors on ``device``. Subclasses implement
+    ``step_loss(step, generator)``, the loss of one step (see ``loss`` of
+    :class:`isofield.train.loop.TrainTask`); :meth:`loss` first applies the coarse-to-fine
+    level schedule.
     """
 
-    def __init__(self, field: nn.Module, lr: float, levels: LevelSchedule = LevelSchedule()) -> None:
+    def __init__(self, field: nn.Module, data: PreparedInput, options: Any, device: torch.device,
+                 lr: float, levels: LevelSchedule = LevelSchedule()) -> None:
         self.field = field
+        self.data = {name: tensor.to(device) for name, tensor in data.tensors.items()}
+        self.options = options
+        self.device = device
         self.lr = lr
         self.levels = levels
 

@@ -93,36 +93,25 @@ def far_field_samples(points: np.ndarray, normals: np.ndarray, options: IGROptio
 
 
 class IGRTask(FieldTask):
-    """Trainer task: one batch of surface and off-surface samples per step."""
+    """Trainer task: one batch of surface and off-surface samples per step.
 
-    def __init__(self, field: nn.Module, data: PreparedInput, options: IGROptions,
-                 device: torch.device, lr: float, levels: LevelSchedule) -> None:
-        super().__init__(field, lr, levels)
-        self.options = options
-        self.device = device
-        self.points = data.tensors["points"].to(device)
-        self.normals = data.tensors.get("normals")
-        if self.normals is not None:
-            self.normals = self.normals.to(device)
-        self.sigmas = data.tensors["sigmas"].to(device)
-        self.pool = data.tensors.get("pool")
-        if self.pool is not None:
-            self.pool = self.pool.to(device)
-            self.pool_sdf = data.tensors["pool_sdf"].to(device)
-            self.band = float(data.tensors["band"])
+    Data: ``points (N, 3)``, ``sigmas (N,)``, optional ``normals (N, 3)``, and with the far-field
+    term ``pool (P, 3)``, ``pool_sdf (P,)``, ``band ()``.
+    """
 
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        opt = self.options
-        index = torch.randint(len(self.points), (opt.batch,), generator=generator).to(self.device)
-        surface = self.points[index]
+        opt, data = self.options, self.data
+        pool = data.get("pool")
+        index = torch.randint(len(data["points"]), (opt.batch,), generator=generator).to(self.device)
+        surface = data["points"][index]
         noise = torch.randn(surface.shape, generator=generator).to(self.device)
-        local = surface + noise * self.sigmas[index, None]
+        local = surface + noise * data["sigmas"][index, None]
         n_global = max(1, int(opt.global_fraction * opt.batch))
-        if self.pool is None:
+        if pool is None:
             uniform = ((torch.rand((n_global, 3), generator=generator) * 2 - 1) * opt.bounds).to(self.device)
         else:
-            chosen = torch.randint(len(self.pool), (n_global,), generator=generator).to(self.device)
-            uniform = self.pool[chosen]
+            chosen = torch.randint(len(pool), (n_global,), generator=generator).to(self.device)
+            uniform = pool[chosen]
         samples = torch.cat([surface, local, uniform]).requires_grad_(True)
         values = self.field(samples)
         grads = gradient(values, samples)
@@ -130,12 +119,13 @@ class IGRTask(FieldTask):
         terms = {"surface": surface_loss(values[: opt.batch])}
         total = opt.surface_weight * terms["surface"]
         if opt.normal_weight > 0:
-            terms["normal"] = normal_loss(grads[: opt.batch], self.normals[index])
+            terms["normal"] = normal_loss(grads[: opt.batch], data["normals"][index])
             total = total + opt.normal_weight * terms["normal"]
         terms["eikonal"] = eikonal_loss(grads[opt.batch:])
         total = total + opt.eikonal_weight * terms["eikonal"]
-        if self.pool is not None:
-            terms["far"] = pseudo_sdf_loss(values[2 * opt.batch:], self.pool_sdf[chosen], self.band)
+        if pool is not None:
+            far_values = values[2 * opt.batch:]
+            terms["far"] = pseudo_sdf_loss(far_values, data["pool_sdf"][chosen], float(data["band"]))
             total = total + opt.far_weight * terms["far"]
         terms["total"] = total
         return terms
@@ -150,7 +140,12 @@ class IGR:
         "fast": {
             "field": {"preset": "fast"},
             "options": {"far_weight": 1.0, "global_fraction": 0.5},
-            "train": {"lr": 2e-2, "grid_levels_start": 2, "grid_levels_every": 100},
+            "train": {
+                "lr": 2e-2,
+                "schedule": {"name": "step", "every": 750, "factor": 0.5},
+                "grid_levels_start": 2,
+                "grid_levels_every": 100,
+            },
         },
         "paper": {
             "field": {"preset": "paper"},

@@ -34,20 +34,14 @@ class SDFOptions:
 
 
 class SDFTask(FieldTask):
-    """Trainer task: a random batch of (point, sdf) pairs per step."""
-
-    def __init__(self, field: nn.Module, data: PreparedInput, options: SDFOptions,
-                 device: torch.device, lr: float, levels: LevelSchedule) -> None:
-        super().__init__(field, lr, levels)
-        self.options = options
-        self.device = device
-        self.points = data.tensors["points"].to(device)
-        self.sdf = data.tensors["sdf"].to(device)
+    """Trainer task: a random batch of (point, sdf) pairs per step; data ``points (N, 3)``,
+    ``sdf (N,)``."""
 
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        index = torch.randint(len(self.points), (self.options.batch,), generator=generator)
+        points, sdf = self.data["points"], self.data["sdf"]
+        index = torch.randint(len(points), (self.options.batch,), generator=generator)
         index = index.to(self.device)
-        l1 = clamped_l1(self.field(self.points[index]), self.sdf[index], self.options.clamp)
+        l1 = clamped_l1(self.field(points[index]), sdf[index], self.options.clamp)
         return {"clamped_l1": l1, "total": l1}
 
 
