@@ -25,7 +25,7 @@ from isofield.metrics import evaluate_meshes
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
-from isofield.viz.render import render_mesh
+from isofield.viz.render import render_views
 from isofield.viz.report import Report
 from isofield.viz.slices import plot_sdf_slices
 
@@ -151,8 +151,8 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
     figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)."))
 
     render_png = run.root / "render.png"
-    render_mesh(mesh, render_png)
-    figures.append((render_png, f"The extracted mesh ({run.mesh_path.name})."))
+    render_views(mesh, render_png, views=((30.0, 20.0), (210.0, 20.0)), resolution=(448, 448))
+    figures.append((render_png, f"The extracted mesh ({run.mesh_path.name}), front and back."))
     return figures
 
 
