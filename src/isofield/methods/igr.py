@@ -156,10 +156,12 @@ class IGR:
 
     def prepare(self, path: Path, options: IGROptions, seed: int) -> PreparedInput:
         cloud = read_oriented_points(path, options.surface_points, seed)
-        if options.normal_weight > 0 and cloud.normals is None:
+        needs_normals = [name for name in ("normal_weight", "far_weight") if getattr(options, name) > 0]
+        if needs_normals and cloud.normals is None:
+            zeros = " and ".join(f"options.{name}: 0" for name in needs_normals)
             raise InputError(
                 f"{path}: points have no normals; igr needs oriented points "
-                "(or set options.normal_weight: 0 for the two-term variant)"
+                f"(or set {zeros} in a --config file for IGR's two-term variant)"
             )
         if len(cloud.points) < 2 * options.neighbour_k:
             raise InputError(f"{path}: only {len(cloud.points)} points; igr needs at least {2 * options.neighbour_k}")
@@ -172,8 +174,6 @@ class IGR:
         if cloud.normals is not None:
             tensors["normals"] = torch.from_numpy(np.asarray(cloud.normals, dtype=np.float32))
         if options.far_weight > 0:
-            if cloud.normals is None:
-                raise InputError(f"{path}: options.far_weight needs points with normals (set it to 0)")
             tensors.update(far_field_samples(points, cloud.normals, options, seed))
         kind = "oriented points" if cloud.normals is not None else "points without normals"
         return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}")
