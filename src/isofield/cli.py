@@ -102,10 +102,8 @@ def _field_source(args: argparse.Namespace):
 
     mesh = read_mesh(args.source)
     normalization = Normalization.fit(mesh.vertices, "sphere")
-    canonical = mesh.copy()
-    canonical.vertices = normalization.to_canonical(mesh.vertices)
-    distance = MeshDistance(canonical)
-    return distance.signed, ((-1.0,) * 3, (1.0,) * 3), normalization, Path(args.source).name
+    field = MeshDistance(mesh).signed_in(normalization)
+    return field, ((-1.0,) * 3, (1.0,) * 3), normalization, Path(args.source).name
 
 
 @_command("mesh")

@@ -18,7 +18,7 @@ from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
 from isofield.geometry.groundtruth import MeshDistance
-from isofield.geometry.io import read_geometry, read_mesh, write_mesh
+from isofield.geometry.io import MESH_READ_SUFFIXES, read_geometry, read_mesh, write_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.methods.base import PreparedInput
 from isofield.metrics import evaluate_meshes
@@ -28,8 +28,6 @@ from isofield.viz.curves import plot_loss_curves
 from isofield.viz.render import render_views
 from isofield.viz.report import Report
 from isofield.viz.slices import plot_sdf_slices
-
-MESH_SUFFIXES = {".ply", ".obj", ".off", ".stl", ".glb", ".gltf"}
 
 # Metrics shown in the report, with the unit each is given in.
 _REPORTED = (
@@ -54,7 +52,7 @@ def reference_mesh(config: FitConfig) -> tuple[Path, trimesh.Trimesh] | None:
     if config.reference:
         return Path(config.reference), read_mesh(config.reference)
     source = Path(config.input)
-    if source.suffix.lower() not in MESH_SUFFIXES:
+    if source.suffix.lower() not in MESH_READ_SUFFIXES:
         return None
     geometry = read_geometry(source)
     return (source, geometry) if isinstance(geometry, trimesh.Trimesh) else None
@@ -158,12 +156,9 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
 
 def _reference_sdf(reference: trimesh.Trimesh | None,
                    normalization: Normalization) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The reference mesh's signed distance in the canonical frame (for the dashed contour)."""
+    """The reference mesh's signed distance in the canonical frame (for the dashed contour);
+    None without a reference or when it has no inside (an open sheet)."""
     if reference is None:
         return None
-    canonical = trimesh.Trimesh(normalization.to_canonical(np.asarray(reference.vertices)),
-                                reference.faces, process=False)
-    try:
-        return MeshDistance(canonical).signed
-    except InputError:  # a reference without an inside (an open sheet): no contour
-        return None
+    distance = MeshDistance(reference)
+    return distance.signed_in(normalization) if distance.has_inside else None

@@ -26,6 +26,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from isofield.errors import InputError
+from isofield.geometry.normalization import Normalization
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 """Queries per libigl call: about 40 MB of float64 temporaries."""
@@ -357,6 +358,17 @@ class MeshDistance:
         """Inside test (N,) bool at points (N, 3): ``|winding number| >= 0.5``."""
         self._require_inside()
         return np.abs(self.winding_number(points)) >= 0.5
+
+    def signed_in(self, frame: Normalization) -> Callable[[np.ndarray], np.ndarray]:
+        """The signed distance as a field of ``frame``'s canonical coordinates and units:
+        points (N, 3) canonical -> (N,) float32. The mesh stays in its own coordinates."""
+        self._require_inside()
+
+        def field(points: np.ndarray) -> np.ndarray:
+            user = frame.to_user(np.asarray(points, dtype=np.float64))
+            return (self.signed(user) / frame.scale).astype(np.float32)
+
+        return field
 
     def signed(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (N,) float32 at points (N, 3): exact distance, negative inside."""

@@ -103,14 +103,6 @@ def _canonical_surface(
     return points, cloud.normals.astype(np.float64)
 
 
-def _signed_canonical(
-    distance: MeshDistance, points: np.ndarray, frame: Normalization
-) -> np.ndarray:
-    """Signed distance (N,) float32 in canonical units at canonical float32 points (N, 3)."""
-    user = frame.to_user(points.astype(np.float64))
-    return (distance.signed(user) / frame.scale).astype(np.float32)
-
-
 def sdf_samples(
     mesh: MeshDistance | trimesh.Trimesh,
     n: int = 500_000,
@@ -153,7 +145,7 @@ def sdf_samples(
         parts += [surface + rng.normal(0.0, np.sqrt(v), surface.shape) for v in variances]
     parts.append(rng.uniform(-1.0, 1.0, (n - 2 * pairs, 3)))
     points = np.concatenate(parts).astype(np.float32)
-    return SdfSamples(points, _signed_canonical(distance, points, norm)), norm
+    return SdfSamples(points, distance.signed_in(norm)(points)), norm
 
 
 def occupancy_samples(

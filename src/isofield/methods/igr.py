@@ -65,30 +65,28 @@ def read_oriented_points(path: Path, surface_points: int, seed: int) -> PointClo
     return sample_surface(geometry, surface_points, seed=seed)
 
 
-def local_sigmas(points: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each point (N, 3) to its k-th nearest neighbour -> (N,) float32."""
-    k = min(k, len(points) - 1)
-    distances, _ = cKDTree(points).query(points, k=k + 1, workers=-1)
-    return distances[:, -1].astype(np.float32)
+def neighbour_distances(tree: cKDTree, k: int) -> np.ndarray:
+    """Distances (N, k + 1) of each tree point to itself and its k nearest neighbours."""
+    k = min(k, tree.n - 1)
+    distances, _ = tree.query(tree.data, k=k + 1, workers=-1)
+    return distances
 
 
-def far_field_samples(points: np.ndarray, normals: np.ndarray, options: IGROptions,
+def far_field_samples(tree: cKDTree, normals: np.ndarray, spacing: float, options: IGROptions,
                       seed: int) -> dict[str, torch.Tensor]:
     """Uniform samples (P, 3) with approximate signed distances (P,) and the band half-width.
 
     Sign from the oriented points' winding number, magnitude from the distance to the
-    nearest input point (an over-estimate by at most about the point spacing).
+    nearest input point (an over-estimate by at most about the point ``spacing``).
     """
     rng = np.random.default_rng(seed)
     pool = rng.uniform(-options.bounds, options.bounds, (options.far_pool, 3)).astype(np.float32)
-    tree = cKDTree(points)
     distance, _ = tree.query(pool, workers=-1)
-    spacing, _ = tree.query(points, k=2, workers=-1)
-    inside = oriented_points_inside(points, normals, pool)
+    inside = oriented_points_inside(tree.data, normals, pool)
     return {
         "pool": torch.from_numpy(pool),
         "pool_sdf": torch.from_numpy(np.where(inside, -distance, distance).astype(np.float32)),
-        "band": torch.tensor(options.far_band * float(np.median(spacing[:, 1]))),
+        "band": torch.tensor(options.far_band * spacing),
     }
 
 
@@ -167,14 +165,17 @@ class IGR:
             raise InputError(f"{path}: only {len(cloud.points)} points; igr needs at least {2 * options.neighbour_k}")
         normalization = Normalization.fit(cloud.points, "sphere")
         points = normalization.to_canonical(cloud.points).astype(np.float32)
+        tree = cKDTree(points)
+        neighbours = neighbour_distances(tree, options.neighbour_k)
         tensors = {
             "points": torch.from_numpy(points),
-            "sigmas": torch.from_numpy(local_sigmas(points, options.neighbour_k)),
+            "sigmas": torch.from_numpy(neighbours[:, -1].astype(np.float32)),  # k-th neighbour
         }
         if cloud.normals is not None:
             tensors["normals"] = torch.from_numpy(np.asarray(cloud.normals, dtype=np.float32))
         if options.far_weight > 0:
-            tensors.update(far_field_samples(points, cloud.normals, options, seed))
+            spacing = float(np.median(neighbours[:, 1]))
+            tensors.update(far_field_samples(tree, cloud.normals, spacing, options, seed))
         kind = "oriented points" if cloud.normals is not None else "points without normals"
         return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}")
 
