@@ -152,7 +152,7 @@ def test_schedule_factors():
 def test_schedule_from_spec_and_bad_specs():
     assert schedule_from_spec({"name": "step", "every": 4, "factor": 0.25})(8) == 0.0625
     assert schedule_from_spec({"name": "constant"})(3) == 1.0
-    with pytest.raises(InputError, match="unknown learning-rate schedule 'linear'"):
+    with pytest.raises(InputError, match="unknown schedule 'linear'"):
         schedule_from_spec({"name": "linear"})
     with pytest.raises(InputError, match="'cosine': unexpected or missing keys"):
         schedule_from_spec({"name": "cosine", "total_steps": 10, "warmpu_steps": 2})

@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file with config overrides")
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--time-budget", type=float, help="seconds of training")
-    p.add_argument("--reference", help="mesh to evaluate against (default: the input, if a mesh)")
+    p.add_argument("--reference", help="mesh or points (with normals for normal consistency) to evaluate against "
+                   "(default: the input mesh or points)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")

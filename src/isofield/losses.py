@@ -20,9 +20,39 @@ def normal_loss(gradients: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
     return (gradients - normals).norm(dim=-1).mean()
 
 
-def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
-    """IGR: mean (‖∇f(x)‖ − 1)² for gradients (N, D) -> scalar."""
-    return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
+def normal_cosine_loss(gradients: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    """SIREN: mean (1 − cos∠(∇f(x), n(x))) for gradients, normals (N, D) -> scalar."""
+    return (1.0 - torch.nn.functional.cosine_similarity(gradients, normals, dim=-1)).mean()
+
+
+def eikonal_loss(gradients: torch.Tensor, power: int = 2) -> torch.Tensor:
+    """mean |‖∇f(x)‖ − 1|^p for gradients (N, D) -> scalar; IGR p = 2, SIREN and DiGS p = 1."""
+    return ((gradients.norm(dim=-1) - 1.0).abs() ** power).mean()
+
+
+def off_surface_loss(values: torch.Tensor, alpha: float) -> torch.Tensor:
+    """SIREN, DiGS: mean exp(−α|f(x)|) away from the surface, values (N,) -> scalar.
+
+    It pushes the field away from zero where there is no data, so no spurious surface forms.
+    """
+    return torch.exp(-alpha * values.abs()).mean()
+
+
+def sign_agnostic_loss(values: torch.Tensor, unsigned: torch.Tensor) -> torch.Tensor:
+    """SAL: mean | |f(x)| − h(x) | for values, unsigned distances h (N,) -> scalar."""
+    return (values.abs() - unsigned).abs().mean()
+
+
+def sign_agnostic_gradient_loss(gradients: torch.Tensor, unsigned_gradients: torch.Tensor) -> torch.Tensor:
+    """SALD: mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖) for gradients, ∇h (N, D) -> scalar."""
+    minus = (gradients - unsigned_gradients).norm(dim=-1)
+    plus = (gradients + unsigned_gradients).norm(dim=-1)
+    return torch.minimum(minus, plus).mean()
+
+
+def divergence_loss(divergences: torch.Tensor) -> torch.Tensor:
+    """DiGS: mean |∇·∇f(x)| for divergences (N,) -> scalar."""
+    return divergences.abs().mean()
 
 
 def pseudo_sdf_loss(values: torch.Tensor, targets: torch.Tensor, band: float) -> torch.Tensor:

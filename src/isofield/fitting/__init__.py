@@ -1,5 +1,6 @@
 """Fit one shape: configuration, run directory, training, outputs."""
 
-from isofield.fitting.fit import FitResult, fit, load_field, resume
+from isofield.fitting.config import resolve_config
+from isofield.fitting.fit import FitResult, fit, load_field, resume, train_prepared
 
-__all__ = ["FitResult", "fit", "load_field", "resume"]
+__all__ = ["FitResult", "fit", "load_field", "resolve_config", "resume", "train_prepared"]

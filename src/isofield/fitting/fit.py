@@ -22,7 +22,7 @@ from isofield.methods import get_method
 from isofield.methods.base import LevelSchedule, PreparedInput
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
-from isofield.train.loop import StopReason, Trainer
+from isofield.train.loop import StopReason, Trainer, TrainResult
 from isofield.train.schedules import schedule_from_spec
 
 
@@ -131,26 +131,24 @@ def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.
     return field.eval()
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    method: Any
-    options: Any
-    data: PreparedInput
-
-
-def _prepare(config: FitConfig) -> _Prepared:
-    """The method, its validated options and its input data, read in the canonical frame."""
+def _prepare(config: FitConfig) -> PreparedInput:
+    """The method's input data, read in the canonical frame (options validated first)."""
     method = get_method(config.method)
     options = from_dict(method.options_type, config.options, "config.options")
-    return _Prepared(method, options, method.prepare(Path(config.input), options, config.seed))
+    return method.prepare(Path(config.input), options, config.seed)
 
 
-def _train_and_finish(run: RunDir, config: FitConfig, prepared: _Prepared,
-                      exit_after: float | None, progress: bool) -> FitResult:
-    from isofield.fitting.outputs import write_outputs
+def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, *,
+                   exit_after: float | None = None,
+                   progress: bool = True) -> tuple[nn.Module, TrainResult]:
+    """Train ``config``'s method and network on prepared data; checkpoints go to ``run_dir``.
 
-    method, options, data = prepared.method, prepared.options, prepared.data
-    run.save_normalization(data.normalization)
+    The data's points may be 2-D (set ``field.in_dim: 2``): this is how planar problems are
+    fitted (see ``examples/curve_2d.py``). Returns the field (resumed from the run's latest
+    checkpoint when there is one) and the trainer's result.
+    """
+    method = get_method(config.method)
+    options = from_dict(method.options_type, config.options, "config.options")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     field = build_field(config.field).to(device)
@@ -158,7 +156,7 @@ def _train_and_finish(run: RunDir, config: FitConfig, prepared: _Prepared,
     task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = Trainer(
         task,
-        run.root,
+        Path(run_dir),
         steps=config.train.steps,
         time_budget=config.train.time_budget,
         schedule=schedule_from_spec(config.train.schedule),
@@ -170,7 +168,15 @@ def _train_and_finish(run: RunDir, config: FitConfig, prepared: _Prepared,
         exit_after=exit_after,
         progress=progress,
     )
-    result = trainer.run()
+    return field, trainer.run()
+
+
+def _train_and_finish(run: RunDir, config: FitConfig, data: PreparedInput,
+                      exit_after: float | None, progress: bool) -> FitResult:
+    from isofield.fitting.outputs import write_outputs
+
+    run.save_normalization(data.normalization)
+    field, result = train_prepared(config, data, run.root, exit_after=exit_after, progress=progress)
     done = result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET)
     metrics: dict[str, Any] = {}
     mesh_path = None

@@ -18,10 +18,10 @@ from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
 from isofield.geometry.groundtruth import MeshDistance
-from isofield.geometry.io import MESH_READ_SUFFIXES, read_geometry, read_mesh, write_mesh
+from isofield.geometry.io import POINT_READ_SUFFIXES, PointCloud, read_geometry, write_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.methods.base import PreparedInput
-from isofield.metrics import evaluate_meshes
+from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
@@ -46,16 +46,21 @@ def canonical_bounds(config: FitConfig) -> tuple[tuple[float, ...], tuple[float,
     return (-half,) * 3, (half,) * 3
 
 
-def reference_mesh(config: FitConfig) -> tuple[Path, trimesh.Trimesh] | None:
-    """The mesh to evaluate against: ``config.reference``, else the input when it is a mesh
-    (a file of points only has no surface to compare with)."""
-    if config.reference:
-        return Path(config.reference), read_mesh(config.reference)
-    source = Path(config.input)
-    if source.suffix.lower() not in MESH_READ_SUFFIXES:
+def reference_geometry(config: FitConfig) -> tuple[Path, trimesh.Trimesh | PointCloud] | None:
+    """What to evaluate against: ``config.reference`` (a mesh, or points with or without
+    normals), else the input itself (a mesh, or the input points: then the metrics measure the
+    fit to the data; an ``.npz`` input holds training samples, not a surface)."""
+    source = Path(config.reference or config.input)
+    if not config.reference and source.suffix.lower() not in set(POINT_READ_SUFFIXES) - {".npz"}:
         return None
-    geometry = read_geometry(source)
-    return (source, geometry) if isinstance(geometry, trimesh.Trimesh) else None
+    return source, read_geometry(source)
+
+
+def evaluate_against(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud) -> dict[str, Any]:
+    """Metrics of the fitted mesh against a reference mesh or point set (user units)."""
+    if isinstance(reference, PointCloud):
+        return evaluate_mesh_against_points(mesh, reference.points, reference.normals)
+    return evaluate_meshes(mesh, reference)
 
 
 def numpy_field(field: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -88,16 +93,17 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     write_mesh(mesh, run.mesh_path)
     timings["mesh extraction"] = time.perf_counter() - start
 
-    found = reference_mesh(config)
+    found = reference_geometry(config)
     reference_path, reference = found if found else (None, None)
     start = time.perf_counter()
-    metrics = evaluate_meshes(mesh, reference) if reference is not None else {}
+    metrics = evaluate_against(mesh, reference) if reference is not None else {}
     if metrics:
         write_text_atomic(run.metrics_path, json.dumps(metrics, indent=2) + "\n")
     timings["evaluation"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    figures = _write_figures(run, config, field, mesh, reference, data.normalization)
+    reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
+    figures = _write_figures(run, config, field, mesh, reference_surface, data.normalization)
     timings["pictures"] = time.perf_counter() - start
 
     report = Report(f"isofield fit: {Path(config.input).name} ({config.method}, preset {config.preset})",

@@ -22,7 +22,8 @@ class Normalization:
     """A similarity transform without rotation: ``x_user = x_canonical * scale + center``.
 
     Attributes:
-        center: (3,) float64, the user-frame point that maps to the origin.
+        center: (D,) float64, D = 3 (or 2 for planar problems), the user-frame point that maps
+            to the origin.
         scale: positive float, user units per canonical unit.
     """
 
@@ -31,8 +32,8 @@ class Normalization:
 
     def __post_init__(self) -> None:
         center = np.asarray(self.center, dtype=np.float64).reshape(-1)
-        if center.shape != (3,) or not np.all(np.isfinite(center)):
-            raise InputError(f"normalization center must be 3 finite numbers, got {self.center!r}")
+        if center.shape not in ((2,), (3,)) or not np.all(np.isfinite(center)):
+            raise InputError(f"normalization center must be 3 (or 2) finite numbers, got {self.center!r}")
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise InputError(f"normalization scale must be a positive number, got {self.scale!r}")
         object.__setattr__(self, "center", center)
@@ -44,15 +45,15 @@ class Normalization:
 
     @classmethod
     def fit(cls, points: np.ndarray, mode: str = "sphere", padding: float = 0.0) -> "Normalization":
-        """Fit to points (N, 3) of a shape.
+        """Fit to points (N, D) of a shape, D = 3 (or 2).
 
         ``mode="sphere"``: the bounding-box centre goes to the origin and the farthest point to
         radius ``1 / (1 + padding)``. ``mode="cube"``: the bounding box fits in
-        ``[-0.5, 0.5]^3`` shrunk by ``1 / (1 + padding)`` (Occupancy Networks' unit cube).
+        ``[-0.5, 0.5]^D`` shrunk by ``1 / (1 + padding)`` (Occupancy Networks' unit cube).
         """
         pts = np.asarray(points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-            raise InputError(f"cannot normalise: expected points of shape (N, 3), got {pts.shape}")
+        if pts.ndim != 2 or pts.shape[1] not in (2, 3) or len(pts) == 0:
+            raise InputError(f"cannot normalise: expected points of shape (N, 3) or (N, 2), got {pts.shape}")
         if not np.all(np.isfinite(pts)):
             raise InputError("cannot normalise: points contain NaN or Inf")
         lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -68,12 +69,12 @@ class Normalization:
         return cls(center, extent * (1.0 + padding))
 
     def to_canonical(self, points: np.ndarray) -> np.ndarray:
-        """User-frame points (..., 3) -> canonical frame, same dtype."""
+        """User-frame points (..., D) -> canonical frame, same dtype."""
         pts = np.asarray(points)
         return ((pts - self.center) / self.scale).astype(pts.dtype, copy=False)
 
     def to_user(self, points: np.ndarray) -> np.ndarray:
-        """Canonical points (..., 3) -> user frame, same dtype."""
+        """Canonical points (..., D) -> user frame, same dtype."""
         pts = np.asarray(points)
         return (pts * self.scale + self.center).astype(pts.dtype, copy=False)
 

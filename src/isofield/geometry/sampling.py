@@ -64,3 +64,31 @@ def sample_points(cloud: PointCloud, n: int, seed: int = 0) -> PointCloud:
     chosen = rng.choice(len(cloud), size=n, replace=n > len(cloud))
     normals = None if cloud.normals is None else cloud.normals[chosen]
     return PointCloud(cloud.points[chosen], normals, source=cloud.source)
+
+
+def sample_polyline(vertices: np.ndarray, n: int, closed: bool = True, seed: int = 0) -> np.ndarray:
+    """Draw ``n`` points uniformly (by length) on a polyline: the 2-D analogue of
+    :func:`sample_surface`, used to make planar test inputs (curves, polygon outlines).
+
+    Args:
+        vertices: (V, D) corners in order, V >= 2.
+        n: number of samples, >= 1.
+        closed: also use the segment from the last corner back to the first.
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        (n, D) float32 points, shuffled.
+    """
+    n = _positive_count(n, "number of curve samples")
+    corners = np.asarray(vertices, dtype=np.float64)
+    if corners.ndim != 2 or len(corners) < 2 or not np.all(np.isfinite(corners)):
+        raise InputError(f"polyline needs at least 2 finite corners of shape (V, D), got {corners.shape}")
+    ends = np.roll(corners, -1, axis=0) if closed else corners[1:]
+    starts = corners if closed else corners[:-1]
+    lengths = np.linalg.norm(ends - starts, axis=1)
+    if lengths.sum() <= 0:
+        raise InputError("polyline has zero length")
+    rng = np.random.default_rng(seed)
+    segment = rng.choice(len(starts), size=n, p=lengths / lengths.sum())
+    t = rng.random(n)[:, None]
+    return (starts[segment] + t * (ends[segment] - starts[segment])).astype(np.float32)

@@ -3,7 +3,7 @@
 A "field" for the extractor and the slicer is any callable
 ``f(points: np.ndarray (N, D) float32) -> np.ndarray (N,) float32``; :func:`as_numpy_field`
 wraps a torch module as one. :func:`build_field` builds the networks for fitting one shape
-from a small config dict (presets "paper" and "fast").
+from a small config dict (presets "paper", "fast" and "siren").
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch import nn
 from isofield.errors import InputError
 from isofield.nn.encodings import FourierFeatures, MultiResolutionGrid
 from isofield.nn.mlp import MLPField
+from isofield.nn.siren import SirenField
 
 NumpyField = Callable[[np.ndarray], np.ndarray]
 
@@ -65,18 +66,20 @@ def as_numpy_field(module: nn.Module, device: str | torch.device = "cpu", batch_
 
 PRESETS: dict[str, dict[str, Any]] = {
     # IGR (Gropp et al. 2020): 8x512 softplus(beta=100), skip at layer 4, sphere init, weight norm.
-    "paper": dict(in_dim=3, out_dim=1, latent_dim=0, hidden=512, depth=8, activation="softplus",
-                  beta=100.0, skip=(4,), weight_norm=True, geometric_init=True, radius=1.0,
-                  encoding=None),
+    "paper": dict(type="mlp", in_dim=3, out_dim=1, latent_dim=0, hidden=512, depth=8,
+                  activation="softplus", beta=100.0, skip=(4,), weight_norm=True,
+                  geometric_init=True, radius=1.0, encoding=None),
     # Multi-resolution grid + a 2x64 softplus MLP with the sphere init on the raw coordinates.
-    "fast": dict(in_dim=3, out_dim=1, latent_dim=0, hidden=64, depth=2, activation="softplus",
-                 beta=100.0, skip=(),
-                 weight_norm=True, geometric_init=True, radius=1.0,
+    "fast": dict(type="mlp", in_dim=3, out_dim=1, latent_dim=0, hidden=64, depth=2,
+                 activation="softplus", beta=100.0, skip=(), weight_norm=True,
+                 geometric_init=True, radius=1.0,
                  encoding=dict(type="grid", levels=8, features_per_level=2, base_resolution=8,
                                max_resolution=128, log2_hashmap_size=15)),
+    # SIREN / DiGS: 4x256 sine layers (omega 30) with the multi-frequency geometric init.
+    "siren": dict(type="siren", in_dim=3, out_dim=1, hidden=256, depth=4, omega=30.0,
+                  first_omega=30.0, init="mfgi", radius=1.0, high_frequency_fraction=0.25),
 }
-MLP_KEYS = ("in_dim", "out_dim", "hidden", "depth", "activation", "beta", "skip", "weight_norm",
-            "geometric_init", "radius", "latent_dim")
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLPField, "siren": SirenField}
 _ABSENT = object()  # marks "no encoding key in the config" (None means "no encoding")
 ENCODINGS: dict[str, type[nn.Module]] = {"grid": MultiResolutionGrid, "fourier": FourierFeatures}
 ENCODING_KEYS = {
@@ -86,10 +89,13 @@ ENCODING_KEYS = {
 }
 
 
-def build_field(config: dict[str, Any]) -> MLPField:
+def build_field(config: dict[str, Any]) -> nn.Module:
     """Build a field network from a config dict (see :func:`resolve_field_config`)."""
     settings = resolve_field_config(config)
     settings.pop("preset")
+    network = NETWORKS[settings.pop("type")]
+    if network is SirenField:
+        return SirenField(**settings)
     encoding = settings.pop("encoding")
     settings["skip"] = tuple(settings["skip"])
     return MLPField(input_encoding=_build_encoding(encoding, settings["in_dim"]), **settings)
@@ -98,22 +104,25 @@ def build_field(config: dict[str, Any]) -> MLPField:
 def resolve_field_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config with every preset value written out (store it so a run outlives preset changes).
 
-    Keys: ``preset`` ("paper" or "fast", default "paper"), then any of the ``MLPField``
-    arguments ``in_dim, out_dim, hidden, depth, activation, beta, skip, weight_norm,
-    geometric_init, radius, latent_dim`` overriding the preset, and ``encoding``: None, or a
-    dict with ``type`` ("grid" or "fourier") and that encoding's arguments. An ``encoding``
-    dict without ``type`` (or with the preset's type) updates the preset's encoding; one with
-    another type replaces it. The encoding's ``in_dim`` follows the field's.
+    Keys: ``preset`` ("paper", "fast" or "siren", default "paper"), which also fixes the network
+    ``type`` ("mlp" or "siren"), then overrides of that network's arguments: for an MLP any of
+    ``in_dim, out_dim, hidden, depth, activation, beta, skip, weight_norm, geometric_init,
+    radius, latent_dim`` (see :class:`MLPField`) and ``encoding``: None, or a dict with
+    ``type`` ("grid" or "fourier") and that encoding's arguments; for SIREN any of ``in_dim,
+    out_dim, hidden, depth, omega, first_omega, init, radius, high_frequency_fraction`` (see
+    :class:`SirenField`). An ``encoding`` dict without ``type`` (or with the preset's type)
+    updates the preset's encoding; one with another type replaces it. The encoding's ``in_dim``
+    follows the field's.
 
     Presets: "paper" is IGR's 8x512 softplus (beta 100) MLP with a skip at layer 4, geometric
     init and weight norm; "fast" is an 8-level grid (8..128 cells per axis over [-1, 1]^3,
     2 features per level, hash tables of 2**15 rows; 0.32M parameters) plus a 2x64 softplus
-    MLP with geometric init and weight norm.
+    MLP with geometric init and weight norm; "siren" is a 4x256 SIREN (omega 30) with the
+    multi-frequency geometric init.
 
     Returns:
-        a new dict with ``preset``, every key of ``MLP_KEYS`` (``skip`` as a list) and
-        ``encoding`` (None or a dict with ``type``); ``resolve_field_config(resolved)`` returns
-        it unchanged.
+        a new dict with ``preset``, ``type`` and every argument of that network (``skip`` as a
+        list); ``resolve_field_config(resolved)`` returns it unchanged.
     Raises:
         InputError: an unknown key (named in the message), preset or encoding type.
     """
@@ -123,17 +132,25 @@ def resolve_field_config(config: dict[str, Any]) -> dict[str, Any]:
     preset = settings.pop("preset", "paper")
     if preset not in PRESETS:
         raise InputError(f"field config: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    unknown = sorted(set(settings) - set(MLP_KEYS) - {"encoding"})
-    if unknown:
-        raise InputError(f"field config: unknown key {unknown[0]!r} "
-                         f"(allowed: preset, encoding, {', '.join(MLP_KEYS)})")
     resolved = {"preset": preset, **copy.deepcopy(PRESETS[preset])}
-    resolved["encoding"] = _merge_encoding(resolved["encoding"], settings.pop("encoding", _ABSENT))
+    kind = resolved["type"]
+    if settings.pop("type", kind) != kind:
+        raise InputError(f"field config: preset {preset!r} is a {kind} network; choose the "
+                         f"preset to change the network type")
+    allowed = sorted(set(resolved) - {"preset", "type"})
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise InputError(f"field config: unknown key {unknown[0]!r} for a {kind} network "
+                         f"(allowed: preset, {', '.join(allowed)})")
+    if kind == "mlp":
+        resolved["encoding"] = _merge_encoding(resolved["encoding"],
+                                               settings.pop("encoding", _ABSENT))
     resolved.update(settings)
-    if not isinstance(resolved["skip"], (list, tuple)):
-        raise InputError(f"field config: skip must be a list of layer indices, "
-                         f"got {resolved['skip']!r}")
-    resolved["skip"] = list(resolved["skip"])
+    if kind == "mlp":
+        if not isinstance(resolved["skip"], (list, tuple)):
+            raise InputError(f"field config: skip must be a list of layer indices, "
+                             f"got {resolved['skip']!r}")
+        resolved["skip"] = list(resolved["skip"])
     return resolved
 
 

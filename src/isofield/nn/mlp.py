@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
 from isofield.errors import InputError
+from isofield.nn.sphere_init import fit_output_layer_to_sphere
 
 ACTIVATIONS = ("softplus", "relu")
 
@@ -135,33 +136,15 @@ class MLPField(nn.Module):
         sal_weights += 1e-4 * torch.randn_like(sal_weights)
         self.output_layer.weight.copy_(sal_weights.expand_as(self.output_layer.weight))
         self.output_layer.bias.fill_(-radius)
-        self._fit_output_layer_to_sphere(radius, sal_weights)
+        fit_output_layer_to_sphere(self._features_of_points, self.output_layer, self.in_dim,
+                                   radius, prior=sal_weights)
 
-    @torch.no_grad()
-    def _fit_output_layer_to_sphere(self, radius: float, prior: torch.Tensor,
-                                    num_points: int = 4096, penalty: float = 1e-4) -> None:
-        """Ridge least squares of the output layer to ``|x| - radius`` (every output row).
-
-        ``prior: (hidden,)``, the output weights the penalty pulls towards. The latent and encoded
-        columns of ``u`` are zero here, which is exact since their weights are zero.
-        """
-        generator = torch.Generator().manual_seed(0)
-        direction = torch.randn(num_points, self.in_dim, generator=generator, dtype=torch.float64)
-        direction /= direction.norm(dim=1, keepdim=True)
-        distance = 1.5 * radius * torch.rand(num_points, 1, generator=generator,
-                                             dtype=torch.float64) ** (1 / self.in_dim)
-        points = (direction * distance).float()
-        u = torch.zeros(num_points, self.input_width)
+    def _features_of_points(self, points: torch.Tensor) -> torch.Tensor:
+        """Last hidden features ``(M, hidden)`` of points ``(M, in_dim)`` with the latent and
+        encoded columns of ``u`` at zero (exact at initialisation, where their weights are 0)."""
+        u = torch.zeros(len(points), self.input_width)
         u[:, self.latent_dim: self.latent_dim + self.in_dim] = points
-        design = torch.cat([self._hidden_features(u), torch.ones(num_points, 1)], 1).double()
-        ridge = penalty * num_points * torch.ones(design.shape[1], dtype=torch.float64)
-        ridge[-1] = 0.0                                        # the bias is not penalised
-        target = distance[:, 0] - radius
-        prior_with_bias = torch.cat([prior.double(), torch.zeros(1, dtype=torch.float64)])
-        rhs = design.T @ target + ridge * prior_with_bias
-        solution = torch.linalg.solve(design.T @ design + torch.diag(ridge), rhs).float()
-        self.output_layer.weight.copy_(solution[:-1].expand_as(self.output_layer.weight))
-        self.output_layer.bias.fill_(solution[-1].item())
+        return self._hidden_features(u)
 
     def _network_input(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
         """``u = concat(latent, x, encoding(x))``: (N, input_width)."""

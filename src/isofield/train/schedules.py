@@ -1,4 +1,4 @@
-"""Learning-rate schedules as pure functions of the step.
+"""Learning-rate (and loss-weight) schedules as pure functions of the step.
 
 A schedule maps the 0-based step index to a factor that multiplies a parameter group's base
 learning rate: ``lr(step) = base_lr * schedule(step)``. It holds no state, so a resumed run only
@@ -87,24 +87,58 @@ class WarmupCosine:
         return self.final_factor + (1.0 - self.final_factor) * cosine
 
 
-_BY_NAME: dict[str, type] = {"constant": Constant, "step": StepDecay, "cosine": WarmupCosine}
+ANNEAL_SHAPES = ("linear", "quintic", "step")
+
+
+@dataclass(frozen=True)
+class Anneal:
+    """A weight that anneals from 1 to 0 between steps ``start`` and ``end`` (DiGS's divergence).
+
+    With ``t = (step - start) / (end - start)`` clipped to [0, 1]: ``linear`` gives ``1 - t``,
+    ``quintic`` gives ``1 - (6t^5 - 15t^4 + 10t^3)`` (smooth at both ends), ``step`` gives 1
+    until ``end`` and 0 from there on.
+    """
+
+    start: int
+    end: int
+    shape: str = "linear"
+
+    def __post_init__(self) -> None:
+        _require(
+            _is_int(self.start) and _is_int(self.end) and 0 <= self.start < self.end,
+            f"anneal needs integers 0 <= start < end, got start={self.start!r}, end={self.end!r}",
+        )
+        _require(self.shape in ANNEAL_SHAPES,
+                 f"anneal 'shape' must be one of {ANNEAL_SHAPES}, got {self.shape!r}")
+
+    def __call__(self, step: int) -> float:
+        t = min(1.0, max(0.0, (step - self.start) / (self.end - self.start)))
+        if self.shape == "linear":
+            return 1.0 - t
+        if self.shape == "quintic":
+            return 1.0 - t ** 3 * (10.0 - 15.0 * t + 6.0 * t ** 2)
+        return 1.0 if step < self.end else 0.0
+
+
+_BY_NAME: dict[str, type] = {"constant": Constant, "step": StepDecay, "cosine": WarmupCosine,
+                             "anneal": Anneal}
 
 
 def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
     """A schedule from a config mapping, e.g. ``{"name": "step", "every": 500, "factor": 0.5}``.
 
     Names: ``constant``; ``step`` (every, factor); ``cosine`` (total_steps, warmup_steps,
-    final_factor). Raises InputError for an unknown name or key, or a bad value.
+    final_factor); ``anneal`` (start, end, shape). Raises InputError for an unknown name or key, or a bad value.
     """
     options = dict(spec)
     name = options.pop("name", None)
     if name not in _BY_NAME:
-        raise InputError(f"unknown learning-rate schedule {name!r} (use one of {sorted(_BY_NAME)})")
+        raise InputError(f"unknown schedule {name!r} (use one of {sorted(_BY_NAME)})")
     try:
         return _BY_NAME[name](**options)
     except TypeError:
         raise InputError(
-            f"learning-rate schedule {name!r}: unexpected or missing keys in {sorted(options)}"
+            f"schedule {name!r}: unexpected or missing keys in {sorted(options)}"
         ) from None
 
 

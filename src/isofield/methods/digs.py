@@ -1,0 +1,118 @@
+"""DiGS (Ben-Shabat et al. 2022): divergence-guided fields from unoriented points.
+
+L = w_s mean_S |f| + w_o mean_Ω exp(−α|f|) + w_e mean_{S∪Ω} |‖∇f‖ − 1| + w_d(t) mean_Ω |∇·∇f|
+
+S: input points; Ω: samples uniform in the bounds. The divergence ∇·∇f is the (scaled) mean
+curvature of the level sets, so its term favours the smoothest surface through the points:
+holes and gaps close with minimal-area patches (a straight segment across a gap in 2-D).
+Its weight anneals to zero (``divergence_schedule``: linear, quintic or step) so that detail
+can form later. The network is a SIREN with the multi-frequency geometric initialisation
+(field preset ``siren``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field as _field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from isofield.diff import divergence, gradient
+from isofield.losses import divergence_loss, eikonal_loss, off_surface_loss, surface_loss
+from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
+from isofield.methods.raw_input import RawInput, read_raw_input
+from isofield.train.schedules import schedule_from_spec
+
+
+@dataclass
+class DiGSOptions:
+    """Options of the ``digs`` method (config section ``options``)."""
+
+    surface_points: int = 100_000
+    """points sampled from a mesh / soup input (a point cloud is used as it is)"""
+    batch: int = 4096
+    """input points per step; as many uniform off-surface samples"""
+    bounds: float = 1.5
+    """off-surface samples lie in [-bounds, bounds]^D (canonical frame); beyond the initial
+    sphere (radius 1), so that gaps close inside the sampled region"""
+    surface_weight: float = 3000.0
+    off_surface_weight: float = 100.0
+    off_surface_alpha: float = 100.0
+    """α of exp(−α|f|)"""
+    eikonal_weight: float = 50.0
+    divergence_weight: float = 100.0
+    """w_d at the start; multiplied by ``divergence_schedule``"""
+    divergence_schedule: dict = _field(
+        default_factory=lambda: {"name": "anneal", "start": 200, "end": 1000, "shape": "linear"})
+    """a schedule of isofield.train.schedules (name anneal: start, end, shape linear|quintic|step)"""
+
+
+class DiGSTask(FieldTask):
+    """Trainer task: a batch of input points and as many uniform samples per step.
+
+    Data: ``points (N, D)``. Once the divergence weight has annealed to zero the term is no
+    longer computed and is logged as 0 (its curve in the loss plot ends there).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.divergence_factor = schedule_from_spec(self.options.divergence_schedule)
+
+    def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        opt, points = self.options, self.data["points"]
+        index = torch.randint(len(points), (opt.batch,), generator=generator).to(self.device)
+        uniform = (torch.rand((opt.batch, points.shape[1]), generator=generator) * 2 - 1) * opt.bounds
+        samples = torch.cat([points[index], uniform.to(self.device)]).requires_grad_(True)
+        values = self.field(samples)
+        grads = gradient(values, samples)
+        terms = {
+            "surface": surface_loss(values[: opt.batch]),
+            "off_surface": off_surface_loss(values[opt.batch:], opt.off_surface_alpha),
+            "eikonal": eikonal_loss(grads, power=1),
+        }
+        total = (opt.surface_weight * terms["surface"]
+                 + opt.off_surface_weight * terms["off_surface"]
+                 + opt.eikonal_weight * terms["eikonal"])
+        weight = opt.divergence_weight * self.divergence_factor(step)
+        terms["divergence"] = torch.zeros((), device=self.device)
+        if weight > 0:
+            terms["divergence"] = divergence_loss(divergence(grads, samples)[opt.batch:])
+            total = total + weight * terms["divergence"]
+        terms["total"] = total
+        return terms
+
+
+class DiGS:
+    """The ``digs`` method."""
+
+    name = "digs"
+    options_type = DiGSOptions
+    presets = {
+        "fast": {
+            "field": {"preset": "siren", "hidden": 128, "depth": 3},
+            "train": {"lr": 1e-3, "schedule": {"name": "step", "every": 1000, "factor": 0.5}},
+        },
+        "paper": {
+            "field": {"preset": "siren"},
+            "options": {"batch": 15000,
+                        "divergence_schedule": {"name": "anneal", "start": 2000, "end": 5000}},
+            "train": {"lr": 5e-5},
+        },
+    }
+
+    def prepare(self, path: Path, options: DiGSOptions, seed: int) -> PreparedInput:
+        return self.prepare_raw(read_raw_input(path, options.surface_points, seed), options, seed)
+
+    def prepare_raw(self, raw: RawInput, options: DiGSOptions, seed: int) -> PreparedInput:
+        """Training data from raw input already in the canonical frame (any dimension D)."""
+        schedule_from_spec(options.divergence_schedule)     # a bad schedule fails before training
+        return PreparedInput({"points": torch.from_numpy(raw.points)}, raw.normalization,
+                             raw.description)
+
+    def task(self, field: nn.Module, data: PreparedInput, options: DiGSOptions,
+             device: torch.device, lr: float, levels: LevelSchedule) -> DiGSTask:
+        return DiGSTask(field, data, options, device, lr, levels)
+
+
+register(DiGS())
