@@ -557,3 +557,62 @@ def test_console_script_reports_a_corrupt_file_in_one_line(tmp_path):
     assert completed.stdout == ""
     assert_one_line_error(completed.returncode, completed.stderr, garbage.name)
     assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# datasets and partial scans: shapes, preprocess, scan; eval against points
+# --------------------------------------------------------------------------------------------
+
+
+def test_shapes_writes_watertight_chairs_and_resumes(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "shapes", "chairs", "-n", 2, "-o", "chairs", "--resolution", 32, "-q")
+    assert code == 0 and "2 chairs" in out
+    meshes = sorted((tmp_path / "chairs").glob("*.obj"))
+    assert [p.name for p in meshes] == ["chair_0000.obj", "chair_0001.obj"]
+    assert all(trimesh.load(p, process=True).is_watertight for p in meshes)
+    before = snapshot(tmp_path / "chairs")
+    assert run_cli(capsys, "shapes", "chairs", "-n", 2, "-o", "chairs", "--resolution", 32, "-q")[0] == 0
+    assert snapshot(tmp_path / "chairs") == before                       # nothing redone
+    refuses(capsys, tmp_path, ["shapes", "chairs", "-n", 2, "-o", "chairs", "--resolution", 48, "-q"], "chairs")
+
+
+def test_preprocess_a_folder_of_meshes_and_report_a_broken_one(capsys, tmp_path, sphere_ply):
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    icosphere().export(folder / "ball.ply")
+    (folder / "broken.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\nnan 1 0\n3 0 1 2\n")
+    code, out, _ = run_cli(capsys, "preprocess", folder, "-o", "data", "-n", 2000,
+                           "--surface-points", 500, "-q")
+    assert code == 0 and "1 preprocessed" in out and "1 failed" in out and "broken" in out
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    assert sorted(entry["status"] for entry in manifest["shapes"]) == ["failed", "ok"]
+    assert (folder / "broken.off").read_text().startswith("OFF")     # the input is untouched
+    with np.load(tmp_path / "data" / "SdfSamples" / "meshes" / "ball.npz") as npz:
+        assert len(npz["pos"]) + len(npz["neg"]) == 2000
+
+
+def test_scan_keeps_the_visible_hemisphere_with_normals(capsys, tmp_path, sphere_ply):
+    code, out, _ = run_cli(capsys, "scan", sphere_ply, "--camera", "azimuth=0,elevation=0,resolution=64",
+                           "-o", "partial.ply")
+    assert code == 0
+    from isofield.geometry.io import read_points
+
+    cloud = read_points(tmp_path / "partial.ply")
+    assert cloud.normals is not None and len(cloud.points) > 500
+    radius = np.linalg.norm(cloud.points, axis=1)
+    assert np.abs(radius - SPHERE_RADIUS).max() < 0.02 * SPHERE_RADIUS
+    assert (np.einsum("ij,ij->i", cloud.normals, cloud.points / radius[:, None]) > 0.9).all()
+    assert (cloud.points[:, 2] > 0).all()                   # azimuth 0: the camera looks from +z
+    assert f"{len(cloud.points)} points" in out
+    refuses(capsys, tmp_path, ["scan", sphere_ply, "--camera", "zoom=2", "-o", "p.ply"], "zoom")
+
+
+def test_eval_against_a_point_cloud_uses_its_normals(capsys, tmp_path, sphere_ply):
+    from isofield.geometry.sampling import sample_surface
+
+    write_points(sample_surface(icosphere(subdivisions=5), 5000, seed=0), tmp_path / "scan.ply")
+    code, out, _ = run_cli(capsys, "eval", sphere_ply, tmp_path / "scan.ply", "--json")
+    result = json.loads(out)
+    assert result["protocol"]["input"] == "mesh against points"
+    assert result["normal_consistency"] > 0.99
+    assert result["chamfer_l1"] < 0.02 * SPHERE_RADIUS

@@ -449,3 +449,73 @@ def test_coarse_to_fine_masks_fine_levels_and_is_saved():
                                log2_hashmap_size=12)
     copy.load_state_dict(grid.state_dict())
     assert int(copy.active_levels) == 2 and torch.equal(copy(x), coarse)
+
+
+# ------------------------------------------------------------------------------------- SIREN
+
+@pytest.mark.parametrize("init, dim", [("geometric", 3), ("mfgi", 3), ("mfgi", 2)])
+def test_siren_geometric_inits_approximate_a_signed_sphere(init: str, dim: int) -> None:
+    from isofield.nn.siren import SirenField
+
+    torch.manual_seed(0)
+    field = SirenField(in_dim=dim, hidden=256, depth=4, init=init, radius=1.0)
+    x, r = shell_points(4000, seed=1, dim=dim)
+    x.requires_grad_(True)
+    values = field(x)
+    (grad,) = torch.autograd.grad(values.sum(), x)
+    error = (values - (r - 1.0)).abs()
+    # Measured: mean 0.008-0.021, max 0.04-0.13; ||∇f| - 1| 0.05-0.09 on average.
+    assert error.mean() < 0.03 and error.max() < 0.2
+    assert (grad.norm(dim=1) - 1).abs().mean() < 0.15
+    far = 2.0 * x[:200].detach() / r[:200, None]                 # |x| = 2: still outside
+    assert (field(far) > 0.5).all()
+    radial = (grad * x).sum(1) / (grad.norm(dim=1) * r)
+    assert radial.mean() > 0.98
+
+
+def test_mfgi_high_frequencies_start_silent_but_learn() -> None:
+    from isofield.nn.siren import SirenField
+
+    torch.manual_seed(0)
+    field = SirenField(in_dim=3, hidden=64, depth=3, init="mfgi", high_frequency_fraction=0.25)
+    high = 16                                    # a quarter of the first layer's 64 neurons
+    first = field.hidden_layers[0].weight
+    assert first[:high].abs().max() > 3 * first[high:].abs().max()     # high vs low frequencies
+    x, _ = shell_points(500, seed=2)
+    before = field(x).detach()
+    with torch.no_grad():
+        field.hidden_layers[0].weight[:high] *= 3.0   # changing the high band changes nothing yet
+    assert torch.equal(field(x).detach(), before)
+    field(x).pow(2).sum().backward()
+    reading_high = field.hidden_layers[1].weight.grad[:, :high]
+    assert reading_high.abs().sum() > 0          # ... but their outgoing weights get gradients
+
+
+def test_siren_paper_init_bounds() -> None:
+    from isofield.nn.siren import SirenField
+
+    field = SirenField(in_dim=3, hidden=128, depth=3, omega=30.0, init="siren")
+    assert field.hidden_layers[0].weight.abs().max() <= 1 / 3
+    for layer in [*field.hidden_layers[1:], field.output_layer]:
+        bound = math.sqrt(6 / 128) / 30
+        assert layer.weight.abs().max() <= bound
+        assert layer.weight.abs().max() > 0.9 * bound        # uniform over the whole range
+    x, _ = shell_points(4000, seed=3)
+    h = field._hidden_features(x)
+    # SIREN's init keeps activations arcsine-distributed: variance 1/2 in every layer.
+    assert h.var().item() == pytest.approx(0.5, abs=0.05)
+
+
+def test_siren_preset_builds_and_rejects_mlp_keys() -> None:
+    from isofield.nn.siren import SirenField
+
+    field = build_field({"preset": "siren", "hidden": 32, "depth": 2, "in_dim": 2})
+    assert isinstance(field, SirenField) and field(torch.zeros(5, 2)).shape == (5,)
+    resolved = resolve_field_config({"preset": "siren"})
+    assert resolved["type"] == "siren" and resolve_field_config(resolved) == resolved
+    with pytest.raises(InputError, match="unknown key 'skip' for a siren network"):
+        build_field({"preset": "siren", "skip": [1]})
+    with pytest.raises(InputError, match="preset 'fast' is a mlp network"):
+        build_field({"preset": "fast", "type": "siren"})
+    with pytest.raises(InputError, match="init must be one of"):
+        build_field({"preset": "siren", "init": "xavier"})

@@ -438,3 +438,19 @@ def test_divergence_in_parameters_is_caught_before_saving(tmp_path):
     with pytest.raises(TrainingDivergedError, match="parameter field.weight is not finite"):
         make_trainer(ExplodingStep(), tmp_path, steps=10, checkpoint_every=4).run()
     assert not (tmp_path / "checkpoints" / "latest.pt").exists()
+
+
+def test_anneal_schedules_go_from_one_to_zero_between_start_and_end():
+    from isofield.train.schedules import Anneal
+
+    linear = schedule_from_spec({"name": "anneal", "start": 100, "end": 300})
+    assert [linear(s) for s in (0, 100, 150, 200, 300, 1000)] == [1.0, 1.0, 0.75, 0.5, 0.0, 0.0]
+    quintic = Anneal(100, 300, "quintic")
+    assert quintic(100) == 1.0 and quintic(200) == pytest.approx(0.5) and quintic(300) == 0.0
+    assert quintic(110) == pytest.approx(1 - (10 * 0.05**3 - 15 * 0.05**4 + 6 * 0.05**5))
+    step = Anneal(100, 300, "step")
+    assert (step(299), step(300)) == (1.0, 0.0)
+    with pytest.raises(InputError, match="start < end"):
+        Anneal(300, 100)
+    with pytest.raises(InputError, match="shape"):
+        Anneal(0, 10, "cubic")

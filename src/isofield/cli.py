@@ -161,14 +161,52 @@ def _render(args: argparse.Namespace) -> int:
 
 @_command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import read_mesh
-    from isofield.metrics import evaluate_meshes, format_metrics
+    from isofield.geometry.io import PointCloud, read_geometry, read_mesh
+    from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes, format_metrics
 
-    pred, ref = read_mesh(args.pred), read_mesh(args.ref)
-    result = evaluate_meshes(
-        pred, ref, n_points=args.n, seed=args.seed, tau=args.tau, tau_fraction=args.tau_fraction
-    )
+    pred, ref = read_mesh(args.pred), read_geometry(args.ref)
+    if isinstance(ref, PointCloud):
+        result = evaluate_mesh_against_points(pred, ref.points, ref.normals, n_points=args.n,
+                                              seed=args.seed, tau=args.tau,
+                                              tau_fraction=args.tau_fraction)
+    else:
+        result = evaluate_meshes(pred, ref, n_points=args.n, seed=args.seed, tau=args.tau,
+                                 tau_fraction=args.tau_fraction, emd=args.emd)
     print(json.dumps(result, indent=2) if args.json else format_metrics(result))
+    return 0
+
+
+@_command("shapes")
+def _shapes(args: argparse.Namespace) -> int:
+    from isofield.data.procedural import write_family
+
+    paths = write_family(args.kind, args.count, Path(args.output), seed=args.seed,
+                         resolution=args.resolution, overwrite=args.overwrite,
+                         progress=not args.quiet)
+    print(f"{args.output}: {len(paths)} {args.kind} (parameters in {args.output}/parameters.json)")
+    return 0
+
+
+@_command("scan")
+def _scan(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import read_mesh, write_points
+    from isofield.geometry.scan import depth_scan, parse_camera
+
+    output = _check_output(Path(args.output), args.mesh)
+    scan = depth_scan(read_mesh(args.mesh), parse_camera(args.camera), noise=args.noise, seed=args.seed)
+    write_points(scan.point_cloud(), output)
+    print(f"{output}: {len(scan.points)} points with normals seen from {scan.view.describe()}")
+    return 0
+
+
+@_command("preprocess")
+def _preprocess(args: argparse.Namespace) -> int:
+    from isofield.data.preprocess import preprocess
+
+    manifest = preprocess(args.dataset, Path(args.output), split=args.split, workers=args.workers,
+                          samples=args.n, surface_points=args.surface_points, seed=args.seed,
+                          progress=not args.quiet)
+    print(manifest.summary())
     return 0
 
 
@@ -262,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--view", type=float, nargs=2, default=(30.0, 20.0), metavar=("AZIMUTH", "ELEVATION"))
 
-    p = sub.add_parser("eval", help="compare a predicted mesh with a reference mesh")
+    p = sub.add_parser("eval", help="compare a predicted mesh with a reference mesh or point cloud")
     p.add_argument("pred")
-    p.add_argument("ref")
+    p.add_argument("ref", help="reference mesh, or points (with normals for normal consistency)")
+    p.add_argument("--emd", action="store_true", help="also the earth mover's distance (meshes; about 1 s)")
     p.add_argument("-n", type=int, default=100_000, help="surface samples per mesh (default 100000)")
     p.add_argument("--seed", type=int, default=0)
     tau = p.add_mutually_exclusive_group()
@@ -273,10 +312,40 @@ def build_parser() -> argparse.ArgumentParser:
                      help="F-score threshold as a fraction of the reference bbox diagonal (default 0.01)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("shapes", help="write a procedural shape family (watertight meshes)")
+    p.add_argument("kind", choices=["chairs", "tables"])
+    p.add_argument("-n", "--count", type=int, default=200, help="number of shapes (default 200)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resolution", type=int, default=128, help="marching-cubes cells per axis (default 128)")
+    p.add_argument("--overwrite", action="store_true", help="replace meshes written with other settings")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("scan", help="virtual depth scan of a mesh: visible points with normals")
+    p.add_argument("mesh")
+    p.add_argument("--camera", default="azimuth=30,elevation=20",
+                   help="comma-separated key=value: azimuth, elevation (degrees), distance (bounding-"
+                        "sphere radii), fov (degrees), resolution (pixels), up (y or z)")
+    p.add_argument("--noise", type=float, default=0.0, help="depth noise std, fraction of the bbox diagonal")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="output point cloud (.ply .xyz .pwn .npy .npz)")
+
+    p = sub.add_parser("preprocess", help="SDF and surface samples for every mesh of a dataset (resumable)")
+    p.add_argument("dataset", help="ShapeNet-style folder (<synset>/<id>/models/model_normalized.obj) or a folder of meshes")
+    p.add_argument("-o", "--output", required=True, help="data folder (DeepSDF layout + manifest.json)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    p.add_argument("--split", help="DeepSDF split JSON: only these shapes")
+    p.add_argument("-n", type=int, default=500_000, help="SDF samples per shape (default 500000)")
+    p.add_argument("--surface-points", type=int, default=100_000, help="surface points per shape (default 100000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")
     p.add_argument("input", nargs="?", help="mesh (.ply .obj .off .stl .glb), points (.xyz .pwn .ply .npy .npz) or SDF samples (.npz)")
-    p.add_argument("--method", default="igr", help="sdf or igr (default igr)")
-    p.add_argument("--preset", help="fast (default) or paper")
+    p.add_argument("--method", default="igr",
+                   help="igr (oriented points), sdf (SDF samples), sal / sald / digs (raw points "
+                        "without normals, triangle soups) (default igr)")
+    p.add_argument("--preset", help="fast (default) or paper; igr also has siren")
     p.add_argument("-o", "--output", help="run directory (default runs/<input>-<method>)")
     p.add_argument("--config", help="YAML file with config overrides")
     p.add_argument("--steps", type=int, help="training steps")

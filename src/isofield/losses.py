@@ -38,6 +38,17 @@ def off_surface_loss(values: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.exp(-alpha * values.abs()).mean()
 
 
+def outside_sign_loss(values: torch.Tensor, points: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
+    """mean relu(−f(x)) over points farther than ``radius`` from the origin, values (N,),
+    points (N, D) -> scalar (0 when there are none).
+
+    In the canonical frame every input point lies within the unit sphere, so anything beyond
+    it is outside the shape: a negative value there is a spurious inside.
+    """
+    beyond = points.detach().norm(dim=-1) > radius
+    return torch.where(beyond, torch.relu(-values), torch.zeros_like(values)).mean()
+
+
 def sign_agnostic_loss(values: torch.Tensor, unsigned: torch.Tensor) -> torch.Tensor:
     """SAL: mean | |f(x)| − h(x) | for values, unsigned distances h (N,) -> scalar."""
     return (values.abs() - unsigned).abs().mean()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,7 +20,9 @@ from isofield.errors import InputError
 from isofield.fitting.config import FitConfig, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
+from isofield.geometry.normalization import Normalization
 from isofield.methods.base import LevelSchedule, PreparedInput
+from isofield.methods.raw_input import raw_input_from_arrays
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.loop import StopReason, Trainer, TrainResult
@@ -105,6 +108,37 @@ def resume(
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
         run.save_config(config)
     return _train_and_finish(run, config, _prepare(config), exit_after, progress)
+
+
+def fit_points(points: np.ndarray, run_dir: str | Path, *, method: str = "sald",
+               preset: str = "fast", overrides: Mapping[str, Any] | None = None,
+               steps: int | None = None, time_budget: float | None = None,
+               seed: int = 0, progress: bool = True) -> tuple[nn.Module, Normalization]:
+    """Fit a raw-data method (``sal``, ``sald``, ``digs``) to unoriented points given as an
+    array ``(N, 3)`` or ``(N, 2)``: planar curves train a field over the plane.
+
+    The network's ``in_dim`` follows the points. Checkpoints and the loss log go to ``run_dir``;
+    nothing else is written (no mesh: use :func:`isofield.extract_mesh` or, in 2-D,
+    :func:`isofield.viz.slices.plot_field_2d`). Returns the trained field (canonical frame, eval
+    mode) and the normalisation that maps the canonical frame to the points' coordinates.
+    """
+    method_obj = get_method(method)
+    if not hasattr(method_obj, "prepare_raw"):
+        raise InputError(f"method {method!r} does not fit raw points (use sal, sald or digs)")
+    train: dict[str, Any] = {}
+    if steps is not None:
+        train["steps"] = steps
+    if time_budget is not None:
+        train["time_budget"] = time_budget
+    dims = {"field": {"in_dim": int(np.shape(points)[-1])}} if np.ndim(points) == 2 else {}
+    layers = [dims, dict(overrides or {}), {"method": method, "preset": preset, "seed": seed,
+                                            "train": train}]
+    config = resolve_config(method_obj.presets, layers)
+    options = from_dict(method_obj.options_type, config.options, "config.options")
+    raw = raw_input_from_arrays(points)
+    data = method_obj.prepare_raw(raw, options, seed)
+    field, _ = train_prepared(config, data, run_dir, progress=progress)
+    return field.eval(), raw.normalization
 
 
 def resolve_device(name: str) -> torch.device:

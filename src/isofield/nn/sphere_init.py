@@ -2,7 +2,7 @@
 
 A network's last hidden features ``h(x): (M, H)`` are fixed by its initialisation; the output
 layer ``f(x) = a · h(x) + b`` is then chosen by ridge-regularised least squares so that ``f``
-approximates ``|x| - radius`` on points uniform in the ball of radius ``1.5 * radius``. This turns
+approximates ``|x| - radius`` on points uniform in a ball around the sphere. This turns
 the rough SAL / DiGS initialisations into an accurate signed sphere (see the measurements in
 :class:`isofield.nn.mlp.MLPField` and :class:`isofield.nn.siren.SirenField`).
 """
@@ -19,7 +19,7 @@ from torch import nn
 def fit_output_layer_to_sphere(hidden_features: Callable[[torch.Tensor], torch.Tensor],
                                output_layer: nn.Linear, in_dim: int, radius: float,
                                prior: torch.Tensor | None = None, num_points: int = 4096,
-                               penalty: float = 1e-4) -> None:
+                               penalty: float = 1e-4, extent: float = 1.5) -> None:
     """Set ``output_layer`` (every output row) to the ridge fit of ``|x| - radius``.
 
     Args:
@@ -30,11 +30,12 @@ def fit_output_layer_to_sphere(hidden_features: Callable[[torch.Tensor], torch.T
         prior: ``(H,)`` weights the penalty pulls towards (zero when None); the bias is free.
         num_points: fitting points, drawn from a fixed generator (deterministic).
         penalty: ridge weight per point: the penalty is ``penalty * num_points * |a - prior|^2``.
+        extent: the fitting points fill the ball of radius ``extent * radius``.
     """
     generator = torch.Generator().manual_seed(0)
     direction = torch.randn(num_points, in_dim, generator=generator, dtype=torch.float64)
     direction /= direction.norm(dim=1, keepdim=True)
-    distance = 1.5 * radius * torch.rand(num_points, 1, generator=generator,
+    distance = extent * radius * torch.rand(num_points, 1, generator=generator,
                                          dtype=torch.float64) ** (1 / in_dim)
     points = (direction * distance).float()
     design = torch.cat([hidden_features(points), torch.ones(num_points, 1)], 1).double()
