@@ -35,6 +35,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/sdf_samples.py
 	$(PY) benchmarks/extraction.py
 	$(PY) benchmarks/fit.py
+	$(PY) benchmarks/raw_fit.py
+	$(PY) benchmarks/preprocess.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).
 lock:

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import trimesh
 
-from isofield.config import from_dict
 from isofield.errors import InputError
-from isofield.fitting import resolve_config, train_prepared
+from isofield.fitting import fit_points
 from isofield.geometry.groundtruth import MeshDistance
 from isofield.geometry.sampling import sample_polyline, sample_surface
 from isofield.geometry.shapes import Polygon, l_shape
 from isofield.geometry.soup import make_triangle_soup
-from isofield.methods import get_method
 from isofield.methods.raw_input import PoolSpec, raw_input_from_arrays, unsigned_distance_pool
 from isofield.nn import as_numpy_field
 
@@ -43,17 +41,10 @@ def arc_with_gap(n: int = 2000) -> np.ndarray:
 def fit_2d(method: str, points: np.ndarray, tmp_path, steps: int = 600, field=SMALL_MLP,
            options=None, train=SMALL_TRAIN):
     """Fit ``method`` to planar points; returns the learned field in the points' coordinates."""
-    layers = [{"method": method, "preset": "paper", "field": field,
-               "train": {**train, "steps": steps}, "options": {"batch": 1024, **(options or {})}}]
-    method_obj = get_method(method)
-    config = resolve_config(method_obj.presets, layers)
-    raw = raw_input_from_arrays(points)
-    options_obj = from_dict(method_obj.options_type, config.options)
-    data = method_obj.prepare_raw(raw, options_obj, seed=0)
-    field_module, result = train_prepared(config, data, tmp_path, progress=False)
-    assert result.step == steps
-    canonical = as_numpy_field(field_module)
-    frame = raw.normalization
+    overrides = {"field": field, "train": train, "options": {"batch": 1024, **(options or {})}}
+    module, frame = fit_points(points, tmp_path, method=method, preset="paper",
+                               overrides=overrides, steps=steps, progress=False)
+    canonical = as_numpy_field(module)
     return lambda x: canonical(frame.to_canonical(np.asarray(x, np.float32))) * frame.scale
 
 
@@ -203,3 +194,8 @@ def test_triangle_soup_is_shuffled_flipped_duplicated_and_holed():
 def test_degenerate_inputs_are_clear_errors(points, message):
     with pytest.raises(InputError, match=message):
         raw_input_from_arrays(points, source="scan.ply")
+
+
+def test_fit_points_refuses_a_method_for_oriented_data(tmp_path):
+    with pytest.raises(InputError, match="does not fit raw points"):
+        fit_points(outline(CIRCLE), tmp_path, method="igr", steps=1)

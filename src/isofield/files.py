@@ -15,7 +15,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
     The temporary file keeps ``path``'s suffix (or ``suffix``) so that writers which choose the
     format from the extension (trimesh, matplotlib) still work. On an exception the temporary
-    file is removed and ``path`` is left as it was.
+    file is removed and ``path`` is left as it was. The result gets the permissions of a newly
+    created file (0666 minus the umask), not the owner-only ones of ``mkstemp``.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,10 +27,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -17,9 +17,18 @@ options and seed give the same numbers, and a run stopped and resumed any number
 bit-identical to an uninterrupted one. For that, a task must draw every other random number from
 the generator and keep any other state its loss depends on in :meth:`StatefulTask.extra_state`.
 
-Processes: every file write and the progress bar are gated by :func:`is_main_process`, and every
-decision to stop is taken in ``Trainer._stop_reason``; a distributed (DDP) variant hooks in at
-those two places (plus wrapping the modules and seeding the sampling generator per rank).
+Processes: under a ``torch.distributed`` process group (torchrun, see :mod:`.distributed`) the
+same trainer runs on every rank, in lockstep. It needs a :class:`DistributedTask`: the trainer
+wraps the task's modules in ``DistributedDataParallel`` (which averages the gradients over the
+ranks) and tells the task its :class:`~isofield.train.distributed.Shard` of each step's global
+batch. The sampling generator is seeded identically on every rank, so every rank draws the same
+global batch as one process would and computes its shard of it; torch's default CPU generator
+(dropout) is reseeded at every step from (seed, rank, step), so the ranks' streams differ and a
+resumed run needs no per-rank state. Each logged loss term is the ranks' mean; the decision to
+stop (``Trainer._stop_reason``) is pooled over the ranks, so they all stop after the same step;
+only rank 0 (:func:`is_main_process`) writes files and shows progress, and every rank resumes
+from the same ``latest.pt``. N processes with B/N rows each thus train as one with B rows, up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -35,12 +44,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
 from isofield.errors import InputError
+from isofield.train import distributed
 from isofield.train.checkpoint import Checkpoint, CheckpointStore
+from isofield.train.distributed import DataParallelModules, Shard, is_main_process
 from isofield.train.logging import LOG_NAME, LossLog
 from isofield.train.schedules import Constant, Schedule
 
@@ -111,6 +121,35 @@ class StatefulTask(TrainTask, Protocol):
         ...
 
 
+@runtime_checkable
+class DistributedTask(TrainTask, Protocol):
+    """A task that can also train on several processes (DDP under torchrun).
+
+    Under a process group, ``loss(step, generator)`` computes this rank's part of the step:
+    it draws the whole global batch from ``generator`` exactly as one process would (the
+    generator is seeded identically on every rank and must be used alike on all of them), takes
+    its shard's rows (:meth:`Shard.take`) and returns each term as its part of the global value,
+    so that the mean of the parts over the ranks is the single-process value: a mean over the
+    batch via :meth:`Shard.mean`, a term that does not depend on the batch (a weight penalty)
+    whole. DDP averages the gradients, the trainer logs the mean of the parts.
+    """
+
+    def distribute(self, shard: Shard, modules: Mapping[str, nn.Module]) -> None:
+        """Called once by the trainer's constructor, in every run (one process too).
+
+        Args:
+            shard: this process's part of each step's global batch (``Shard()`` in one process).
+            modules: the names of :meth:`modules`, mapped to what every forward pass must call:
+                under a process group the ``DistributedDataParallel`` wrapper of each module with
+                trainable parameters (calling the bare module skips the gradient averaging; the
+                trainer raises ValueError when it sees gradients without a wrapper call), else
+                the module itself. Each wrapper may be called several times per step; every
+                parameter of a wrapped module must get a gradient at every step (DDP runs with
+                ``find_unused_parameters=False``).
+        """
+        ...
+
+
 class TrainingDivergedError(InputError):
     """A loss term or a parameter became NaN or Inf; the last good checkpoint is kept."""
 
@@ -136,17 +175,15 @@ class TrainResult:
     checkpoint: Path
 
 
-def is_main_process() -> bool:
-    """True in a single-process run and on rank 0 of a ``torch.distributed`` group: the one
-    process that writes checkpoints and logs and shows progress."""
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 class Trainer:
     """Trains a task's parameters; resumable, seeded, interruptible.
 
+    Under a ``torch.distributed`` process group, build it on every rank with the same arguments
+    (construction wraps the modules in DDP, a collective step) and call :meth:`run` on every rank.
+
     Args:
-        task: the method's :class:`TrainTask` (or :class:`StatefulTask`).
+        task: the method's :class:`TrainTask` (or :class:`StatefulTask`); a
+            :class:`DistributedTask` under a process group.
         run_dir: the run's directory: ``checkpoints/`` and ``losses.csv`` go there.
         steps: stop after this many steps in total (across resumes).
         time_budget: stop after this many seconds of training in total (across resumes).
@@ -208,6 +245,7 @@ class Trainer:
             [{"params": list(group.params), "lr": group.lr, **group.options} for group in groups]
         )
         self._generator = torch.Generator()
+        self._parallel = self._distribute(groups)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -234,13 +272,17 @@ class Trainer:
             log = stack.enter_context(LossLog(self.log_path))
             state = self._start(log)
             bar = stack.enter_context(
-                _ProgressBar(self.progress, self.steps, self.time_budget, state.step)
+                _ProgressBar(
+                    self.progress and is_main_process(), self.steps, self.time_budget, state.step
+                )
             )
             first_step = state.step
             while (reason := self._stop_reason(state, signals)) is None:
                 self._advance(state, log, bar)
             if state.saved_step != state.step:
                 self._save(state, numbered=False)
+            if self._parallel is not None:
+                distributed.barrier()  # every rank returns once latest.pt is written
         return TrainResult(
             step=state.step,
             steps_run=state.step - first_step,
@@ -249,6 +291,25 @@ class Trainer:
             losses=dict(state.losses),
             checkpoint=self._store.latest,
         )
+
+    def _distribute(self, groups: Sequence[ParamGroup]) -> DataParallelModules | None:
+        """Hand a DistributedTask its shard and the modules to call; under a process group,
+        wrap the modules in DDP first (returned, else None)."""
+        active = distributed.is_active()
+        if not isinstance(self.task, DistributedTask):
+            if active:
+                raise InputError(
+                    f"{type(self.task).__name__} cannot train on several processes (it is not "
+                    "a DistributedTask); run it as a single process, without torchrun"
+                )
+            return None
+        if not active:
+            self.task.distribute(Shard(), dict(self._modules))
+            return None
+        optimized = [param for group in groups for param in group.params]
+        parallel = DataParallelModules(self._modules, optimized)
+        self.task.distribute(Shard(*distributed.world()), parallel.for_task)
+        return parallel
 
     def _start(self, log: LossLog) -> "_LoopState":
         """Resume from the latest checkpoint, or seed a fresh run; cut the log back to match."""
@@ -300,21 +361,31 @@ class Trainer:
             self.task.load_extra_state(checkpoint.extra)
 
     def _stop_reason(self, state: "_LoopState", signals: "_StopSignals") -> StopReason | None:
-        """The one place that decides to stop (a DDP variant must agree on it across ranks)."""
-        if self.steps is not None and state.step >= self.steps:
-            return StopReason.FINISHED
-        if signals.received is not None:
-            return StopReason.INTERRUPTED
-        if self.time_budget is not None and state.clock.elapsed() >= self.time_budget:
-            return StopReason.TIME_BUDGET
-        if self.exit_after is not None and state.clock.in_process() >= self.exit_after:
-            return StopReason.EXIT_AFTER
-        return None
+        """The one place that decides to stop. Under a process group a condition met on any rank
+        counts on every rank, so all ranks stop after the same step for the same reason; time
+        limits are read on rank 0's clock, whose elapsed time the checkpoints record."""
+        timed = is_main_process()
+        met = {
+            StopReason.FINISHED: self.steps is not None and state.step >= self.steps,
+            StopReason.INTERRUPTED: signals.received is not None,
+            StopReason.TIME_BUDGET: (
+                timed and self.time_budget is not None
+                and state.clock.elapsed() >= self.time_budget
+            ),
+            StopReason.EXIT_AFTER: (
+                timed and self.exit_after is not None
+                and state.clock.in_process() >= self.exit_after
+            ),
+        }
+        if self._parallel is not None:
+            met = dict(zip(met, distributed.any_over_ranks(list(met.values()))))
+        return next((reason for reason, is_met in met.items() if is_met), None)
 
     def _advance(self, state: "_LoopState", log: LossLog, bar: "_ProgressBar") -> None:
         """Take step ``state.step``, log it, and save if a checkpoint is due."""
         step = state.step
         losses, lrs = self._train_step(step, state)
+        state.clock.tick()
         state.step, state.losses = step + 1, losses
         if step % self.log_every == 0 and is_main_process():
             log.append({"step": step, **losses, **_lr_columns(lrs)})
@@ -333,8 +404,14 @@ class Trainer:
         """One optimiser step: (loss terms as floats, learning rate per group)."""
         lrs = self._set_learning_rates(step)
         self._optimizer.zero_grad(set_to_none=True)
+        if self._parallel is not None:
+            self._parallel.begin_step()
+            rank = distributed.world()[0]
+            torch.default_generator.manual_seed(distributed.rank_step_seed(self.seed, rank, step))
         terms = self.task.loss(step, self._generator)
         losses = _loss_values(terms, step)
+        if self._parallel is not None:
+            losses = distributed.mean_over_ranks(losses)
         named_first = [name for name in losses if name != "total"] + ["total"]
         culprits = [name for name in named_first if not math.isfinite(losses[name])]
         if culprits:
@@ -343,6 +420,8 @@ class Trainer:
                 f"{losses[culprits[0]]}; {self._kept_checkpoint_note(state)}"
             )
         terms["total"].backward()
+        if self._parallel is not None:
+            self._parallel.check_synchronised(step)
         self._optimizer.step()
         return losses, lrs
 
@@ -390,17 +469,23 @@ class Trainer:
 
 
 class _Clock:
-    """Seconds of training: in this process, and in total including earlier processes."""
+    """Seconds of training: in this process, and in total including earlier processes, as read
+    at the last :meth:`tick` (the end of the last step), so that a checkpoint saved after a step
+    and the decision to stop after it see the same time."""
 
     def __init__(self, elapsed_before: float) -> None:
         self._before = elapsed_before
         self._start = time.monotonic()
+        self._now = 0.0
+
+    def tick(self) -> None:
+        self._now = time.monotonic() - self._start
 
     def in_process(self) -> float:
-        return time.monotonic() - self._start
+        return self._now
 
     def elapsed(self) -> float:
-        return self._before + self.in_process()
+        return self._before + self._now
 
 
 @dataclass

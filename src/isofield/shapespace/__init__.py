@@ -1,0 +1,8 @@
+"""Learn a shape space: DeepSDF's auto-decoder (a decoder f(x, z) and one code per shape)."""
+
+from isofield.shapespace.config import PRESETS, ShapeSpaceConfig, resolve_config
+from isofield.shapespace.space import ShapeSpace, load_shape_space
+from isofield.shapespace.train import ShapeSpaceResult, resume_shape_space, train_shape_space
+
+__all__ = ["PRESETS", "ShapeSpace", "ShapeSpaceConfig", "ShapeSpaceResult", "load_shape_space",
+           "resolve_config", "resume_shape_space", "train_shape_space"]

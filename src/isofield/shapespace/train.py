@@ -1,0 +1,218 @@
+"""Learn a shape space: config -> run directory -> decoder + one code per shape -> pictures, report.
+
+    >>> from isofield.shapespace import train_shape_space, load_shape_space
+    >>> result = train_shape_space("chairs.yaml", "runs/chairs")     # method: deepsdf
+    >>> space = load_shape_space(result.run_dir)
+
+Training runs in chunks of ``reconstruction_every`` steps: each chunk is one
+:meth:`~isofield.train.loop.Trainer.run` with its step limit at the chunk's end, which saves a
+checkpoint there; between chunks a few training shapes are reconstructed and drawn
+(``progress/step_*.png``), and the next chunk resumes from that checkpoint. A resumed run is
+bit-identical to an uninterrupted one on the CPU, so chunking changes no number; it costs one
+checkpoint save and load per chunk. SIGINT/SIGTERM during a chunk stop training cleanly (the
+trainer saves); during the drawing between chunks the checkpoint of that step is already saved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from isofield.config import load_yaml, to_dict
+from isofield.data.datasets import DeepSDFDataDir, ShapeRef
+from isofield.errors import InputError
+from isofield.fitting.fit import resolve_device
+from isofield.nn import build_field
+from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
+from isofield.shapespace.config import ShapeSpaceConfig, resolve_config
+from isofield.shapespace.history import CodeHistoryRecorder
+from isofield.shapespace.outputs import write_final_outputs, write_progress
+from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
+from isofield.shapespace.samples import ShapeSamples, load_training_samples
+from isofield.shapespace.space import ShapeSpace
+from isofield.train.checkpoint import load_checkpoint
+from isofield.train.logging import LossLog
+from isofield.train.loop import StopReason, Trainer, TrainResult
+from isofield.train.schedules import Schedule, schedule_from_spec
+
+
+@dataclass(frozen=True)
+class ShapeSpaceResult:
+    """Outcome of :func:`train_shape_space` / :func:`resume_shape_space`.
+
+    Attributes:
+        run_dir: the run directory.
+        reason: why training stopped ("finished", "time-budget", "exit-after", "interrupted").
+        step: steps trained in total.
+        elapsed: seconds of training in total.
+        losses: loss terms of the last step.
+        reconstructions: one row per reconstructed training shape (index, shape, and metrics
+            against its source mesh where known); empty when training was only paused.
+    """
+
+    run_dir: Path
+    reason: str
+    step: int
+    elapsed: float
+    losses: dict[str, float]
+    reconstructions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EpochSchedule:
+    """A schedule written in epochs, evaluated at steps: ``schedule(step // steps_per_epoch)``."""
+
+    schedule: Schedule
+    steps_per_epoch: int
+
+    def __call__(self, step: int) -> float:
+        return self.schedule(step // self.steps_per_epoch)
+
+
+@dataclass
+class _Prepared:
+    shapes: list[TrainingShape]
+    samples: ShapeSamples
+    data_dir: Path
+
+
+def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path, *,
+                      overrides: Mapping[str, Any] | None = None,
+                      exit_after: float | None = None, progress: bool = True) -> ShapeSpaceResult:
+    """Train a new shape space into ``output`` (which must be new or empty).
+
+    Args:
+        config: a YAML file or a mapping (keys of :class:`~.config.ShapeSpaceConfig`).
+        output: the run directory.
+        overrides: config keys that win over ``config`` (e.g. ``{"train": {"steps": 100}}``).
+        exit_after: return (reason "exit-after") after this many seconds of training in this
+            process; :func:`resume_shape_space` continues.
+        progress: show a progress bar.
+
+    The data are read and checked before anything is written.
+    """
+    layer = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
+    resolved = resolve_config([layer, dict(overrides or {})])
+    data = DeepSDFDataDir(resolved.data)
+    refs = data.shapes(resolved.split)
+    if not refs:
+        where = resolved.split or f"{data.root}/SdfSamples"
+        raise InputError(f"{where}: no training shapes (the {'split' if resolved.split else 'folder'} is empty)")
+    prepared = _prepare(resolved, data, refs)
+    run = ShapeSpaceRun.create(output, resolved)
+    run.save_shapes(data.root, prepared.shapes)
+    return _train_and_finish(run, resolved, prepared, exit_after, progress)
+
+
+def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
+                       time_budget: float | None = None, exit_after: float | None = None,
+                       progress: bool = True) -> ShapeSpaceResult:
+    """Continue a run from its latest checkpoint on the shapes recorded in its ``shapes.json``;
+    ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits when given."""
+    run = ShapeSpaceRun.open(run_dir)
+    config = run.load_config()
+    if steps is not None or time_budget is not None:
+        config.train.steps = steps if steps is not None else config.train.steps
+        config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
+        config = resolve_config([to_dict(config)])
+        run.save_config(config)
+    data_dir, shapes = run.load_shapes()
+    prepared = _prepare(config, DeepSDFDataDir(data_dir), [shape.ref for shape in shapes])
+    return _train_and_finish(run, config, prepared, exit_after, progress)
+
+
+def steps_per_epoch(num_shapes: int, shapes_per_batch: int) -> int:
+    """Steps that draw every shape once on average: ``ceil(N / min(B, N))``."""
+    return math.ceil(num_shapes / min(shapes_per_batch, num_shapes))
+
+
+def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef]) -> _Prepared:
+    samples, frames = load_training_samples(data, refs, config.max_samples_per_shape, config.seed)
+    counts = (samples.offsets[1:] - samples.offsets[:-1]).tolist()
+    shapes = [TrainingShape(index, ref, frame, count)
+              for index, (ref, frame, count) in enumerate(zip(refs, frames, counts))]
+    return _Prepared(shapes, samples, data.root)
+
+
+def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _Prepared,
+                      exit_after: float | None, progress: bool) -> ShapeSpaceResult:
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    decoder = build_field(config.decoder).to(device)
+    codes = make_codes(len(prepared.shapes), config.latent_dim, config.code_init_std,
+                       config.code_bound).to(device)
+    task = AutoDecoderTask(
+        decoder, codes, prepared.samples.to(device), clamp=config.clamp,
+        prior_weight=1.0 / config.code_prior_sigma ** 2,
+        shapes_per_batch=config.shapes_per_batch, samples_per_shape=config.samples_per_shape,
+        lr_decoder=config.train.lr_decoder, lr_codes=config.train.lr_codes)
+
+    def current_space(step: int) -> ShapeSpace:
+        return ShapeSpace(decoder, codes.weight.detach().cpu().clone(), config, prepared.shapes,
+                          prepared.data_dir, step)
+
+    result = _train_in_chunks(run, config, task, codes, current_space, exit_after, progress)
+    rows: list[dict[str, Any]] = []
+    if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET):
+        timings = {"training": result.elapsed}
+        rows = write_final_outputs(run, current_space(result.step), result, timings)
+    return ShapeSpaceResult(run.root, result.reason.value, result.step, result.elapsed,
+                            dict(result.losses), rows)
+
+
+def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDecoderTask,
+                     codes: torch.nn.Embedding, current_space: Any, exit_after: float | None,
+                     progress: bool) -> TrainResult:
+    """Train until a limit, drawing progress pictures every ``reconstruction_every`` steps."""
+    epoch = steps_per_epoch(len(codes.weight), config.shapes_per_batch)
+    unit = epoch if config.train.unit == "epochs" else 1
+    total = None if config.train.steps is None else config.train.steps * unit
+    schedules = {group: _schedule(spec, unit) for group, spec in
+                 (("decoder", config.train.schedule_decoder), ("codes", config.train.schedule_codes))}
+    step, elapsed_before = _checkpoint_position(run)
+    trained = 0.0
+    with LossLog(run.code_history_path) as history:
+        history.truncate(before_step=step)
+        recorder = CodeHistoryRecorder(task, codes, history, config.train.log_every)
+        while True:
+            stop = _next_stop(step, total, config.reconstruction_every)
+            trainer = Trainer(
+                recorder, run.root, steps=stop, time_budget=config.train.time_budget,
+                schedule=schedules, checkpoint_every=config.train.checkpoint_every,
+                checkpoint_every_seconds=config.train.checkpoint_every_seconds,
+                keep_numbered=config.train.keep_checkpoints, log_every=config.train.log_every,
+                seed=config.seed, progress=progress,
+                exit_after=None if exit_after is None else max(0.0, exit_after - trained),
+            )
+            result = trainer.run()
+            step, trained = result.step, result.elapsed - elapsed_before
+            if result.reason != StopReason.FINISHED or stop == total:
+                return result
+            write_progress(run, current_space(step))
+
+
+def _schedule(spec: dict, steps_per_unit: int) -> Schedule:
+    schedule = schedule_from_spec(spec)
+    return schedule if steps_per_unit == 1 else EpochSchedule(schedule, steps_per_unit)
+
+
+def _next_stop(step: int, total: int | None, every: int | None) -> int | None:
+    """The step at which the next chunk ends: the next multiple of ``every`` above ``step``,
+    capped at ``total`` (None: no step limit)."""
+    if every is None:
+        return total
+    boundary = (step // every + 1) * every
+    return boundary if total is None else min(boundary, total)
+
+
+def _checkpoint_position(run: ShapeSpaceRun) -> tuple[int, float]:
+    """(steps, seconds of training) of the run's latest checkpoint; (0, 0) before the first."""
+    if not run.has_checkpoint():
+        return 0, 0.0
+    checkpoint = load_checkpoint(run.checkpoint_path)
+    return checkpoint.step, checkpoint.elapsed
