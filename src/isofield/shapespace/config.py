@@ -38,6 +38,7 @@ from isofield.train.schedules import schedule_from_spec
 
 METHODS = ("deepsdf",)
 MIN_EXTRACT_RESOLUTION = 8
+_WHOLE_TRAIN_KEYS = ("schedule_decoder", "schedule_codes")
 
 
 @dataclass
@@ -102,7 +103,7 @@ class ShapeSpaceConfig:
     reconstruction_shapes: int = 4
     """training shapes reconstructed in the pictures (evenly spread over the code indices)"""
     decoder: dict = _field(default_factory=dict)
-    """decoder network (isofield.nn.build_field, an MLP): {"preset": ..., overrides}"""
+    """overrides of the preset's decoder, an MLP (isofield.nn.build_field; latent_dim is set)"""
     train: TrainConfig = _field(default_factory=TrainConfig)
     extract: ExtractConfig = _field(default_factory=ExtractConfig)
 
@@ -155,11 +156,11 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> ShapeSpaceConfig:
     """
     merged: dict = {}
     for layer in layers:
-        merged = merge(merged, layer)
+        merged = _merge(merged, layer)
     preset = merged.get("preset", ShapeSpaceConfig.preset)
     if preset not in PRESETS:
         raise InputError(f"config: unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
-    config = from_dict(ShapeSpaceConfig, merge(PRESETS[preset], merged))
+    config = from_dict(ShapeSpaceConfig, _merge(PRESETS[preset], merged))
     if config.method not in METHODS:
         raise InputError(f"config.method: unknown shape-space method {config.method!r} "
                          f"(known: {', '.join(METHODS)})")
@@ -172,19 +173,26 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> ShapeSpaceConfig:
     return config
 
 
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """:func:`isofield.config.merge`, except that a schedule given in ``override`` replaces the
+    one in ``base`` whole (a ``step`` schedule's keys mean nothing to a ``cosine`` one)."""
+    out = merge(base, override)
+    train = override.get("train")
+    for key in _WHOLE_TRAIN_KEYS:
+        if isinstance(train, Mapping) and key in train:
+            out["train"][key] = train[key]
+    return out
+
+
 def _resolve_decoder(decoder: dict, latent_dim: int) -> dict:
     """The decoder section written out in full, with ``latent_dim`` taken from the config."""
     if decoder.get("latent_dim", latent_dim) != latent_dim:
         raise InputError(f"config.decoder.latent_dim ({decoder['latent_dim']}) differs from "
                          f"config.latent_dim ({latent_dim}); set latent_dim only")
     try:
-        resolved = resolve_field_config({**decoder, "latent_dim": latent_dim})
+        return resolve_field_config({**decoder, "latent_dim": latent_dim})
     except InputError as exc:
         raise InputError(f"config.decoder: {exc}") from None
-    if resolved["type"] != "mlp":
-        raise InputError(f"config.decoder: the auto-decoder needs an MLP (a preset such as "
-                         f"'paper'), got a {resolved['type']} network")
-    return resolved
 
 
 def _check_values(config: ShapeSpaceConfig) -> None:

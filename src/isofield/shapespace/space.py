@@ -67,9 +67,10 @@ class ShapeSpace:
         """The zero level set of a code. A training shape's index gives its mesh in the shape's
         own coordinates; a code gives a mesh in the canonical frame unless ``normalization`` is
         given. ``resolution`` defaults to ``config.extract.resolution``."""
+        latent = self.code(code)
         if normalization is None and isinstance(code, (int, np.integer)):
             normalization = self.shapes[int(code)].normalization
-        mesh, _ = code_mesh(self.decoder, self.code(code), self.config,
+        mesh, _ = code_mesh(self.decoder, latent, self.config,
                             resolution or self.config.extract.resolution, normalization)
         return mesh
 

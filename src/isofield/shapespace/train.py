@@ -179,8 +179,9 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
     with LossLog(run.code_history_path) as history:
         history.truncate(before_step=step)
         recorder = CodeHistoryRecorder(task, codes, history, config.train.log_every)
+        every = config.reconstruction_every if config.reconstruction_shapes else None
         while True:
-            stop = _next_stop(step, total, config.reconstruction_every)
+            stop = _next_stop(step, total, every)
             trainer = Trainer(
                 recorder, run.root, steps=stop, time_budget=config.train.time_budget,
                 schedule=schedules, checkpoint_every=config.train.checkpoint_every,
