@@ -50,10 +50,15 @@ class DiGSOptions:
     """α of exp(−α|f|)"""
     eikonal_weight: float = 50.0
     outside_weight: float = 100.0
-    """isofield's addition (0 = DiGS): penalise relu(−f) at the uniform samples beyond the unit
-    sphere, which holds every input point. DiGS's terms do not see the sign, so at CPU-sized
-    learning rates and step counts the far field can turn negative and leave spurious surfaces
-    at the edges of the box (measured: a 300-step sphere fit with lr 5e-4 was cut open by them)."""
+    """isofield's addition (0 = DiGS): penalise relu(−f) at the uniform samples beyond
+    ``outside_radius`` (every input point lies within the unit sphere). DiGS's terms do not
+    see the sign, so at CPU-sized learning rates and step counts the far field can turn
+    negative and leave spurious surfaces along the box's edges (measured: a 300-step sphere
+    fit at lr 2e-3)."""
+    outside_radius: float = 1.2
+    """beyond this radius the field must be positive; above 1 so that a gap whose straight
+    closure lies near the points' bounding sphere is not pushed onto it (measured in 2-D with
+    1.0: a circle's missing arc was closed along the arc, not the chord)"""
     divergence_weight: float = 100.0
     """w_d at the start; multiplied by ``divergence_schedule``"""
     divergence_samples: int = 1024
@@ -92,7 +97,8 @@ class DiGSTask(FieldTask):
                  + opt.off_surface_weight * terms["off_surface"]
                  + opt.eikonal_weight * terms["eikonal"])
         if opt.outside_weight > 0:
-            terms["outside"] = outside_sign_loss(values[opt.batch:], samples[opt.batch:])
+            terms["outside"] = outside_sign_loss(values[opt.batch:], samples[opt.batch:],
+                                                 opt.outside_radius)
             total = total + opt.outside_weight * terms["outside"]
         weight = opt.divergence_weight * self.divergence_factor(step)
         terms["divergence"] = torch.zeros((), device=self.device)
