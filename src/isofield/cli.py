@@ -210,6 +210,35 @@ def _preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("train")
+def _train(args: argparse.Namespace) -> int:
+    from isofield.shapespace import resume_shape_space, train_shape_space
+
+    if args.resume:
+        if args.config:
+            raise InputError("give either CONFIG or --resume RUN_DIR, not both")
+        result = resume_shape_space(args.resume, steps=args.steps, time_budget=args.time_budget,
+                                    exit_after=args.exit_after, progress=not args.quiet)
+    else:
+        if not args.config:
+            raise InputError("give a CONFIG file (YAML), or --resume RUN_DIR")
+        overrides: dict = {}
+        if args.steps is not None or args.time_budget is not None:
+            overrides["train"] = {key: value for key, value in
+                                  (("steps", args.steps), ("time_budget", args.time_budget))
+                                  if value is not None}
+        output = args.output or Path("runs") / Path(args.config).stem
+        result = train_shape_space(args.config, output, overrides=overrides,
+                                   exit_after=args.exit_after, progress=not args.quiet)
+    print(f"{result.run_dir}: {result.reason} after {result.step} steps "
+          f"({result.elapsed:.0f} s of training)")
+    if result.reason in ("exit-after", "interrupted"):
+        print(f"resume with: isofield train --resume {result.run_dir}")
+    else:
+        print(f"report: {result.run_dir / 'report.html'}")
+    return 0
+
+
 @_command("fit")
 def _fit(args: argparse.Namespace) -> int:
     from isofield.fitting import fit, resume
@@ -338,6 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=500_000, help="SDF samples per shape (default 500000)")
     p.add_argument("--surface-points", type=int, default=100_000, help="surface points per shape (default 100000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("train", help="train a shape space (DeepSDF auto-decoder) on a preprocessed dataset")
+    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf, data: DATA_DIR, split, preset cpu|paper, ...)")
+    p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
+    p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
+    p.add_argument("--time-budget", type=float, help="seconds of training")
+    p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")

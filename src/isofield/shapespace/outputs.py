@@ -25,6 +25,7 @@ from isofield.data.preprocess import MANIFEST_NAME, Manifest
 from isofield.errors import InputError
 from isofield.geometry.io import read_mesh, write_mesh
 from isofield.metrics import evaluate_meshes
+from isofield.shapespace.config import steps_per_epoch
 from isofield.shapespace.history import read_code_history
 from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
 from isofield.shapespace.space import ShapeSpace, code_mesh
@@ -48,37 +49,44 @@ def reconstruction_indices(num_shapes: int, count: int) -> list[int]:
     return sorted(set(np.linspace(0, num_shapes - 1, min(count, num_shapes)).round().astype(int).tolist()))
 
 
-def write_progress(run: ShapeSpaceRun, space: ShapeSpace) -> Path:
-    """``progress/step_<step>.png``: the shown shapes' surfaces at the current step, one row."""
+def write_progress(run: ShapeSpaceRun, space: ShapeSpace) -> list[tuple[Path, str]]:
+    """The pictures drawn while training, at the current step: the shown shapes' surfaces
+    (``progress/step_<step>.png``, one row) and :func:`write_training_curves`."""
     indices = reconstruction_indices(len(space.shapes), space.config.reconstruction_shapes)
     meshes = [_canonical_mesh(space, index, space.config.extract.progress_resolution)
               for index in indices]
     tiles = [_render(mesh, _camera([mesh])) for mesh in meshes]
     labels = [f"#{i} {space.shapes[i].ref.shape_id}" for i in indices]
-    path = run.progress_dir / f"step_{space.step:06d}.png"
-    write_png(tile_images(tiles, len(tiles), labels), path)
-    return path
+    write_png(tile_images(tiles, len(tiles), labels), run.progress_dir / f"step_{space.step:06d}.png")
+    return write_training_curves(run, space)
+
+
+def write_training_curves(run: ShapeSpaceRun, space: ShapeSpace) -> list[tuple[Path, str]]:
+    """``loss.png``, ``code_history.png`` and ``progress.png`` (the progress pictures up to the
+    current step); returns (path, caption) of each picture written."""
+    figures = []
+    plot_loss_curves(run.log_path, run.figure_path("loss"), title="auto-decoder: loss terms")
+    figures.append((run.figure_path("loss"), "Loss terms per logged step (log scale); learning "
+                    "rates of the decoder and the codes below."))
+    steps, history = read_code_history(run.code_history_path)
+    plot_code_history(steps, history, run.figure_path("code_history"),
+                      title=f"first code z1 ({space.shapes[0].ref.shape_id}) during training")
+    figures.append((run.figure_path("code_history"), "Each column is the code of shape #0 at one "
+                    "logged step; each row one of its dimensions."))
+    progress = [path for path in sorted(run.progress_dir.glob("step_*.png"))
+                if int(path.stem.removeprefix("step_")) <= space.step]
+    if progress:
+        write_progress_summary(progress, run.figure_path("progress"))
+        figures.append((run.figure_path("progress"), "Reconstructions while training."))
+    return figures
 
 
 def write_final_outputs(run: ShapeSpaceRun, space: ShapeSpace, result: TrainResult,
                         timings: dict[str, float]) -> list[dict[str, Any]]:
     """Pictures, reconstruction meshes and ``report.html`` of a finished run; returns one row of
     metrics per reconstructed shape (``evaluate_meshes`` against its source mesh, when known)."""
-    figures: list[tuple[Path, str]] = []
     start = time.perf_counter()
-    plot_loss_curves(run.log_path, run.figure_path("loss"), title="auto-decoder: loss terms")
-    figures.append((run.figure_path("loss"), "Loss terms per logged step (log scale); learning "
-                    "rates of the decoder and the codes below."))
-    if run.code_history_path.exists():
-        steps, history = read_code_history(run.code_history_path)
-        plot_code_history(steps, history, run.figure_path("code_history"),
-                          title=f"first code z1 ({space.shapes[0].ref.shape_id}) during training")
-        figures.append((run.figure_path("code_history"), "Each column is the code of shape #0 "
-                        "at one logged step; each row one of its dimensions."))
-    progress = sorted(run.progress_dir.glob("step_*.png")) if run.progress_dir.is_dir() else []
-    if progress:
-        write_progress_summary(progress, run.figure_path("progress"))
-        figures.append((run.figure_path("progress"), "Reconstructions while training."))
+    figures = write_training_curves(run, space)
     timings["pictures"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -86,7 +94,8 @@ def write_final_outputs(run: ShapeSpaceRun, space: ShapeSpace, result: TrainResu
     timings["reconstructions"] = time.perf_counter() - start
     if rows:
         figures.append((run.figure_path("reconstructions"), "Training shapes from their learned "
-                        "codes (bottom) and their source meshes (top, where known)."))
+                        "codes (bottom) and their source meshes (top, where known); CD: Chamfer-L1 "
+                        "in % of the source mesh's bounding-box diagonal."))
     plot_code_embedding(space.codes.numpy(), run.figure_path("embedding"))
     figures.append((run.figure_path("embedding"), "The codes' first two principal components, "
                     "labelled by code index."))
@@ -160,7 +169,7 @@ def plot_code_embedding(codes: np.ndarray, path: str | Path) -> None:
     """Scatter of codes (N, L) on their first two principal components, each point labelled by
     its index (up to 200 codes; beyond that the colour gives the index)."""
     coordinates, explained = principal_components(codes, 2)
-    figure = Figure(figsize=(6.4, 5.6), layout="constrained")
+    figure = Figure(figsize=(6.4, 5.6) if len(codes) <= 60 else (8.4, 7.2), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
     index = np.arange(len(codes))
@@ -197,12 +206,17 @@ def write_progress_summary(pictures: Sequence[Path], path: Path) -> None:
     """Stack up to :data:`PROGRESS_ROWS` progress pictures (evenly chosen, the last included),
     each under its step."""
     chosen = [pictures[i] for i in reconstruction_indices(len(pictures), PROGRESS_ROWS)]
-    images = [np.asarray(Image.open(picture).convert("RGB")) for picture in chosen]
+    images = [_read_png(picture) for picture in chosen]
     labels = [f"step {int(picture.stem.removeprefix('step_'))}" for picture in chosen]
     width = max(image.shape[1] for image in images)
     height = max(image.shape[0] for image in images)
     padded = [_pad(image, height, width) for image in images]
     write_png(tile_images(padded, 1, labels), path)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def _pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -257,6 +271,7 @@ def _write_report(run: ShapeSpaceRun, space: ShapeSpace, result: TrainResult,
                    f"skip {decoder['skip']}, weight norm: {decoder['weight_norm']}",
         "code dimension": config.latent_dim,
         "steps": result.step,
+        "epochs": result.step / steps_per_epoch(len(space.shapes), config.shapes_per_batch),
         "stopped because": result.reason.value,
         "code norm (mean)": float(norms.mean()),
         "code norm (max)": float(norms.max()),

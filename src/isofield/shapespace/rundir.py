@@ -7,9 +7,10 @@
     RUN/checkpoints/           latest.pt + numbered snapshots: decoder, codes, optimiser, RNG
     RUN/losses.csv             step, total, sdf, code_prior, lr_decoder, lr_codes per logged step
     RUN/code_history.csv       step, dim_0 .. dim_{L-1}: the first code z_1 at each logged step
-    RUN/progress/step_*.png    reconstructions of a few training shapes while training
+    RUN/progress/step_*.png    a few training shapes from their codes, every reconstruction_every steps
+    RUN/loss.png, code_history.png, progress.png   redrawn with every progress picture and at the end
     RUN/reconstructions/*.ply  those shapes at the end, from their codes, in user coordinates
-    RUN/loss.png, code_history.png, reconstructions.png, progress.png, embedding.png, report.html
+    RUN/reconstructions.png, embedding.png, report.html   at the end
 """
 
 from __future__ import annotations

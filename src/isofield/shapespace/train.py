@@ -15,11 +15,9 @@ trainer saves); during the drawing between chunks the checkpoint of that step is
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -29,7 +27,7 @@ from isofield.errors import InputError
 from isofield.fitting.fit import resolve_device
 from isofield.nn import build_field
 from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.config import ShapeSpaceConfig, resolve_config
+from isofield.shapespace.config import ShapeSpaceConfig, resolve_config, steps_per_epoch
 from isofield.shapespace.history import CodeHistoryRecorder
 from isofield.shapespace.outputs import write_final_outputs, write_progress
 from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
@@ -126,11 +124,6 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     return _train_and_finish(run, config, prepared, exit_after, progress)
 
 
-def steps_per_epoch(num_shapes: int, shapes_per_batch: int) -> int:
-    """Steps that draw every shape once on average: ``ceil(N / min(B, N))``."""
-    return math.ceil(num_shapes / min(shapes_per_batch, num_shapes))
-
-
 def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef]) -> _Prepared:
     samples, frames = load_training_samples(data, refs, config.max_samples_per_shape, config.seed)
     counts = (samples.offsets[1:] - samples.offsets[:-1]).tolist()
@@ -158,7 +151,7 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
 
     result = _train_in_chunks(run, config, task, codes, current_space, exit_after, progress)
     rows: list[dict[str, Any]] = []
-    if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET):
+    if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         timings = {"training": result.elapsed}
         rows = write_final_outputs(run, current_space(result.step), result, timings)
     return ShapeSpaceResult(run.root, result.reason.value, result.step, result.elapsed,
@@ -166,7 +159,8 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
 
 
 def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDecoderTask,
-                     codes: torch.nn.Embedding, current_space: Any, exit_after: float | None,
+                     codes: torch.nn.Embedding, current_space: Callable[[int], ShapeSpace],
+                     exit_after: float | None,
                      progress: bool) -> TrainResult:
     """Train until a limit, drawing progress pictures every ``reconstruction_every`` steps."""
     epoch = steps_per_epoch(len(codes.weight), config.shapes_per_batch)
