@@ -60,3 +60,19 @@ def test_load_yaml_errors(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(InputError, match="must be a mapping"):
         load_yaml(tmp_path / "list.yaml")
+
+
+def test_a_named_schedule_replaces_the_presets_whole():
+    from isofield.fitting.config import resolve_config
+    from isofield.methods import get_method
+
+    igr = get_method("igr")
+    config = resolve_config(igr.presets, [{"train": {"steps": 10, "schedule": {"name": "constant"}}}])
+    assert config.train.schedule == {"name": "constant"}
+    kept = resolve_config(igr.presets, [{"train": {"steps": 10, "lr": 1e-3}}])
+    assert kept.train.schedule == {"name": "step", "every": 750, "factor": 0.5} and kept.train.lr == 1e-3
+    digs = get_method("digs")
+    paper = resolve_config(digs.presets, [{"preset": "paper", "train": {"steps": 10},
+                                          "options": {"divergence_schedule": {"name": "anneal", "start": 1, "end": 2}}}])
+    assert paper.options["divergence_schedule"] == {"name": "anneal", "start": 1, "end": 2}
+    assert paper.options["batch"] == 15000                # the preset's other options stay

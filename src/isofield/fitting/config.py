@@ -65,6 +65,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     """Merge ``layers`` (lowest first), insert the chosen preset under them, validate.
 
     The preset is named by the merged ``preset`` key; its overrides sit just above the defaults.
+    A spec with a ``name`` (a schedule) given in a layer replaces the preset's whole, so that
+    ``{"name": "constant"}`` over a preset's step schedule does not inherit its ``every``.
     """
     merged: dict = {}
     for layer in layers:
@@ -75,7 +77,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
             f"unknown preset {preset!r} for method {merged.get('method', FitConfig.method)!r} "
             f"(known: {', '.join(sorted(method_presets))})"
         )
-    config = from_dict(FitConfig, merge(dict(method_presets[preset]), merged))
+    base = _without_named_specs(method_presets[preset], merged)
+    config = from_dict(FitConfig, merge(base, merged))
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
     if not (0 < config.train.lr < math.inf):
@@ -83,3 +86,15 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     if config.train.steps is None and config.train.time_budget is None:
         raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
     return config
+
+
+def _without_named_specs(preset: Mapping[str, Any], layers: Mapping[str, Any]) -> dict:
+    """The preset without the sub-mappings that ``layers`` replace by a named spec."""
+    kept = {}
+    for key, value in preset.items():
+        given = layers.get(key)
+        if isinstance(given, Mapping) and "name" in given:
+            continue
+        kept[key] = (_without_named_specs(value, given)
+                     if isinstance(value, Mapping) and isinstance(given, Mapping) else value)
+    return kept
