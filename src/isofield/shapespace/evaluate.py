@@ -6,11 +6,11 @@ its ground truth, and, for completion, with the nearest training shape.
 
 Per test shape (from the data directory of the run, or another one):
 
-- ``reconstruct``: :func:`~isofield.shapespace.inference.reconstruct` from the shape's SDF
-  samples, in the frame stored with them.
+- ``reconstruct``: :func:`~isofield.shapespace.inference.reconstruct_code` from the shape's SDF
+  samples (DeepSDF's protocol), meshed in the frame stored with them.
 - ``complete``: a virtual depth scan of the shape's source mesh from ``camera``
   (:func:`~isofield.geometry.scan.depth_scan`), optionally with free-space samples on its rays,
-  then :func:`~isofield.shapespace.inference.complete` in the test shape's stored frame (as
+  then :func:`~isofield.shapespace.inference.complete_code` in the test shape's stored frame (as
   DeepSDF's shape-completion experiment: the frame of the complete shape is given).
 
 Metrics, each in the ground truth's units (the source mesh's coordinates):
@@ -32,7 +32,7 @@ shape's canonical frame, by the one-sided mean distance scan -> shape; its sourc
 learned code's mesh where the source is unknown: ``source: "code"``) is placed in the test
 shape's frame and evaluated with the same metrics. It uses the same information as the completion.
 
-Files, under ``RUN/evaluation/<mode>/``: ``meshes/<dataset>/<class>/<id>.ply`` (user
+Files, under ``RUN/evaluation/<mode>/`` (or ``out_dir``): ``meshes/<dataset>/<class>/<id>.ply`` (user
 coordinates), for completion ``scans/.../<id>.ply`` (the partial scan, points and normals) and
 ``baseline/.../<id>.ply``; ``comparison.png`` (a few shapes: scan, completion, baseline, truth
 side by side; or reconstruction and truth) and ``results.json``: per-shape rows, the mean and
@@ -58,7 +58,12 @@ from isofield.geometry.io import PointCloud, read_mesh, write_mesh, write_points
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import Scan, ScanCamera, depth_scan, free_space_samples
-from isofield.metrics import chamfer_deepsdf, earth_movers_distance, evaluate_mesh_against_points, evaluate_meshes
+from isofield.metrics import (
+    chamfer_deepsdf,
+    earth_movers_distance,
+    evaluate_mesh_against_points,
+    evaluate_meshes,
+)
 from isofield.shapespace.inference import complete_code, interpolate, mesh_fit, reconstruct_code
 from isofield.shapespace.outputs import source_meshes
 from isofield.shapespace.rundir import TrainingShape
@@ -90,7 +95,8 @@ class EvaluationSettings:
         camera: the depth camera of a completion's scan.
         scan_noise: the scan's depth noise, a fraction of the mesh's diagonal.
         free_space: free-space samples per completion (0: none), at least
-            ``free_space_margin`` (a fraction of the mesh's diagonal) before the observed points.
+            ``free_space_margin`` (a fraction of the scan's bounding-box diagonal) before the
+            observed points.
         resolution: extraction grid; None: the run's ``extract.resolution``.
         deepsdf_points, onet_points: samples of the DeepSDF and ONet protocols.
         emd: compute the earth mover's distance (about a second per mesh).
@@ -190,6 +196,7 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
         if mesh is not None and len(pictures) < settings.pictures:
             pictures.append(_picture_row(ref, mesh, truth, scan, nearest, row, baseline_rows))
     record = _record(space, data, refs, settings, rows, baseline_rows)
+    record.update(run=str(run_dir), split=str(split) if isinstance(split, (str, Path)) else None)
     if pictures:
         write_png(render_rows([tiles for tiles, _ in pictures], [labels for _, labels in pictures]),
                   directory / "comparison.png")
@@ -278,8 +285,8 @@ def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) 
         onet = evaluate_mesh_against_points(mesh, truth.surface.points, truth.surface.normals,
                                             n_points=settings.onet_points, seed=settings.seed)
         if settings.emd:
-            onet["emd"] = earth_movers_distance(sample_surface(mesh, settings.onet_points, settings.seed).points,
-                                                truth.surface.points, seed=settings.seed)
+            predicted = sample_surface(mesh, settings.onet_points, settings.seed).points
+            onet["emd"] = earth_movers_distance(predicted, truth.surface.points, seed=settings.seed)
         row["reference"] = "surface samples"
     for key in ("chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency", "f_score", "emd"):
         row[key] = onet.get(key)
@@ -359,7 +366,7 @@ def _record(space: ShapeSpace, data: DeepSDFDataDir, refs: Sequence[ShapeRef],
     if baseline_rows:
         better = sum(row.get("chamfer_l1") is not None and row["chamfer_l1"] < nearest["chamfer_l1"]
                      for row, nearest in zip(rows, baseline_rows))
-        record["baseline"] = {"name": "nearest training shape (ground truth)", "shapes": baseline_rows,
+        record["baseline"] = {"name": "nearest training shape", "shapes": baseline_rows,
                               "summary": summarise(baseline_rows),
                               "better_than_baseline": {"chamfer_l1": better, "of": len(rows)}}
     return record
@@ -368,9 +375,11 @@ def _record(space: ShapeSpace, data: DeepSDFDataDir, refs: Sequence[ShapeRef],
 def format_summary(record: dict[str, Any]) -> str:
     """A table of the mean and median of every metric (and of the baseline's, if any)."""
     baseline = record.get("baseline", {}).get("summary", {})
-    header = f"{'metric':<32}{'mean':>12}{'median':>12}" + (f"{'baseline mean':>16}{'median':>12}" if baseline else "")
-    lines = [f"{record['mode']}: {record['shapes_evaluated']} shapes, {record['failures']} without a surface",
-             header]
+    header = f"{'metric':<32}{'mean':>12}{'median':>12}"
+    if baseline:
+        header += f"{'baseline mean':>16}{'median':>12}"
+    lines = [f"{record['mode']}: {record['shapes_evaluated']} shapes, {record['failures']} "
+             "without a surface", header]
     for key, values in record["summary"].items():
         line = f"{key:<32}{values['mean']:>12.5g}{values['median']:>12.5g}"
         if key in baseline:
@@ -378,8 +387,8 @@ def format_summary(record: dict[str, Any]) -> str:
         lines.append(line)
     if baseline:
         wins = record["baseline"]["better_than_baseline"]
-        lines.append(f"completion beats the nearest training shape (Chamfer-L1) on {wins['chamfer_l1']} "
-                     f"of {wins['of']} shapes")
+        lines.append(f"completion beats the nearest training shape (Chamfer-L1) on "
+                     f"{wins['chamfer_l1']} of {wins['of']} shapes")
     return "\n".join(lines)
 
 
@@ -396,14 +405,19 @@ def _picture_row(ref: ShapeRef, mesh: trimesh.Trimesh, truth: Truth, scan: Scan 
                  nearest: trimesh.Trimesh | None, row: dict[str, Any],
                  baseline_rows: list[dict[str, Any]]) -> tuple[list, list[str]]:
     """([(mesh or None, colour), ...], labels) of one test shape in ``comparison.png``."""
-    error = f"CD {row['chamfer_l1_percent_of_diagonal']:.2f}%"
+    error = _percent(row)
     truth_tile = (truth.mesh, TRUTH_COLOR)
     if scan is None:
         return [(mesh, None), truth_tile], [f"{ref.shape_id}: reconstruction, {error}", "ground truth"]
-    nearest_error = f"CD {baseline_rows[-1]['chamfer_l1_percent_of_diagonal']:.2f}%"
+    nearest_error = _percent(baseline_rows[-1])
     return ([(scan_mesh(scan), SCAN_COLOR), (mesh, None), (nearest, None), truth_tile],
             [f"{ref.shape_id}: scan ({len(scan.points)} points)", f"completion, {error}",
              f"nearest training shape, {nearest_error}", "ground truth"])
+
+
+def _percent(row: dict[str, Any]) -> str:
+    value = row.get("chamfer_l1_percent_of_diagonal")
+    return "CD n/a" if value is None else f"CD {value:.2f}%"
 
 
 def render_rows(rows: Sequence[Sequence[tuple[trimesh.Trimesh | None, Any]]],

@@ -18,15 +18,15 @@ DeepSDF's script adds ``1e-4 · mean_k z_k²`` instead, L times weaker than ``1e
 with outward normals, e.g. one depth view) and optional free-space points F (seen through, so
 outside the shape)::
 
-    loss(z) = w_s mean_S |f(x, z)| + w_n mean_S ‖∇f(x, z) − n(x)‖ + w_e mean_R |‖∇f(x, z)‖ − 1|
-              + w_f mean_F relu(margin − f(x, z)) + (1/σ²) ‖z‖²
+    loss(z) = w_s mean_S |f(x, z)| + w_n mean_S ‖∇f(x, z) − n(x)‖
+              + w_e mean_R |‖∇f(x, z)‖ − 1| + w_f mean_F relu(margin − f(x, z)) + (1/σ²) ‖z‖²
 
 where R is half points of S moved by Gaussian noise (σ = δ / 2, where the decoder learned an
 SDF) and half uniform in the canonical box [-1, 1]^3 (|R| = |S| / 2 per step), and free-space
 points outside the extraction box are dropped (the decoder never saw anything there). ∇f is
-taken by forward differences (step :data:`DIFFERENCE_STEP`), not autograd: DeepSDF's decoder is a ReLU network,
-piecewise linear, so the autograd ∇f does not change with z within a linear piece and the
-normal and eikonal terms would give the code no gradient at all. The weights
+taken by forward differences (step :data:`DIFFERENCE_STEP`), not autograd: DeepSDF's decoder
+is a ReLU network, piecewise linear, so the autograd ∇f does not change with z within a linear
+piece and the normal and eikonal terms would give the code no gradient at all. The weights
 (:class:`CompletionWeights`) were chosen by measurement (see there). Restarts start from codes
 drawn ``N(0, s²)`` with ``s`` the root-mean-square component of the trained codes (the spread of
 the training codes, so restarts try different shapes); they are optimised together (one
@@ -295,14 +295,16 @@ def complete_code(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | N
         (:data:`EVALUATION_POINTS` of each kind), the same for every restart.
     """
     surface, unit_normals = _oriented_points(points, normals)
-    free = None if free_space is None else _inside_box(space, _point_array(free_space, "free-space points"))
+    free = None if free_space is None else _inside_box(space, _point_array(free_space,
+                                                                          "free-space points"))
     restarts = _positive_int(restarts, "restarts")
     if init_std is None:
         init_std = float(space.codes.square().mean().sqrt())
     _check_schedule(steps, lr, init_std, points_per_step)
     if not (isinstance(difference_step, (int, float)) and 0 < difference_step < np.inf):
         raise InputError(f"difference step: expected a positive number, got {difference_step!r}")
-    screen = max(1, steps // SCREEN_FRACTION) if screen_steps is None else _positive_int(screen_steps, "screen steps")
+    screen = (max(1, steps // SCREEN_FRACTION) if screen_steps is None
+              else _positive_int(screen_steps, "screen steps"))
     prior = _prior(space, weights.prior)
     device = _device(space.decoder)
     init_generator, generator = _generators(seed)
@@ -314,12 +316,14 @@ def complete_code(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | N
         rows = torch.randint(len(surface_t), (count,), generator=generator)
         near = surface_t[rows[: count // 4]] + near_std * torch.randn(count // 4, 3, generator=generator)
         box = 2 * torch.rand(count // 2 - count // 4, 3, generator=generator) - 1
-        free = free_t[torch.randint(len(free_t), (count,), generator=generator)] if len(free_t) else free_t
+        seen_through = (free_t[torch.randint(len(free_t), (count,), generator=generator)]
+                        if len(free_t) else free_t)
         return _CompletionPoints(surface_t[rows].to(device), normals_t[rows].to(device),
-                                 torch.cat([near, box]).to(device), free.to(device))
+                                 torch.cat([near, box]).to(device), seen_through.to(device))
 
     def objective(codes: torch.Tensor) -> torch.Tensor:
-        return _completion_loss(space.decoder, codes, draw(points_per_step), weights, prior, difference_step)
+        return _completion_loss(space.decoder, codes, draw(points_per_step), weights, prior,
+                                difference_step)
 
     fixed = draw(EVALUATION_POINTS)
 
@@ -386,7 +390,8 @@ def complete(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | None,
     user's frame too. ``options`` go to :func:`complete_code`."""
     surface, unit_normals = _oriented_points(points, normals)
     frame = scan_frame(surface) if frame is None else frame
-    canonical_free = None if free_space is None else frame.to_canonical(_point_array(free_space, "free-space points"))
+    canonical_free = (None if free_space is None
+                      else frame.to_canonical(_point_array(free_space, "free-space points")))
     fit = complete_code(space, frame.to_canonical(surface), unit_normals, canonical_free, **options)
     return mesh_fit(space, fit, frame, resolution)
 
@@ -529,6 +534,11 @@ def _fit(decoder: nn.Module, init: torch.Tensor, objective: Callable[[torch.Tens
             final = full_objective(codes.detach()[best])
     return FittedCode(codes.detach()[best].cpu().clone(), best, init, initial, screened, final,
                       history[best], min(screen_steps, steps), time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# Meshes
+# --------------------------------------------------------------------------------------------
 
 
 def mesh_fit(space: ShapeSpace, fit: FittedCode, frame: Normalization,
