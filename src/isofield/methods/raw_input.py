@@ -25,6 +25,7 @@ from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
+from isofield.methods.igr import neighbour_distances
 
 MIN_POINTS = 16
 """fewer distinct input points cannot describe a surface"""
@@ -101,15 +102,6 @@ def _require_full_dimension(points: np.ndarray, source: str) -> None:
                          f"sign-agnostic methods need samples of a closed surface")
 
 
-def neighbour_scales(points: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """Distance (N,) of each point to its k-th nearest other point, and the median spacing
-    (distance to the nearest other point)."""
-    tree = cKDTree(points)
-    k = min(k, len(points) - 1)
-    distances, _ = tree.query(points, k=k + 1, workers=-1)
-    return distances[:, -1], float(np.median(distances[:, 1]))
-
-
 @dataclass(frozen=True)
 class PoolSpec:
     """How the sample pool of SAL/SALD is drawn.
@@ -144,7 +136,7 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
         raise InputError("global_fraction + uniform_fraction must lie in [0, 1]")
     rng = np.random.default_rng(seed)
     points = raw.points.astype(np.float64)
-    local_sigma, _ = neighbour_scales(points, spec.neighbour_k)
+    local_sigma = neighbour_distances(cKDTree(points), spec.neighbour_k)[:, -1]
     n_uniform = int(round(spec.uniform_fraction * spec.size))
     n_global = int(round(spec.global_fraction * spec.size))
     n_local = spec.size - n_uniform - n_global
