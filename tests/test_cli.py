@@ -591,6 +591,23 @@ def test_preprocess_a_folder_of_meshes_and_report_a_broken_one(capsys, tmp_path,
         assert len(npz["pos"]) + len(npz["neg"]) == 2000
 
 
+def test_split_holds_out_a_fraction_of_the_meshes_and_never_overwrites(capsys, tmp_path):
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    for index in range(10):
+        icosphere().export(folder / f"ball_{index}.ply")
+    code, out, _ = run_cli(capsys, "split", folder, "--test-fraction", 0.2, "-o", "splits")
+    assert code == 0 and "8 shapes" in out and "2 shapes" in out
+    train, test = (json.loads((tmp_path / "splits" / name).read_text())["meshes"][""]  # flat folder: no class
+                   for name in ("train.json", "test.json"))
+    assert len(train) == 8 and len(test) == 2
+    assert sorted(train + test) == [f"ball_{index}" for index in range(10)]
+    before = (tmp_path / "splits" / "train.json").read_bytes()
+    code, _, err = run_cli(capsys, "split", folder, "--test-fraction", 0.5, "-o", "splits")
+    assert code == 2 and "already exists" in err
+    assert (tmp_path / "splits" / "train.json").read_bytes() == before
+
+
 def test_scan_keeps_the_visible_hemisphere_with_normals(capsys, tmp_path, sphere_ply):
     code, out, _ = run_cli(capsys, "scan", sphere_ply, "--camera", "azimuth=0,elevation=0,resolution=64",
                            "-o", "partial.ply")

@@ -11,6 +11,7 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
+from test_cli import run_cli
 
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef, write_split
 from isofield.data.preprocess import preprocess
@@ -450,3 +451,77 @@ def test_write_interpolation_writes_a_mesh_per_step_and_a_strip(space, tmp_path)
     assert np.allclose(last.vertices, space.mesh(space.codes[1], resolution=16).vertices, atol=1e-6)
     image = np.asarray(Image.open(paths[-1]).convert("RGB"))
     assert image.shape[1] == 4 * 256 and image.std() > 10
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_reconstruct_writes_the_mesh_in_the_shapes_frame_and_never_overwrites(run, chairs, capsys, tmp_path):
+    output = tmp_path / "chair.ply"
+    code, out, _ = run_cli(capsys, "reconstruct", run, "chair_0006", "-o", output, "--steps", 60,
+                           "--resolution", 32)
+    assert code == 0 and f"mesh: {output}" in out
+    initial, final = (float(v) for v in out.split("loss ")[1].split(" in ")[0].split(" -> "))
+    assert final < initial
+    truth = chair_mesh(chairs, "chair_0006")  # the mesh is in the source mesh's coordinates
+    diagonal = float(np.linalg.norm(np.ptp(truth.vertices, axis=0)))
+    # measured: 6.4% of the diagonal after 60 steps in the 6-chair space (a held-out chair)
+    assert chamfer_l1(sample_surface(read_mesh(output), 4000, seed=0).points,
+                      sample_surface(truth, 4000, seed=0).points) < 0.12 * diagonal
+    before = output.read_bytes()
+    code, _, err = run_cli(capsys, "reconstruct", run, "chair_0006", "-o", output, "--steps", 5)
+    assert code == 2 and "already exists" in err and output.read_bytes() == before
+    code, _, err = run_cli(capsys, "reconstruct", run, "no_such_chair")
+    assert code == 2 and "no shape 'no_such_chair'" in err
+
+
+def test_cli_complete_uses_the_scan_its_camera_and_the_given_frame(run, chairs, capsys, tmp_path):
+    scan_path, output = tmp_path / "partial.ply", tmp_path / "completed.ply"
+    code, out, _ = run_cli(capsys, "scan", chairs.parent / "meshes" / "chair_0006.obj", "-o", scan_path,
+                           "--camera", "azimuth=30,elevation=20,resolution=96")
+    assert code == 0
+    origin = out.split("--camera-origin ")[1].split(")")[0].split()
+    code, out, _ = run_cli(capsys, "complete", run, scan_path, "-o", output, "--frame", "chair_0006",
+                           "--steps", 60, "--restarts", 2, "--resolution", 32, "--free-space", 2000,
+                           "--camera-origin", *origin)
+    assert code == 0 and output.exists() and "estimated" not in out
+    truth = chair_mesh(chairs, "chair_0006")
+    diagonal = float(np.linalg.norm(np.ptp(truth.vertices, axis=0)))
+    assert chamfer_l1(sample_surface(read_mesh(output), 4000, seed=0).points,
+                      sample_surface(truth, 4000, seed=0).points) < 0.15 * diagonal
+
+    unoriented = tmp_path / "points.xyz"
+    np.savetxt(unoriented, read_points(scan_path).points)
+    for args, message in (((unoriented,), "needs oriented points"),
+                          ((scan_path, "--free-space", 10), "needs --camera-origin"),
+                          ((scan_path, "--camera-origin", 0, 0, 5), "only used with --free-space")):
+        code, _, err = run_cli(capsys, "complete", run, *args, "-o", tmp_path / "x.ply")
+        assert code == 2 and message in err and not (tmp_path / "x.ply").exists()
+
+
+def test_cli_interpolate_writes_a_strip_between_two_training_shapes(run, space, capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "interpolate", run, 0, space.shapes[1].ref.shape_id, "-n", 3,
+                           "--resolution", 24, "-o", tmp_path / "strip")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "strip").iterdir()) == [
+        "interpolation.png", "step_00.ply", "step_01.ply", "step_02.ply"]
+    assert np.allclose(read_mesh(tmp_path / "strip" / "step_00.ply").vertices,
+                       space.mesh(space.codes[0], resolution=24).vertices, atol=1e-5)  # canonical frame
+    code, _, err = run_cli(capsys, "interpolate", run, 0, 1, "-n", 3, "-o", tmp_path / "strip")
+    assert code == 2 and "not empty" in err
+
+
+def test_cli_evaluate_prints_the_summary_and_writes_results(run, chairs, capsys, tmp_path):
+    output = tmp_path / "evaluation"
+    code, out, _ = run_cli(capsys, "evaluate", run, "--split", chairs.parent / "test.json", "--steps", 20,
+                           "--resolution", 24, "--no-emd", "-q", "-o", output)
+    assert code == 0 and "chamfer_l1" in out
+    record = json.loads((output / "results.json").read_text())
+    assert record["mode"] == "reconstruct" and record["shapes_evaluated"] == TEST
+    assert f"{record['summary']['chamfer_l1']['median']:.5g}" in out
+    for row in record["shapes"]:  # a line per shape
+        assert f"{row['id']}" in out and f"{row['chamfer_l1_percent_of_diagonal']:.3f}" in out
+    code, _, err = run_cli(capsys, "evaluate", run, "--split", chairs.parent / "test.json", "-o", output)
+    assert code == 2 and "already exists" in err
+    code, _, err = run_cli(capsys, "evaluate", run, "--free-space", 10)
+    assert code == 2 and "--mode complete" in err

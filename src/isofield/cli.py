@@ -196,6 +196,9 @@ def _scan(args: argparse.Namespace) -> int:
     scan = depth_scan(read_mesh(args.mesh), parse_camera(args.camera), noise=args.noise, seed=args.seed)
     write_points(scan.point_cloud(), output)
     print(f"{output}: {len(scan.points)} points with normals seen from {scan.view.describe()}")
+    origin = " ".join(f"{value:.6g}" for value in scan.origin)
+    print(f"camera origin (for free space: isofield complete RUN {output} --camera-origin {origin}): "
+          f"{origin}")
     return 0
 
 
@@ -210,8 +213,35 @@ def _preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("split")
+def _split(args: argparse.Namespace) -> int:
+    from isofield.data.datasets import DeepSDFDataDir, discover, make_split, write_split
+
+    root = Path(args.dataset)
+    refs = DeepSDFDataDir(root).shapes() if (root / "SdfSamples").is_dir() else discover(root)
+    train, test = make_split(refs, args.test_fraction, seed=args.seed)
+    output = Path(args.output)
+    paths = [_new_file(output / name, args.overwrite) for name in ("train.json", "test.json")]
+    for path, refs_of_split in zip(paths, (train, test)):
+        write_split(path, refs_of_split)
+    print(f"{paths[0]}: {len(train)} shapes; {paths[1]}: {len(test)} shapes")
+    return 0
+
+
 @_command("train")
 def _train(args: argparse.Namespace) -> int:
+    from isofield.train.distributed import is_main_process, shutdown
+
+    try:
+        result = _train_shape_space(args)
+        if is_main_process():
+            _print_training(result)
+    finally:
+        shutdown()
+    return 0
+
+
+def _train_shape_space(args: argparse.Namespace):
     from isofield.shapespace import resume_shape_space, train_shape_space
 
     if args.resume:
@@ -230,12 +260,121 @@ def _train(args: argparse.Namespace) -> int:
         output = args.output or Path("runs") / Path(args.config).stem
         result = train_shape_space(args.config, output, overrides=overrides,
                                    exit_after=args.exit_after, progress=not args.quiet)
+    return result
+
+
+def _print_training(result) -> None:
     print(f"{result.run_dir}: {result.reason} after {result.step} steps "
           f"({result.elapsed:.0f} s of training)")
     if result.reason in ("exit-after", "interrupted"):
         print(f"resume with: isofield train --resume {result.run_dir}")
     else:
         print(f"report: {result.run_dir / 'report.html'}")
+
+
+def _new_file(path: Path, overwrite: bool) -> Path:
+    """``path``, unless a file is already there and ``overwrite`` was not asked for."""
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: already exists; choose another -o or pass --overwrite")
+    return path
+
+
+def _print_fit(name: str, inference, mesh_path: Path) -> None:
+    fit = inference.fit
+    print(f"{name}: loss {fit.initial_loss:.4g} -> {fit.final_loss:.4g} in {len(fit.history)} steps "
+          f"({fit.seconds:.1f} s, mesh {inference.mesh_seconds:.1f} s)")
+    print(f"mesh: {mesh_path} ({len(inference.mesh.vertices)} vertices, user coordinates)")
+
+
+@_command("reconstruct")
+def _reconstruct(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import write_mesh
+    from isofield.shapespace import load_samples, load_shape_space, reconstruct
+
+    space = load_shape_space(args.run)
+    samples, frame, name = load_samples(space, args.shape)
+    output = _new_file(Path(args.output or Path(args.run) / "reconstructions" / f"{name}.ply"),
+                       args.overwrite)
+    _check_output(output, args.shape)
+    inference = reconstruct(space, samples, frame, resolution=args.resolution, steps=args.steps,
+                            seed=args.seed)
+    write_mesh(inference.mesh, output)
+    _print_fit(name, inference, output)
+    return 0
+
+
+@_command("complete")
+def _complete(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from isofield.geometry.io import read_points, write_mesh
+    from isofield.geometry.scan import free_space_along_rays
+    from isofield.shapespace import complete, load_samples, load_shape_space
+
+    space = load_shape_space(args.run)
+    output = _new_file(Path(args.output or Path(args.run) / "completions" / f"{Path(args.points).stem}.ply"),
+                       args.overwrite)
+    _check_output(output, args.points)
+    scan = read_points(args.points)
+    if scan.normals is None:
+        raise InputError(f"{args.points}: completion needs oriented points (normals); "
+                         "make a scan with isofield scan, or estimate normals first")
+    frame = None if args.frame is None else load_samples(space, args.frame)[1]
+    free_space = None
+    if args.free_space:
+        if args.camera_origin is None:
+            raise InputError("--free-space needs --camera-origin X Y Z (printed by isofield scan)")
+        margin = args.free_space_margin * float(np.linalg.norm(np.ptp(scan.points, axis=0)))
+        free_space = free_space_along_rays(scan.points, np.array(args.camera_origin), args.free_space,
+                                           args.seed, margin)
+    elif args.camera_origin is not None:
+        raise InputError("--camera-origin is only used with --free-space N")
+    inference = complete(space, scan.points, scan.normals, frame=frame, free_space=free_space,
+                         resolution=args.resolution, steps=args.steps, restarts=args.restarts,
+                         seed=args.seed)
+    write_mesh(inference.mesh, output)
+    _print_fit(Path(args.points).name, inference, output)
+    if frame is None:
+        print("frame: estimated from the scan (pass --frame SHAPE when the complete shape's is known)")
+    return 0
+
+
+@_command("interpolate")
+def _interpolate(args: argparse.Namespace) -> int:
+    from isofield.shapespace import load_shape_space, training_index, write_interpolation
+
+    space = load_shape_space(args.run)
+    first, last = training_index(space, args.a), training_index(space, args.b)
+    output = Path(args.output or Path(args.run) / "interpolations" / f"{first}-{last}")
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
+    names = tuple(space.shapes[index].ref.shape_id for index in (first, last))
+    paths = write_interpolation(space, first, last, args.count, output, resolution=args.resolution,
+                                names=names)
+    print(f"{output}: {len(paths) - 1} meshes (canonical frame) from {names[0]} to {names[1]}; "
+          f"picture {paths[-1]}")
+    return 0
+
+
+@_command("evaluate")
+def _evaluate(args: argparse.Namespace) -> int:
+    from isofield.geometry.scan import parse_camera
+    from isofield.shapespace import evaluate_split, format_shapes, format_summary
+
+    output = Path(args.output or Path(args.run) / "evaluation" / args.mode)
+    _new_file(output / "results.json", args.overwrite)
+    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
+                                             ("resolution", args.resolution)) if value is not None}
+    if args.mode == "complete":
+        options.update(camera=parse_camera(args.camera), free_space=args.free_space,
+                       scan_noise=args.noise)
+    elif args.free_space or args.noise:
+        raise InputError("--free-space and --noise only apply to --mode complete")
+    result = evaluate_split(args.run, args.data, args.split, args.mode, out_dir=output,
+                            progress=not args.quiet, seed=args.seed, emd=not args.no_emd, **options)
+    print(format_shapes(result.record))
+    print(format_summary(result.record))
+    print(f"results: {result.directory / 'results.json'}")
     return 0
 
 
@@ -294,6 +433,12 @@ def _add_field_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", help="an analytic shape instead: sphere, torus, box, rounded_box, capsule, csg")
     p.add_argument("--bounds", type=float, nargs=6, metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
                    help="bounds in the canonical frame (default: the shape's own, or [-1,1]^3 for a mesh)")
+
+
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resolution", type=int, help="extraction grid (default the run's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,13 +514,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("train", help="train a shape space (DeepSDF auto-decoder) on a preprocessed dataset")
+    p = sub.add_parser("split", help="random train/test split of a dataset, class by class (DeepSDF's split JSON)")
+    p.add_argument("dataset", help="a folder of meshes (flat or ShapeNet-style) or a DeepSDF data directory")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share of each class held out (default 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
+    p.add_argument("--overwrite", action="store_true", help="replace existing split files")
+
+    p = sub.add_parser("train", help="train a shape space (DeepSDF auto-decoder) on a preprocessed dataset; "
+                       "several processes or GPUs: torchrun --nproc_per_node N -m isofield.cli train ...")
     p.add_argument("config", nargs="?", help="YAML config (method: deepsdf, data: DATA_DIR, split, preset cpu|paper, ...)")
     p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
     p.add_argument("--time-budget", type=float, help="seconds of training")
     p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("reconstruct", help="a shape's code from its SDF samples (decoder frozen), then its mesh")
+    p.add_argument("run", help="a shape-space run (isofield train)")
+    p.add_argument("shape", help="an SDF samples .npz, or a shape of the run's data directory (dataset/class/id or id)")
+    p.add_argument("-o", "--output", help="mesh file (default RUN/reconstructions/<shape>.ply)")
+    p.add_argument("--steps", type=int, default=800, help="optimisation steps (default 800, DeepSDF's)")
+    _add_inference_options(p)
+
+    p = sub.add_parser("complete", help="complete a partial oriented point cloud (e.g. a depth scan) in a shape space")
+    p.add_argument("run", help="a shape-space run (isofield train)")
+    p.add_argument("points", help="oriented points (.ply .pwn .npz with normals), user coordinates")
+    p.add_argument("-o", "--output", help="mesh file (default RUN/completions/<points>.ply)")
+    p.add_argument("--frame", metavar="SHAPE", help="use this shape's stored normalisation (an SDF samples .npz or a "
+                   "shape of the run's data directory); default: estimated from the points")
+    p.add_argument("--steps", type=int, default=800, help="optimisation steps (default 800)")
+    p.add_argument("--restarts", type=int, default=4, help="random initial codes, the best is kept (default 4)")
+    p.add_argument("--free-space", type=int, default=0, metavar="N",
+                   help="N samples on the camera rays in front of the points, kept outside (needs --camera-origin)")
+    p.add_argument("--camera-origin", type=float, nargs=3, metavar=("X", "Y", "Z"), help="the scanner's position")
+    p.add_argument("--free-space-margin", type=float, default=0.01,
+                   help="free-space samples stop this fraction of the points' bbox diagonal before them (default 0.01)")
+    _add_inference_options(p)
+
+    p = sub.add_parser("interpolate", help="meshes and a picture of the codes between two training shapes")
+    p.add_argument("run", help="a shape-space run (isofield train)")
+    p.add_argument("a", help="training shape: code index, dataset/class/id or id")
+    p.add_argument("b", help="training shape: code index, dataset/class/id or id")
+    p.add_argument("-n", "--count", type=int, default=6, help="meshes, both ends included (default 6)")
+    p.add_argument("-o", "--output", help="folder (default RUN/interpolations/<a>-<b>)")
+    p.add_argument("--resolution", type=int, help="extraction grid (default the run's)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
+    p = sub.add_parser("evaluate", help="reconstruct or complete every test shape; Chamfer (DeepSDF and ONet protocols), NC, F-score, EMD")
+    p.add_argument("run", help="a shape-space run (isofield train)")
+    p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default: every shape of the data not trained on)")
+    p.add_argument("--data", help="data directory of the test shapes (default the run's)")
+    p.add_argument("--mode", choices=["reconstruct", "complete"], default="reconstruct",
+                   help="from SDF samples, or from one depth scan of each test mesh (default reconstruct)")
+    p.add_argument("--camera", default="azimuth=30,elevation=20", help="the scan's camera (--mode complete), as in isofield scan")
+    p.add_argument("--noise", type=float, default=0.0, help="scan depth noise, fraction of the bbox diagonal")
+    p.add_argument("--free-space", type=int, default=0, metavar="N", help="free-space samples on the scan's rays")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 800)")
+    p.add_argument("--restarts", type=int, help="completion restarts (default 4)")
+    p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance (about 1 s a shape)")
+    p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>)")
+    _add_inference_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")

@@ -7,7 +7,12 @@ import torch
 
 def clamped_l1(pred: torch.Tensor, target: torch.Tensor, delta: float) -> torch.Tensor:
     """DeepSDF: mean |clamp(f, δ) − clamp(s, δ)| for pred, target (N,) -> scalar."""
-    return (pred.clamp(-delta, delta) - target.clamp(-delta, delta)).abs().mean()
+    return clamped_errors(pred, target, delta).mean()
+
+
+def clamped_errors(pred: torch.Tensor, target: torch.Tensor, delta: float) -> torch.Tensor:
+    """|clamp(f, δ) − clamp(s, δ)| for pred, target (N,) -> (N,)."""
+    return (pred.clamp(-delta, delta) - target.clamp(-delta, delta)).abs()
 
 
 def surface_loss(values_on_surface: torch.Tensor) -> torch.Tensor:

@@ -224,7 +224,16 @@ def _camera_facing_normals(vertices: np.ndarray, faces: np.ndarray, rays: np.nda
 def free_space_samples(
     scan: Scan, count: int, seed: int, margin: float, max_distance: float | None = None
 ) -> np.ndarray:
-    """Points known to be OUTSIDE the shape: on the rays from the camera to observed points.
+    """Points known to be OUTSIDE the shape: on the rays from the scan's camera to its points
+    (:func:`free_space_along_rays` with ``scan.points`` and ``scan.origin``)."""
+    return free_space_along_rays(scan.points, scan.origin, count, seed, margin, max_distance)
+
+
+def free_space_along_rays(
+    points: np.ndarray, origin: np.ndarray, count: int, seed: int, margin: float,
+    max_distance: float | None = None,
+) -> np.ndarray:
+    """Points known to be OUTSIDE the shape: on the rays from a camera to the points it saw.
 
     Each sample picks an observed point q uniformly at random, then a distance ``s`` before it,
     uniform in ``[margin, max_distance]`` (default: the whole segment from the camera,
@@ -235,14 +244,15 @@ def free_space_samples(
     a point pushed behind the true surface would otherwise put samples inside.
 
     Args:
-        scan: a :class:`Scan`.
+        points: (N, 3) observed surface points, the first hits of rays from ``origin``.
+        origin: (3,) the camera centre, in the points' coordinates.
         count: number of samples, >= 1.
         seed: seed of ``numpy.random.default_rng``.
         margin: smallest distance before the observed point, > 0, in mesh units.
         max_distance: largest distance before the observed point (>= margin), or None.
 
     Returns:
-        (count, 3) float32 points in the mesh's coordinates.
+        (count, 3) float32 points in the points' coordinates.
     """
     count = _positive_int(count, "free-space sample count")
     margin = _positive(margin, "free-space margin")
@@ -250,7 +260,10 @@ def free_space_samples(
         raise InputError(
             f"free-space max_distance: expected at least the margin {margin:g}, got {max_distance!r}"
         )
-    lengths = np.linalg.norm(scan.points - scan.origin, axis=1)
+    origin = np.asarray(origin, dtype=np.float64).reshape(-1)
+    if origin.shape != (3,) or not np.isfinite(origin).all():
+        raise InputError(f"camera origin: expected 3 finite numbers, got {origin.tolist()}")
+    lengths = np.linalg.norm(points - origin, axis=1)
     usable = np.flatnonzero(lengths > margin)
     if len(usable) == 0:
         raise InputError(
@@ -260,8 +273,8 @@ def free_space_samples(
     chosen = usable[rng.integers(0, len(usable), count)]
     far = lengths[chosen] if max_distance is None else np.minimum(lengths[chosen], max_distance)
     before = rng.uniform(margin, far)
-    target = scan.points[chosen].astype(np.float64)
-    direction = (target - scan.origin) / lengths[chosen, None]
+    target = points[chosen].astype(np.float64)
+    direction = (target - origin) / lengths[chosen, None]
     return (target - before[:, None] * direction).astype(np.float32)
 
 

@@ -8,6 +8,10 @@ Per step, with B shapes drawn without replacement and S samples per shape (half 
 
 The decoder and the codes are two parameter groups ("decoder", "codes") with their own learning
 rates and schedules. The codes are a ``torch.nn.Embedding`` (N, L), checkpointed with the decoder.
+
+Under DDP (:mod:`isofield.train.distributed`) every rank draws the whole global batch, looks up
+the codes of all B shapes (so that ``max_norm`` renormalises the same rows everywhere), then
+computes the SDF and prior terms on its shard of the shapes only, as its part of the global mean.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import torch
 from torch import nn
 
 from isofield.errors import InputError
-from isofield.losses import clamped_l1
+from isofield.losses import clamped_errors
 from isofield.shapespace.samples import ShapeSamples
+from isofield.train.distributed import Shard
 from isofield.train.loop import ParamGroup
 
 
@@ -58,6 +63,7 @@ class AutoDecoderTask:
         self.shapes_per_batch = min(shapes_per_batch, samples.num_shapes)
         self.samples_per_shape = samples_per_shape
         self.lr_decoder, self.lr_codes = lr_decoder, lr_codes
+        self.shard, self._calls = Shard(), self.modules()
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"decoder": self.decoder, "codes": self.codes}
@@ -66,21 +72,22 @@ class AutoDecoderTask:
         return [ParamGroup("decoder", list(self.decoder.parameters()), self.lr_decoder),
                 ParamGroup("codes", list(self.codes.parameters()), self.lr_codes)]
 
+    def distribute(self, shard: Shard, modules: Mapping[str, nn.Module]) -> None:
+        """This process's shard of each batch and the modules to call (DDP wrappers or not)."""
+        self.shard, self._calls = shard, dict(modules)
+
     def loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Loss terms of one batch; shapes and samples are drawn from ``generator``."""
-        shapes = torch.randperm(self.samples.num_shapes, generator=generator)[: self.shapes_per_batch]
-        rows = self.samples.draw_rows(shapes, self.samples_per_shape, generator)
+        """Loss terms of one batch (this rank's part of them); shapes and samples are drawn from
+        ``generator``."""
+        count, per_shape = self.shapes_per_batch, self.samples_per_shape
+        shapes = torch.randperm(self.samples.num_shapes, generator=generator)[:count]
+        rows = self.samples.draw_rows(shapes, per_shape, generator).view(count, per_shape)
         device = self.samples.points.device
-        rows = rows.to(device)
-        batch_codes = self.codes(shapes.to(self.codes.weight.device))          # (B, L)
-        latent = batch_codes.repeat_interleave(self.samples_per_shape, dim=0)   # (B * S, L)
-        predicted = self.decoder(self.samples.points[rows], latent.to(device))
-        sdf = clamped_l1(predicted, self.samples.sdf[rows], self.clamp)
-        prior = self.prior_weight * code_prior(batch_codes)
+        rows = self.shard.take(rows).reshape(-1).to(device)                    # (b * S,)
+        codes = self.shard.take(self._calls["codes"](shapes.to(self.codes.weight.device)))  # (b, L)
+        latent = codes.repeat_interleave(per_shape, dim=0)                      # (b * S, L)
+        predicted = self._calls["decoder"](self.samples.points[rows], latent.to(device))
+        errors = clamped_errors(predicted, self.samples.sdf[rows], self.clamp)
+        sdf = self.shard.mean(errors, count * per_shape)
+        prior = self.prior_weight * self.shard.mean(codes.square().sum(dim=1), count)
         return {"total": sdf + prior, "sdf": sdf, "code_prior": prior}
-
-
-def code_prior(codes: torch.Tensor) -> torch.Tensor:
-    """mean_i ‖z_i‖² of codes (B, L) -> scalar (the Gaussian prior's negative log, up to 1/σ²)."""
-    return codes.square().sum(dim=1).mean()
-

@@ -392,6 +392,28 @@ def format_summary(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_shapes(record: dict[str, Any]) -> str:
+    """A line per test shape: Chamfer-L1 in % of the diagonal, normal consistency, F-score and
+    seconds (and the nearest training shape's Chamfer-L1, if any); ``-`` where a shape has no
+    surface."""
+    baseline = record.get("baseline", {}).get("shapes")
+    header = f"{'shape':<32}{'CD-L1 %diag':>12}{'NC':>8}{'F':>8}{'seconds':>9}"
+    lines = [header + (f"{'baseline %diag':>16}" if baseline else "")]
+    for index, row in enumerate(record["shapes"]):
+        cells = [_cell(row.get(key), spec) for key, spec in
+                 (("chamfer_l1_percent_of_diagonal", "12.3f"), ("normal_consistency", "8.3f"),
+                  ("f_score", "8.3f"), ("seconds", "9.1f"))]
+        if baseline:
+            cells.append(_cell(baseline[index].get("chamfer_l1_percent_of_diagonal"), "16.3f"))
+        lines.append(f"{row['id']:<32}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0])
+    return f"{'-':>{width}}" if value is None else f"{value:{spec}}"
+
+
 # --------------------------------------------------------------------------------------------
 # Pictures
 # --------------------------------------------------------------------------------------------

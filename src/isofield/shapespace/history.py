@@ -16,19 +16,20 @@ import torch
 from torch import nn
 
 from isofield.train.logging import LossLog, read_loss_log
-from isofield.train.loop import ParamGroup, TrainTask, is_main_process
+from isofield.train.distributed import Shard
+from isofield.train.loop import DistributedTask, ParamGroup
 
 
 class CodeHistoryRecorder:
     """A trainer task that records code ``index`` every ``every`` steps, then runs ``task``.
 
-    It forwards ``modules``, ``param_groups`` and ``loss`` to ``task``; before the loss of a
-    step whose index is a multiple of ``every`` it appends the code's current values to
-    ``log``. Call ``log.truncate(before_step=...)`` with the checkpoint's step before training
-    resumes.
+    It forwards ``modules``, ``param_groups``, ``distribute`` and ``loss`` to ``task``; before
+    the loss of a step whose index is a multiple of ``every`` it appends the code's current
+    values to ``log`` (on the main process; ``log`` is None on the others). Call
+    ``log.truncate(before_step=...)`` with the checkpoint's step before training resumes.
     """
 
-    def __init__(self, task: TrainTask, codes: nn.Embedding, log: LossLog, every: int,
+    def __init__(self, task: DistributedTask, codes: nn.Embedding, log: LossLog | None, every: int,
                  index: int = 0) -> None:
         self.task, self.codes, self.log = task, codes, log
         self.every, self.index = every, index
@@ -39,8 +40,11 @@ class CodeHistoryRecorder:
     def param_groups(self) -> Sequence[ParamGroup]:
         return self.task.param_groups()
 
+    def distribute(self, shard: Shard, modules: Mapping[str, nn.Module]) -> None:
+        self.task.distribute(shard, modules)
+
     def loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
-        if step % self.every == 0 and is_main_process():
+        if step % self.every == 0 and self.log is not None:
             code = self.codes.weight[self.index].detach().cpu().tolist()
             self.log.append({"step": step, **{f"dim_{d}": value for d, value in enumerate(code)}})
         return self.task.loss(step, generator)

@@ -11,10 +11,15 @@ checkpoint there; between chunks a few training shapes are reconstructed and dra
 bit-identical to an uninterrupted one on the CPU, so chunking changes no number; it costs one
 checkpoint save and load per chunk. SIGINT/SIGTERM during a chunk stop training cleanly (the
 trainer saves); during the drawing between chunks the checkpoint of that step is already saved.
+
+Multi-process training: run the same command under ``torchrun --nproc_per_node N``. Every process
+loads the data and trains its shard of each global batch (:mod:`isofield.train.distributed`);
+only the main process writes the run directory, the pictures and the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -34,6 +39,7 @@ from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
 from isofield.shapespace.samples import ShapeSamples, load_training_samples
 from isofield.shapespace.space import ShapeSpace
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.distributed import init_from_env, is_active, is_main_process, on_main_process
 from isofield.train.logging import LossLog
 from isofield.train.loop import StopReason, Trainer, TrainResult
 from isofield.train.schedules import Schedule, schedule_from_spec
@@ -96,15 +102,16 @@ def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path
     """
     layer = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
     resolved = resolve_config([layer, dict(overrides or {})])
+    device = _join_process_group(resolved.device)
     data = DeepSDFDataDir(resolved.data)
     refs = data.shapes(resolved.split)
     if not refs:
         where = resolved.split or f"{data.root}/SdfSamples"
         raise InputError(f"{where}: no training shapes (the {'split' if resolved.split else 'folder'} is empty)")
     prepared = _prepare(resolved, data, refs)
-    run = ShapeSpaceRun.create(output, resolved)
-    run.save_shapes(data.root, prepared.shapes)
-    return _train_and_finish(run, resolved, prepared, exit_after, progress)
+    on_main_process(lambda: ShapeSpaceRun.create(output, resolved).save_shapes(data.root, prepared.shapes))
+    return _train_and_finish(ShapeSpaceRun.open(output), resolved, prepared, device, exit_after,
+                             progress)
 
 
 def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
@@ -114,14 +121,23 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits when given."""
     run = ShapeSpaceRun.open(run_dir)
     config = run.load_config()
+    device = _join_process_group(config.device)
     if steps is not None or time_budget is not None:
         config.train.steps = steps if steps is not None else config.train.steps
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
         config = resolve_config([to_dict(config)])
-        run.save_config(config)
+        on_main_process(lambda: run.save_config(config))
     data_dir, shapes = run.load_shapes()
     prepared = _prepare(config, DeepSDFDataDir(data_dir), [shape.ref for shape in shapes])
-    return _train_and_finish(run, config, prepared, exit_after, progress)
+    return _train_and_finish(run, config, prepared, device, exit_after, progress)
+
+
+def _join_process_group(device: str) -> torch.device:
+    """The device to train on; under torchrun, after joining the process group (the device
+    kind of the config, ``cuda:LOCAL_RANK`` for CUDA)."""
+    resolved = resolve_device(device)
+    joined = init_from_env(resolved.type)
+    return joined if is_active() else resolved
 
 
 def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef]) -> _Prepared:
@@ -133,8 +149,8 @@ def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef
 
 
 def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _Prepared,
-                      exit_after: float | None, progress: bool) -> ShapeSpaceResult:
-    device = resolve_device(config.device)
+                      device: torch.device, exit_after: float | None,
+                      progress: bool) -> ShapeSpaceResult:
     torch.manual_seed(config.seed)
     decoder = build_field(config.decoder).to(device)
     codes = make_codes(len(prepared.shapes), config.latent_dim, config.code_init_std,
@@ -153,7 +169,8 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
     rows: list[dict[str, Any]] = []
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         timings = {"training": result.elapsed}
-        rows = write_final_outputs(run, current_space(result.step), result, timings)
+        rows = on_main_process(
+            lambda: write_final_outputs(run, current_space(result.step), result, timings)) or []
     return ShapeSpaceResult(run.root, result.reason.value, result.step, result.elapsed,
                             dict(result.losses), rows)
 
@@ -170,8 +187,9 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
                  (("decoder", config.train.schedule_decoder), ("codes", config.train.schedule_codes))}
     step, elapsed_before = _checkpoint_position(run)
     trained = 0.0
-    with LossLog(run.code_history_path) as history:
-        history.truncate(before_step=step)
+    with LossLog(run.code_history_path) if is_main_process() else contextlib.nullcontext() as history:
+        if history is not None:
+            history.truncate(before_step=step)
         recorder = CodeHistoryRecorder(task, codes, history, config.train.log_every)
         every = config.reconstruction_every if config.reconstruction_shapes else None
         while True:
@@ -188,7 +206,7 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
             step, trained = result.step, result.elapsed - elapsed_before
             if result.reason != StopReason.FINISHED or stop == total:
                 return result
-            write_progress(run, current_space(step))
+            on_main_process(lambda: write_progress(run, current_space(step)))
 
 
 def _schedule(spec: dict, steps_per_unit: int) -> Schedule:

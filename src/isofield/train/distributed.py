@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from isofield.errors import InputError
 
 Rows = TypeVar("Rows")
+Result = TypeVar("Result")
 
 _LAUNCH_HINT = "start multi-process training with torchrun, e.g. `torchrun --nproc_per_node 2 ...`"
 
@@ -218,6 +219,26 @@ def any_over_ranks(flags: Sequence[bool]) -> list[bool]:
 def barrier() -> None:
     """Wait until every rank reaches this point."""
     dist.barrier()
+
+
+def on_main_process(action: Callable[[], Result]) -> Result | None:
+    """Run ``action`` on the main process only (e.g. write a run's files) and return its result
+    there, None on the other ranks, which wait until it is done. An InputError of ``action`` is
+    raised on every rank (the others name rank 0's message), so no rank is left waiting. Without
+    a process group this is just ``action()``."""
+    if not is_active():
+        return action()
+    result, message = None, None
+    if is_main_process():
+        try:
+            result = action()
+        except InputError as exc:
+            message = str(exc)
+    shared = [message]
+    dist.broadcast_object_list(shared, src=0)
+    if shared[0] is not None:
+        raise InputError(shared[0])
+    return result
 
 
 def rank_step_seed(seed: int, rank: int, step: int) -> int:
