@@ -161,6 +161,29 @@ def test_pool_distances_to_a_point_cloud_are_nearest_point_distances():
     assert np.abs(samples[-400:]).max() <= 1.5
 
 
+def test_surfels_follow_a_sparse_cloud_between_its_points():
+    rng = np.random.default_rng(0)
+    directions = rng.standard_normal((1500, 3))
+    points = 0.9 * directions / np.linalg.norm(directions, axis=1, keepdims=True)  # sphere, r 0.9
+    raw = raw_input_from_arrays(points)                      # canonical: radius 1
+    spec = dict(size=4000, neighbour_k=10, global_sigma=0.3, global_fraction=0.0, uniform_fraction=0.0,
+                bounds=1.5)
+    errors = {}
+    for surfel_k in (0, 10):
+        pool = unsigned_distance_pool(raw, PoolSpec(**spec, surfel_k=surfel_k), seed=0)
+        samples, h = pool["pool"].numpy(), pool["pool_distance"].numpy()
+        radius = np.linalg.norm(samples, axis=1)
+        near = np.abs(radius - 1) < 0.03
+        errors[surfel_k] = np.abs(h - np.abs(radius - 1))[near].mean()
+        if surfel_k:
+            # ∇h is the sphere's normal (up to sign) near the surface, and unit
+            cosine = np.abs(np.sum(pool["pool_direction"].numpy() * samples / radius[:, None], axis=1))
+            assert np.median(cosine[near]) > 0.99
+            np.testing.assert_allclose(np.linalg.norm(pool["pool_direction"].numpy(), axis=1), 1.0, atol=1e-4)
+    # measured: 0.0013 to the surfels, 0.033 to the bare points (spacing about 0.09)
+    assert errors[10] < 0.004 and errors[0] > 5 * errors[10]
+
+
 def test_pool_distances_to_a_triangle_soup_are_exact_and_ignore_orientation():
     box = trimesh.creation.box(extents=(1.0, 0.8, 0.6))
     soup = make_triangle_soup(box, flip_fraction=0.5, holes=0, duplicate_fraction=0.2, seed=1)

@@ -113,6 +113,10 @@ class PoolSpec:
         global_fraction: share of samples from the global Gaussians.
         uniform_fraction: share of samples uniform in ``[-bounds, bounds]^D``.
         bounds: half-width of the uniform box.
+        surfel_k: a point cloud's unsigned distance is taken to discs (surfels) at its points
+            rather than to the bare points: each disc lies in the plane fitted to the point's
+            ``surfel_k`` nearest neighbours (PCA, unoriented) with the distance to the
+            ``surfel_k``-th one as its radius. 0: bare points.
     """
 
     size: int
@@ -121,6 +125,7 @@ class PoolSpec:
     global_fraction: float
     uniform_fraction: float
     bounds: float
+    surfel_k: int = 0
 
 
 def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str, torch.Tensor]:
@@ -145,7 +150,7 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     gaussian = points[centres] + rng.standard_normal((len(centres), raw.dim)) * sigmas[:, None]
     uniform = rng.uniform(-spec.bounds, spec.bounds, (n_uniform, raw.dim))
     samples = np.concatenate([gaussian, uniform])
-    distance, nearest = _nearest_on_input(raw, samples)
+    distance, nearest = _nearest_on_input(raw, samples, spec.surfel_k)
     offset = samples - nearest
     direction = np.divide(offset, distance[:, None], out=np.zeros_like(offset),
                           where=distance[:, None] > 0)
@@ -156,10 +161,38 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     }
 
 
-def _nearest_on_input(raw: RawInput, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance (P,) and nearest input point (P, D) of each sample (P, D), float64."""
+def _nearest_on_input(raw: RawInput, samples: np.ndarray,
+                      surfel_k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (P,) and nearest input point (P, D) of each sample (P, D), float64: on the
+    triangles of a soup, else on the surfel of the nearest point (``surfel_k`` > 0, see
+    :class:`PoolSpec`) or at the nearest point itself."""
     if raw.triangles is not None:
         closest = TriangleDistance.from_triangles(raw.triangles).closest(samples)
         return closest.distance.astype(np.float64), closest.points.astype(np.float64)
-    distance, index = cKDTree(raw.points).query(samples, workers=-1)
-    return distance, raw.points[index].astype(np.float64)
+    points = raw.points.astype(np.float64)
+    tree = cKDTree(points)
+    distance, index = tree.query(samples, workers=-1)
+    if surfel_k <= 0:
+        return distance, points[index]
+    normals, radii = surfels(tree, surfel_k)
+    offset = samples - points[index]
+    normal = normals[index]
+    along = np.sum(offset * normal, axis=1, keepdims=True) * normal      # (P, D) off the plane
+    tangential = offset - along
+    length = np.linalg.norm(tangential, axis=1, keepdims=True)
+    inside = np.minimum(1.0, np.divide(radii[index, None], length, out=np.ones_like(length),
+                                       where=length > 0))
+    nearest = points[index] + tangential * inside                        # clipped to the disc
+    return np.linalg.norm(samples - nearest, axis=1), nearest
+
+
+def surfels(tree: cKDTree, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals (N, D), unoriented, of the planes fitted to each tree point's k nearest
+    neighbours (itself included; PCA: the direction of least variance), and the distance (N,)
+    to the k-th of them."""
+    k = max(min(k, tree.n - 1), tree.m)
+    distances, neighbours = tree.query(tree.data, k=k + 1, workers=-1)
+    patches = tree.data[neighbours]                                      # (N, k + 1, D)
+    centred = patches - patches.mean(axis=1, keepdims=True)
+    _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", centred, centred))
+    return vectors[:, :, 0], distances[:, -1]
