@@ -122,16 +122,21 @@ class DiGS:
 
     name = "digs"
     options_type = DiGSOptions
+    # The mesh is extracted over [-1.25, 1.25]^3: the outside guard makes the field positive
+    # beyond radius 1.2 only, and an open input (the CGAL oni's neck) may close between 1.05
+    # and 1.2, where the default box [-1.05, 1.05]^3 would cut the surface open.
     presets = {
         "fast": {
-            "field": {"preset": "siren", "hidden": 128, "depth": 3},
-            "train": {"lr": 5e-4, "schedule": {"name": "step", "every": 1500, "factor": 0.5}},
+            "field": {"preset": "siren", "hidden": 256, "depth": 3},
+            "train": {"lr": 5e-4, "schedule": {"name": "step", "every": 3000, "factor": 0.5}},
+            "extract": {"padding": 0.25},
         },
         "paper": {
             "field": {"preset": "siren"},
             "options": {"batch": 15000,
                         "divergence_schedule": {"name": "anneal", "start": 2000, "end": 5000}},
             "train": {"lr": 5e-5},
+            "extract": {"padding": 0.25},
         },
     }
 
