@@ -361,8 +361,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from isofield.geometry.scan import parse_camera
     from isofield.shapespace import evaluate_split, format_shapes, format_summary
 
-    output = Path(args.output or Path(args.run) / "evaluation" / args.mode)
-    _new_file(output / "results.json", args.overwrite)
     options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
                                              ("resolution", args.resolution)) if value is not None}
     if args.mode == "complete":
@@ -370,6 +368,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                        scan_noise=args.noise)
     elif args.free_space or args.noise:
         raise InputError("--free-space and --noise only apply to --mode complete")
+    output = Path(args.output or Path(args.run) / "evaluation" / args.mode)
+    _new_file(output / "results.json", args.overwrite)
     result = evaluate_split(args.run, args.data, args.split, args.mode, out_dir=output,
                             progress=not args.quiet, seed=args.seed, emd=not args.no_emd, **options)
     print(format_shapes(result.record))

@@ -50,13 +50,16 @@ class SALOptions:
     distance to bare points dips between them, so a sparse cloud's surface came out dimpled: the
     CGAL oni (1435 points), sald 60 s: normal consistency 0.86 with bare points, 0.935 with
     surfels (k = 10); the kitten (5210 points): 0.991 and 0.996"""
-    outside_weight: float = 100.0
-    """weight of relu(−f) on samples beyond ``outside_radius`` (isofield's addition; 0: off).
-    SAL's loss sees |f| only, so a region the initial sphere made negative stays negative
-    unless something says otherwise: the open neck of the CGAL oni grew into a tube to the edge
-    of the box (weight 1 did not stop it; 100, as DiGS's guard, closed it)"""
-    outside_radius: float = 1.0
-    """every input point lies within the unit sphere (canonical frame)"""
+    outside_weight: float = 0.0
+    """weight of relu(−f) on samples beyond ``outside_radius`` (isofield's addition; 0: off, as
+    SAL). The fast preset sets 100: SAL's loss sees |f| only, and the grid field has no global
+    shape, so a region the initial sphere made negative stayed negative: the open neck of the
+    CGAL oni grew into a tube to the edge of the box (weight 1 did not stop it, 100 closed it).
+    An MLP extrapolates like its initial sphere and needs no guard; with one, a 150-step fit of
+    a sphere by a 3x64 MLP came out 1-2% too small"""
+    outside_radius: float = 1.1
+    """every input point lies within the unit sphere (canonical frame), with a margin; the fast
+    preset extracts the mesh over [-1.15, 1.15]^3, so a surface the guard closes is not cut"""
 
 
 @dataclass
@@ -105,6 +108,8 @@ class SignAgnostic:
                 "grid_levels_start": 2,
                 "grid_levels_every": 100,
             },
+            "options": {"outside_weight": 100.0},
+            "extract": {"padding": 0.15},
         },
         "paper": {
             "field": {"preset": "paper"},
