@@ -37,6 +37,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/fit.py
 	$(PY) benchmarks/raw_fit.py
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/shapespace_training.py
+	$(PY) benchmarks/completion.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).
 lock:
