@@ -141,7 +141,8 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
         raise InputError("global_fraction + uniform_fraction must lie in [0, 1]")
     rng = np.random.default_rng(seed)
     points = raw.points.astype(np.float64)
-    local_sigma = neighbour_distances(cKDTree(points), spec.neighbour_k)[:, -1]
+    tree = cKDTree(points)
+    local_sigma = neighbour_distances(tree, spec.neighbour_k)[:, -1]
     n_uniform = int(round(spec.uniform_fraction * spec.size))
     n_global = int(round(spec.global_fraction * spec.size))
     n_local = spec.size - n_uniform - n_global
@@ -150,7 +151,7 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     gaussian = points[centres] + rng.standard_normal((len(centres), raw.dim)) * sigmas[:, None]
     uniform = rng.uniform(-spec.bounds, spec.bounds, (n_uniform, raw.dim))
     samples = np.concatenate([gaussian, uniform])
-    distance, nearest = _nearest_on_input(raw, samples, spec.surfel_k)
+    distance, nearest = _nearest_on_input(raw, tree, samples, spec.surfel_k)
     offset = samples - nearest
     direction = np.divide(offset, distance[:, None], out=np.zeros_like(offset),
                           where=distance[:, None] > 0)
@@ -161,16 +162,16 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     }
 
 
-def _nearest_on_input(raw: RawInput, samples: np.ndarray,
-                      surfel_k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_on_input(raw: RawInput, tree: cKDTree, samples: np.ndarray,
+                      surfel_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distance (P,) and nearest input point (P, D) of each sample (P, D), float64: on the
     triangles of a soup, else on the surfel of the nearest point (``surfel_k`` > 0, see
-    :class:`PoolSpec`) or at the nearest point itself."""
+    :class:`PoolSpec`) or at the nearest point itself. ``tree``: a KD-tree of the input points
+    (float64)."""
     if raw.triangles is not None:
         closest = TriangleDistance.from_triangles(raw.triangles).closest(samples)
         return closest.distance.astype(np.float64), closest.points.astype(np.float64)
-    points = raw.points.astype(np.float64)
-    tree = cKDTree(points)
+    points = tree.data
     distance, index = tree.query(samples, workers=-1)
     if surfel_k <= 0:
         return distance, points[index]

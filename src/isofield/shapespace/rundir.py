@@ -20,16 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from isofield.config import from_dict, load_yaml, to_dict
 from isofield.data.datasets import ShapeRef
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.geometry.normalization import Normalization
 from isofield.shapespace.config import ShapeSpaceConfig
-from isofield.train.checkpoint import CHECKPOINT_DIR, LATEST_NAME
-from isofield.train.logging import LOG_NAME
+from isofield.train.rundir import RunDirectory
 
 SHAPES_FORMAT = "isofield-shape-space-shapes"
 SHAPES_VERSION = 1
@@ -65,24 +61,16 @@ class TrainingShape:
 
 
 @dataclass(frozen=True)
-class ShapeSpaceRun:
-    root: Path
+class ShapeSpaceRun(RunDirectory):
+    """The run directory of a shape space (see the module notes)."""
 
-    @property
-    def config_path(self) -> Path:
-        return self.root / "config.yaml"
+    config_type = ShapeSpaceConfig
+    marker_files = ("config.yaml", "shapes.json")
+    description = "isofield shape-space run"
 
     @property
     def shapes_path(self) -> Path:
         return self.root / "shapes.json"
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.root / CHECKPOINT_DIR / LATEST_NAME
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / LOG_NAME
 
     @property
     def code_history_path(self) -> Path:
@@ -95,42 +83,6 @@ class ShapeSpaceRun:
     @property
     def reconstructions_dir(self) -> Path:
         return self.root / "reconstructions"
-
-    @property
-    def report_path(self) -> Path:
-        return self.root / "report.html"
-
-    def figure_path(self, name: str) -> Path:
-        """``RUN/<name>.png``, e.g. ``figure_path("loss")``."""
-        return self.root / f"{name}.png"
-
-    @classmethod
-    def create(cls, root: str | Path, config: ShapeSpaceConfig) -> "ShapeSpaceRun":
-        """A new run in ``root``: refuses a folder that already holds files (never overwrites)."""
-        path = Path(root)
-        if path.exists() and not path.is_dir():
-            raise InputError(f"{path}: exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()):
-            hint = " (it holds a run: use --resume)" if (path / "config.yaml").exists() else ""
-            raise InputError(f"{path}: directory is not empty; choose another -o{hint}")
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path)
-        run.save_config(config)
-        return run
-
-    @classmethod
-    def open(cls, root: str | Path) -> "ShapeSpaceRun":
-        """An existing run; InputError if ``root`` is not one."""
-        run = cls(Path(root))
-        if not (run.config_path.is_file() and run.shapes_path.is_file()):
-            raise InputError(f"{root}: not an isofield shape-space run (no config.yaml and shapes.json)")
-        return run
-
-    def save_config(self, config: ShapeSpaceConfig) -> None:
-        write_text_atomic(self.config_path, yaml.safe_dump(to_dict(config), sort_keys=False))
-
-    def load_config(self) -> ShapeSpaceConfig:
-        return from_dict(ShapeSpaceConfig, load_yaml(self.config_path), str(self.config_path))
 
     def save_shapes(self, data_dir: str | Path, shapes: list[TrainingShape]) -> None:
         """Write ``shapes.json``: the data directory and the shapes in code order."""
@@ -150,6 +102,3 @@ class ShapeSpaceRun:
         if [shape.index for shape in shapes] != list(range(len(shapes))):
             raise InputError(f"{self.shapes_path}: shape indices are not 0 .. N-1 in order")
         return Path(record["data"]), shapes
-
-    def has_checkpoint(self) -> bool:
-        return self.checkpoint_path.exists()
