@@ -242,25 +242,44 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_shape_space(args: argparse.Namespace):
-    from isofield.shapespace import resume_shape_space, train_shape_space
-
     if args.resume:
         if args.config:
             raise InputError("give either CONFIG or --resume RUN_DIR, not both")
-        result = resume_shape_space(args.resume, steps=args.steps, time_budget=args.time_budget,
-                                    exit_after=args.exit_after, progress=not args.quiet)
-    else:
-        if not args.config:
-            raise InputError("give a CONFIG file (YAML), or --resume RUN_DIR")
-        overrides: dict = {}
-        if args.steps is not None or args.time_budget is not None:
-            overrides["train"] = {key: value for key, value in
-                                  (("steps", args.steps), ("time_budget", args.time_budget))
-                                  if value is not None}
-        output = args.output or Path("runs") / Path(args.config).stem
-        result = train_shape_space(args.config, output, overrides=overrides,
-                                   exit_after=args.exit_after, progress=not args.quiet)
-    return result
+        _, resume = _trainers(_config_method(Path(args.resume) / "config.yaml", args.resume))
+        return resume(args.resume, steps=args.steps, time_budget=args.time_budget,
+                      exit_after=args.exit_after, progress=not args.quiet)
+    if not args.config:
+        raise InputError("give a CONFIG file (YAML), or --resume RUN_DIR")
+    train, _ = _trainers(_config_method(args.config))
+    overrides: dict = {}
+    if args.steps is not None or args.time_budget is not None:
+        overrides["train"] = {key: value for key, value in
+                              (("steps", args.steps), ("time_budget", args.time_budget))
+                              if value is not None}
+    output = args.output or Path("runs") / Path(args.config).stem
+    return train(args.config, output, overrides=overrides, exit_after=args.exit_after,
+                 progress=not args.quiet)
+
+
+def _config_method(path: str | Path, run: str | None = None) -> str:
+    """The ``method`` of a config file (default deepsdf); a missing file names the run."""
+    from isofield.config import load_yaml
+
+    if run is not None and not Path(path).is_file():
+        raise InputError(f"{run}: not an isofield training run (no config.yaml)")
+    method = load_yaml(path).get("method", "deepsdf")
+    return method if isinstance(method, str) else repr(method)
+
+
+def _trainers(method: str):
+    """(train, resume) functions of a shape-space method."""
+    if method == "shapegf":
+        from isofield.shapegf import resume_gradient_field, train_gradient_field
+        return train_gradient_field, resume_gradient_field
+    if method == "deepsdf":
+        from isofield.shapespace import resume_shape_space, train_shape_space
+        return train_shape_space, resume_shape_space
+    raise InputError(f"config.method: unknown shape-space method {method!r} (known: deepsdf, shapegf)")
 
 
 def _print_training(result) -> None:
@@ -361,6 +380,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from isofield.geometry.scan import parse_camera
     from isofield.shapespace import evaluate_split, format_shapes, format_summary
 
+    if _config_method(Path(args.run) / "config.yaml", args.run) == "shapegf":
+        return _evaluate_gradient_field(args)
     options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
                                              ("resolution", args.resolution)) if value is not None}
     if args.mode == "complete":
@@ -374,6 +395,68 @@ def _evaluate(args: argparse.Namespace) -> int:
                             progress=not args.quiet, seed=args.seed, emd=not args.no_emd, **options)
     print(format_shapes(result.record))
     print(format_summary(result.record))
+    print(f"results: {result.directory / 'results.json'}")
+    return 0
+
+
+@_command("generate")
+def _generate(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import PointCloud, write_points
+    from isofield.shapegf import load_gradient_field
+    from isofield.shapegf.outputs import render_clouds
+
+    model = load_gradient_field(args.run)
+    output = Path(args.output or Path(args.run) / "generated")
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
+    if args.count < 1:
+        raise InputError(f"-n must be positive, got {args.count}")
+    codes = model.generate_codes(args.count, seed=args.seed)
+    clouds = model.sample(codes, args.points, seed=args.seed).points.cpu().numpy()
+    for index, cloud in enumerate(clouds):
+        write_points(PointCloud(cloud), output / f"sample_{index:03d}.ply")
+    render_clouds(clouds, output / "generated.png")
+    print(f"{output}: {args.count} point clouds of {args.points} points (canonical frame), "
+          f"picture {output / 'generated.png'}")
+    return 0
+
+
+@_command("upsample")
+def _upsample(args: argparse.Namespace) -> int:
+    from isofield.geometry.io import PointCloud, read_points, write_mesh, write_points
+    from isofield.shapegf import load_gradient_field
+
+    model = load_gradient_field(args.run)
+    output = _new_file(Path(args.output or Path(args.points).with_name(
+        f"{Path(args.points).stem}_{args.count}.ply")), args.overwrite)
+    _check_output(output, args.points)
+    mesh_path = None if args.mesh is None else _check_output(_new_file(Path(args.mesh), args.overwrite), args.points)
+    code, frame = model.encode_user_points(read_points(args.points).points, seed=args.seed)
+    points = model.sample(code[None], args.count, seed=args.seed).points[0].cpu().numpy()
+    write_points(PointCloud(frame.to_user(points)), output)
+    print(f"{output}: {args.count} points (user coordinates)")
+    if mesh_path is not None:
+        write_mesh(model.surface_mesh(code, args.resolution, normalization=frame), mesh_path)
+        print(f"{mesh_path}: the surface of the field (user coordinates)")
+    return 0
+
+
+def _evaluate_gradient_field(args: argparse.Namespace) -> int:
+    from isofield.shapegf.evaluate import evaluate_gradient_field, format_evaluation
+
+    unused = [flag for flag, value in (("--mode", args.mode != "reconstruct"), ("--steps", args.steps),
+                                       ("--restarts", args.restarts), ("--free-space", args.free_space),
+                                       ("--noise", args.noise), ("--resolution", args.resolution)) if value]
+    if unused:
+        raise InputError(f"{', '.join(unused)}: not used by a ShapeGF run")
+    if args.points < 1 or args.generate < 0:
+        raise InputError("--points must be positive and --generate at least 0")
+    output = Path(args.output or Path(args.run) / "evaluation" / "autoencode")
+    _new_file(output / "results.json", args.overwrite)
+    result = evaluate_gradient_field(args.run, output, split=args.split, data_dir=args.data,
+                                     points=args.points, generated=args.generate, seed=args.seed,
+                                     with_emd=not args.no_emd, progress=not args.quiet)
+    print(format_evaluation(result.record))
     print(f"results: {result.directory / 'results.json'}")
     return 0
 
@@ -521,9 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing split files")
 
-    p = sub.add_parser("train", help="train a shape space (DeepSDF auto-decoder) on a preprocessed dataset; "
+    p = sub.add_parser("train", help="train a shape space (method: deepsdf, or shapegf) on a preprocessed dataset; "
                        "several processes or GPUs: torchrun --nproc_per_node N -m isofield.cli train ...")
-    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf, data: DATA_DIR, split, preset cpu|paper, ...)")
+    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf | shapegf, data: DATA_DIR, split, preset cpu|paper, ...)")
     p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
     p.add_argument("--time-budget", type=float, help="seconds of training")
@@ -562,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, help="extraction grid (default the run's)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
-    p = sub.add_parser("evaluate", help="reconstruct or complete every test shape; Chamfer (DeepSDF and ONet protocols), NC, F-score, EMD")
+    p = sub.add_parser("evaluate", help="reconstruct or complete every test shape; Chamfer (DeepSDF and ONet protocols), NC, F-score, EMD; "
+                       "ShapeGF runs: auto-encoding CD/EMD and generation MMD/COV/1-NNA")
     p.add_argument("run", help="a shape-space run (isofield train)")
     p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default: every shape of the data not trained on)")
     p.add_argument("--data", help="data directory of the test shapes (default the run's)")
@@ -574,9 +658,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="optimisation steps (default 800)")
     p.add_argument("--restarts", type=int, help="completion restarts (default 4)")
     p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance (about 1 s a shape)")
-    p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>)")
+    p.add_argument("--points", type=int, default=2048, help="ShapeGF: points per cloud (default 2048)")
+    p.add_argument("--generate", type=int, default=100, metavar="N",
+                   help="ShapeGF: shapes generated for MMD / COV / 1-NNA against the test shapes (default 100; 0: skip)")
+    p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>, ShapeGF: RUN/evaluation/autoencode)")
     _add_inference_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("generate", help="new shapes from a ShapeGF run's latent model, as point clouds (Langevin sampling)")
+    p.add_argument("run", help="a ShapeGF run (isofield train, method: shapegf)")
+    p.add_argument("-n", "--count", type=int, default=16, help="shapes (default 16)")
+    p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", help="folder (default RUN/generated)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
+    p = sub.add_parser("upsample", help="encode a point cloud with a ShapeGF run and sample any number of points on its surface")
+    p.add_argument("run", help="a ShapeGF run (isofield train, method: shapegf)")
+    p.add_argument("points", help="point cloud (.ply .xyz .npy .npz ...), user coordinates")
+    p.add_argument("-n", "--count", type=int, default=10000, help="output points (default 10000)")
+    p.add_argument("-o", "--output", help="output point cloud (default POINTS_<count>.ply beside the input)")
+    p.add_argument("--mesh", help="also write the surface meshed from the gradient field here")
+    p.add_argument("--resolution", type=int, help="mesh grid (default the run's surface.resolution)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")
     p.add_argument("input", nargs="?", help="mesh (.ply .obj .off .stl .glb), points (.xyz .pwn .ply .npy .npz) or SDF samples (.npz)")

@@ -80,3 +80,13 @@ def pseudo_sdf_loss(values: torch.Tensor, targets: torch.Tensor, band: float) ->
     far = targets.abs() > band
     wrong_sign = torch.relu(-torch.sign(targets) * values)
     return torch.where(far, (values - targets).abs(), wrong_sign).mean()
+
+
+def score_matching_errors(scores: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Denoising score matching at level σ, weighted by λ(σ) = σ² (ShapeGF, NCSN).
+
+    For points x̃ = x + σ ε of a shape, the score of the blurred density has target −ε / σ;
+    the weighted squared error is ½ σ² ‖g(x̃) + ε / σ‖² = ½ ‖σ g(x̃) + ε‖², of order one at
+    every level. scores, noise (B, N, D), sigma (B,) -> per-shape means (B,).
+    """
+    return 0.5 * (sigma[:, None, None] * scores + noise).square().sum(dim=-1).mean(dim=1)

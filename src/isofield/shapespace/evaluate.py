@@ -174,7 +174,7 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
     settings = EvaluationSettings(mode=mode, **options)
     space = load_shape_space(run_dir)
     data = DeepSDFDataDir(space.data_dir if data_dir is None else data_dir)
-    refs = _test_shapes(space, data, split)
+    refs = held_out_shapes([shape.ref for shape in space.shapes], data, split)
     truths = [_truth(data, ref, settings.mode) for ref in refs]  # every input checked first
     directory = Path(run_dir) / "evaluation" / settings.mode if out_dir is None else Path(out_dir)
     baseline = _Baseline(space) if settings.mode == "complete" else None
@@ -204,14 +204,14 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
     return Evaluation(directory, record, meshes)
 
 
-def _test_shapes(space: ShapeSpace, data: DeepSDFDataDir,
-                 split: str | Path | Sequence[ShapeRef] | None) -> list[ShapeRef]:
-    """The test shapes: the split's, or every shape of ``data`` that the run did not train on."""
+def held_out_shapes(trained: Sequence[ShapeRef], data: DeepSDFDataDir,
+                    split: str | Path | Sequence[ShapeRef] | None) -> list[ShapeRef]:
+    """The test shapes: the split's, or every shape of ``data`` not among ``trained``."""
     if split is not None:
         refs = data.shapes(split)
         where = str(split) if isinstance(split, (str, Path)) else "split"
     else:
-        training = {shape.ref for shape in space.shapes}
+        training = set(trained)
         refs = [ref for ref in data.shapes() if ref not in training]
         where = f"{data.root} (every shape not trained on)"
     if not refs:

@@ -102,7 +102,7 @@ def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path
     """
     layer = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
     resolved = resolve_config([layer, dict(overrides or {})])
-    device = _join_process_group(resolved.device)
+    device = join_process_group(resolved.device)
     data = DeepSDFDataDir(resolved.data)
     refs = data.shapes(resolved.split)
     if not refs:
@@ -121,7 +121,7 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits when given."""
     run = ShapeSpaceRun.open(run_dir)
     config = run.load_config()
-    device = _join_process_group(config.device)
+    device = join_process_group(config.device)
     if steps is not None or time_budget is not None:
         config.train.steps = steps if steps is not None else config.train.steps
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
@@ -132,7 +132,7 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     return _train_and_finish(run, config, prepared, device, exit_after, progress)
 
 
-def _join_process_group(device: str) -> torch.device:
+def join_process_group(device: str) -> torch.device:
     """The device to train on; under torchrun, after joining the process group (the device
     kind of the config, ``cuda:LOCAL_RANK`` for CUDA)."""
     resolved = resolve_device(device)
