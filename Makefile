@@ -38,6 +38,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/raw_fit.py
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/shapespace_training.py
+	$(PY) benchmarks/shapegf.py
+	$(PY) benchmarks/cloud_metrics.py
 	$(PY) benchmarks/completion.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).
