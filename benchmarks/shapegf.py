@@ -38,6 +38,7 @@ from isofield.shapegf.config import resolve_config, sigma_levels
 from isofield.shapegf.model import GradientFieldModel, build_networks
 from isofield.shapegf.task import GradientFieldTask
 from isofield.train.loop import Trainer
+from shapespace_training import devices, synchronise  # benchmarks/ is on the path of a script
 
 WARMUP_STEPS = 3
 SAMPLED_POINTS = (2048, 10_000)
@@ -111,24 +112,13 @@ def sampling_times(config, device: torch.device, points: int, seconds: float) ->
 def _seconds_per_call(action, device: torch.device, seconds: float) -> float:
     for _ in range(WARMUP_STEPS):
         action()
-    _synchronise(device)
+    synchronise(device)
     started, calls = time.perf_counter(), 0
     while time.perf_counter() - started < seconds or calls == 0:
         action()
         calls += 1
-        _synchronise(device)
+        synchronise(device)
     return (time.perf_counter() - started) / calls
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def devices(choice: str) -> list[torch.device]:
-    if choice == "auto":
-        return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    return [torch.device(choice)]
 
 
 def main(argv: list[str] | None = None) -> int:

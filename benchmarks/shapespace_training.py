@@ -108,16 +108,16 @@ def compute_only_rate(config, device: torch.device, seconds: float) -> float:
 
     for _ in range(WARMUP_STEPS):
         step()
-    _synchronise(device)
+    synchronise(device)
     started, steps = time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
         step()
         steps += 1
-        _synchronise(device)
+        synchronise(device)
     return steps * count / (time.perf_counter() - started)
 
 
-def _synchronise(device: torch.device) -> None:
+def synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
-from isofield.config import load_yaml, to_dict
+from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir
 from isofield.errors import InputError
 from isofield.files import atomic_path
@@ -79,11 +79,7 @@ def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
     run = ShapeGFRun.open(run_dir)
     config = run.load_config()
     device = join_process_group(config.device)
-    if steps is not None or time_budget is not None:
-        config.train.steps = steps if steps is not None else config.train.steps
-        config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
-        config = resolve_config([to_dict(config)])
-        on_main_process(lambda: run.save_config(config))
+    config = run.config_with_limits(config, steps, time_budget, resolve_config)
     data_dir, shapes = run.load_shapes()
     clouds, _ = load_clouds(DeepSDFDataDir(data_dir), [s.ref for s in shapes],
                             config.points_per_shape, config.seed)

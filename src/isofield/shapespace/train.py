@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from isofield.config import load_yaml, to_dict
+from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
 from isofield.errors import InputError
 from isofield.fitting.fit import resolve_device
@@ -122,11 +122,7 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     run = ShapeSpaceRun.open(run_dir)
     config = run.load_config()
     device = join_process_group(config.device)
-    if steps is not None or time_budget is not None:
-        config.train.steps = steps if steps is not None else config.train.steps
-        config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
-        config = resolve_config([to_dict(config)])
-        on_main_process(lambda: run.save_config(config))
+    config = run.config_with_limits(config, steps, time_budget, resolve_config)
     data_dir, shapes = run.load_shapes()
     prepared = _prepare(config, DeepSDFDataDir(data_dir), [shape.ref for shape in shapes])
     return _train_and_finish(run, config, prepared, device, exit_after, progress)

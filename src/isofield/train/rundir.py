@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import yaml
 
@@ -17,6 +17,7 @@ from isofield.config import from_dict, load_yaml, to_dict
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.train.checkpoint import CHECKPOINT_DIR, LATEST_NAME
+from isofield.train.distributed import on_main_process
 from isofield.train.logging import LOG_NAME
 
 Run = TypeVar("Run", bound="RunDirectory")
@@ -81,6 +82,19 @@ class RunDirectory:
 
     def load_config(self) -> Any:
         return from_dict(self.config_type, load_yaml(self.config_path), str(self.config_path))
+
+    def config_with_limits(self, config: Any, steps: int | None, time_budget: float | None,
+                           resolve: Callable[[list[dict]], Any]) -> Any:
+        """``config`` with ``train.steps`` / ``train.time_budget`` replaced where given,
+        re-validated by ``resolve`` (a list of config layers -> config) and saved by the main
+        process; ``config`` itself when neither is given."""
+        if steps is None and time_budget is None:
+            return config
+        config.train.steps = steps if steps is not None else config.train.steps
+        config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
+        config = resolve([to_dict(config)])
+        on_main_process(lambda: self.save_config(config))
+        return config
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint_path.exists()
