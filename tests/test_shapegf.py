@@ -141,6 +141,22 @@ def test_training_on_a_sphere_learns_its_score_at_every_level():
     assert after[0] < 0.2 and after[1] < 0.35
 
 
+def test_the_logged_halves_of_the_levels_average_to_the_total():
+    torch.manual_seed(0)
+    clouds = sphere_points(2 * 500, seed=6).float().reshape(2, 500, 3)
+    task = GradientFieldTask(PointNetEncoder(4, (8,), ()), ScoreNetwork(4, hidden=16, blocks=1),
+                             clouds, [1.0, 0.3, 0.1, 0.03], shapes_per_batch=2, input_points=50,
+                             target_points=60, lr=1e-3)
+    for step in range(20):
+        terms = {k: v.item() for k, v in task.loss(step, torch.Generator().manual_seed(step)).items()}
+        # total = (n_fine · fine + (B − n_fine) · coarse) / B for a whole number n_fine of shapes
+        if abs(terms["fine_levels"] - terms["coarse_levels"]) > 1e-3:
+            n_fine = 2 * (terms["total"] - terms["coarse_levels"]) / (terms["fine_levels"] - terms["coarse_levels"])
+            assert n_fine == pytest.approx(round(n_fine), abs=1e-3) and round(n_fine) in (0, 1, 2)
+        else:   # one half had no shape: it logs 0 and the other half is the total
+            assert terms["total"] == pytest.approx(max(terms["fine_levels"], terms["coarse_levels"]), rel=1e-5)
+
+
 def test_annealed_langevin_with_the_exact_score_puts_the_points_on_the_sphere():
     sigmas = sigma_levels(NoiseConfig(sigma_max=1.0, sigma_min=0.01, levels=10))
     start = torch.randn(1, 4000, 3, generator=torch.Generator().manual_seed(0))
@@ -260,8 +276,9 @@ def trained(chairs, tmp_path_factory):
 def test_a_run_trains_and_writes_codes_latent_model_pictures_and_report(trained):
     result, run = trained
     assert result.reason == "finished" and result.step == 40
-    losses = read_loss_log(run / "losses.csv")["total"]
-    assert np.mean(losses[-3:]) < losses[0]
+    log = read_loss_log(run / "losses.csv")
+    assert np.mean(log["total"][-3:]) < log["total"][0]
+    assert set(log) >= {"fine_levels", "coarse_levels"}
     assert torch.load(run / "codes.pt", weights_only=True).shape == (CHAIRS, 8)
     for name in ("loss", "reconstructions", "trajectory", "generated", "surface"):
         image = np.asarray(Image.open(run / f"{name}.png"))

@@ -36,7 +36,8 @@ def write_final_outputs(run: ShapeGFRun, model: GradientFieldModel, clouds: torc
     figures: list[tuple[str, str]] = []
     start = time.perf_counter()
     plot_loss_curves(run.log_path, run.figure_path("loss"), title="denoising score matching")
-    figures.append(("loss.png", "Loss (σ²-weighted denoising score matching, all levels)."))
+    figures.append(("loss.png", "Loss: σ²-weighted denoising score matching over all levels "
+                    "(total), and over the shapes drawn at the smaller / larger half of the levels."))
     rows = write_reconstructions(run, model, clouds)
     figures.append(("reconstructions.png", "Training shapes: encoder input (top), Langevin "
                     "reconstruction from the code with as many points (middle), 10k points "

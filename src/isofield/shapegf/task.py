@@ -7,6 +7,10 @@ Per step, with B shapes drawn without replacement:
     x̃  = y + σ_i ε,  ε ~ N(0, I)   y: ``target_points`` other points of shape i
     total = mean over shapes of ½ · mean over points ‖σ_i g(x̃, σ_i, z_i) + ε‖²
 
+``fine_levels`` and ``coarse_levels`` are the same mean over the shapes whose σ lies in the
+smaller / larger half of the levels (logged only: the loss of a level depends on σ far more than
+on training, so the total alone is a noisy curve).
+
 (denoising score matching weighted by σ², :func:`isofield.losses.score_matching_errors`).
 Under DDP every rank draws the whole global batch and computes its shard of the shapes.
 """
@@ -71,5 +75,9 @@ class GradientFieldTask:
             for value in (inputs, targets, noise, self.sigmas[levels]))
         codes = self._calls["encoder"](inputs)
         scores = self._calls["score"](targets + sigma[:, None, None] * noise, sigma, codes)
-        total = self.shard.mean(score_matching_errors(scores, noise, sigma), count)
-        return {"total": total}
+        errors = score_matching_errors(scores, noise, sigma)                    # (b,)
+        fine = levels >= len(self.sigmas) // 2                                  # (B,) smaller σ
+        fine_here = self.shard.take(fine).to(errors.device)
+        return {"total": self.shard.mean(errors, count),
+                "fine_levels": self.shard.mean(errors * fine_here, max(int(fine.sum()), 1)),
+                "coarse_levels": self.shard.mean(errors * ~fine_here, max(int((~fine).sum()), 1))}
