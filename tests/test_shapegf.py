@@ -182,7 +182,7 @@ def test_langevin_is_repeatable_for_a_seed():
 
 
 def test_the_distance_estimate_of_the_exact_score_is_the_distance_to_the_sphere():
-    model = analytic_model()
+    model = analytic_model(surface={"reach": 2.0})
     points = np.random.default_rng(0).uniform(-1.1, 1.1, (5000, 3))
     surface = sphere_points(20_000, seed=1).numpy()
     estimate = model.distance(torch.zeros(4), points, surface)
@@ -198,7 +198,8 @@ def test_the_distance_estimate_of_the_exact_score_is_the_distance_to_the_sphere(
 
 @pytest.mark.parametrize("level, resolution", [(0.05, 48), (0.02, 96)])
 def test_the_mesh_from_the_field_is_a_shell_around_the_surface(level, resolution):
-    model = analytic_model(surface={"level": level, "resolution": resolution, "gate_points": 20_000})
+    model = analytic_model(surface={"level": level, "reach": 2.0, "resolution": resolution,
+                                    "gate_points": 20_000})
     mesh = model.surface_mesh(torch.zeros(4))
     parts = sorted(mesh.split(only_watertight=False), key=lambda part: np.ptp(part.vertices[:, 0]))
     assert mesh.is_watertight and len(parts) == 2

@@ -431,12 +431,14 @@ def _upsample(args: argparse.Namespace) -> int:
         f"{Path(args.points).stem}_{args.count}.ply")), args.overwrite)
     _check_output(output, args.points)
     mesh_path = None if args.mesh is None else _check_output(_new_file(Path(args.mesh), args.overwrite), args.points)
-    code, frame = model.encode_user_points(read_points(args.points).points, seed=args.seed)
+    given = read_points(args.points).points
+    code, frame = model.encode_user_points(given, seed=args.seed)
     points = model.sample(code[None], args.count, seed=args.seed).points[0].cpu().numpy()
     write_points(PointCloud(frame.to_user(points)), output)
     print(f"{output}: {args.count} points (user coordinates)")
     if mesh_path is not None:
-        write_mesh(model.surface_mesh(code, args.resolution, normalization=frame), mesh_path)
+        write_mesh(model.surface_mesh(code, args.resolution, normalization=frame,
+                                      points=frame.to_canonical(given)), mesh_path)
         print(f"{mesh_path}: the surface of the field (user coordinates)")
     return 0
 

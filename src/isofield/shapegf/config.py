@@ -71,9 +71,9 @@ class LatentConfig:
 
 @dataclass
 class SurfaceConfig:
-    level: float = 0.015
+    level: float = 0.025
     """the mesh is the level set {d = level} of the distance estimate d (a thin shell)"""
-    reach: float = 2.0
+    reach: float = 1.0
     """a level σ's estimate is used where it is at most reach · σ (where that level was trained)"""
     band: float = 0.05
     """the field's estimate is used within this distance of the Langevin surface points"""
@@ -136,7 +136,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "latent_dim": 128, "input_points": 1024, "target_points": 512, "shapes_per_batch": 16,
         "encoder": {"widths": [64, 128, 256], "head": [256]},
         "score": {"hidden": 128, "blocks": 4},
-        "latent": {"kind": "gmm"},
         "train": {"steps": 8000, "lr": 1e-3,
                   "schedule": {"name": "step", "every": 3000, "factor": 0.5}},
     },

@@ -10,9 +10,9 @@ Surface from the field: near a surface the blurred density's score at level σ i
 g ≈ −(x − p) / σ², so d_σ(x) = σ² ‖g(x, σ)‖ estimates the distance to the surface, but only
 where level σ was trained (within a few σ of the surface), and it vanishes wherever the blurred
 density is stationary: on the medial axis between two sheets, at the centre of a sphere. So
-:meth:`GradientFieldModel.distance` first samples ``surface.gate_points`` points on the surface
-by Langevin dynamics; farther than ``surface.band`` from them, d is the distance to those
-points. Within the band it takes, per point, the estimate of the smallest level σ that is
+:meth:`GradientFieldModel.distance` takes points on the surface (the shape's own points when
+known, else ``surface.gate_points`` Langevin samples without the isolated ones); farther than
+``surface.band`` from them, d is the distance to those points. Within the band it takes, per point, the estimate of the smallest level σ that is
 self-consistent, d_σ <= ``surface.reach · σ`` (the point lies where that level was trained),
 and the largest level's where none is. The mesh is the level set {d = surface.level}: a
 thin closed shell around the surface (both sides), found by the shared sparse extractor.
@@ -156,16 +156,30 @@ class GradientFieldModel:
         return estimate.cpu().numpy()
 
     def surface_mesh(self, code: torch.Tensor, resolution: int | None = None,
-                     normalization: Normalization | None = None, seed: int = 0) -> trimesh.Trimesh:
+                     normalization: Normalization | None = None, seed: int = 0,
+                     points: np.ndarray | None = None) -> trimesh.Trimesh:
         """The shell {d = surface.level} of the shape with code (L,): canonical frame, or the
-        user frame of ``normalization``."""
+        user frame of ``normalization``. ``points`` (M, 3), canonical, are the shape's own
+        points when known (the encoder's input); else the band comes from Langevin samples
+        with the isolated ones dropped (:func:`dense_points`)."""
         surface = self.config.surface
-        sampled = self.sample(code.reshape(1, -1), surface.gate_points, seed=seed).points[0].cpu().numpy()
+        if points is None:
+            sampled = self.sample(code.reshape(1, -1), surface.gate_points, seed=seed).points[0]
+            points = dense_points(sampled.cpu().numpy())
         half = 1.0 + surface.padding
-        mesh, _ = extract_mesh(lambda p: self.distance(code, p, sampled), ((-half,) * 3, (half,) * 3),
+        mesh, _ = extract_mesh(lambda p: self.distance(code, p, points), ((-half,) * 3, (half,) * 3),
                                resolution or surface.resolution, level=surface.level,
                                method="sparse", normalization=normalization)
         return mesh
+
+
+def dense_points(points: np.ndarray, neighbours: int = 8, spread: float = 3.0) -> np.ndarray:
+    """The points (M, 3) whose ``neighbours``-th nearest neighbour is within ``spread`` times the
+    median such distance: Langevin samples left between parts of a shape, where the field was
+    never trained, are isolated and dropped. Returns (M', 3)."""
+    distances, _ = cKDTree(points).query(points, k=neighbours + 1, workers=-1)
+    reach = distances[:, -1]
+    return points[reach <= spread * np.median(reach)]
 
 
 def load_gradient_field(run_dir: str | Path) -> GradientFieldModel:

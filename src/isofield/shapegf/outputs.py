@@ -114,7 +114,7 @@ def render_clouds(clouds: Sequence[np.ndarray], path: Path, columns: int = 4) ->
 def write_surface(run: ShapeGFRun, model: GradientFieldModel, cloud: torch.Tensor) -> None:
     """``surface.ply`` (user frame) and ``surface.png`` of one training shape. cloud (P, 3)."""
     code = model.encode(cloud[None, :model.config.input_points])[0]
-    mesh = model.surface_mesh(code)
+    mesh = model.surface_mesh(code, points=cloud.numpy())
     frame = model.shapes[0].normalization
     user = mesh.copy()
     user.vertices = frame.to_user(np.asarray(mesh.vertices))
