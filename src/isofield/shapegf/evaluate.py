@@ -37,11 +37,12 @@ from isofield.files import write_text_atomic
 from isofield.shapegf.clouds import load_clouds
 from isofield.shapegf.model import GradientFieldModel, load_gradient_field
 from isofield.shapegf.outputs import TILE, VIEW, render_clouds
-from isofield.shapespace.evaluate import held_out_shapes
+from isofield.shapespace.evaluate import held_out_shapes, summarise
 from isofield.viz.points import camera_for, render_points
 from isofield.viz.render import tile_images, write_png
 
 SAMPLING_BATCH = 8
+SUMMARY_KEYS = ("cd", "cd_floor", "emd", "emd_floor")
 SHOWN_SHAPES = 8
 
 
@@ -74,7 +75,7 @@ def evaluate_gradient_field(run_dir: str | Path, out_dir: str | Path, *,
         "run": str(Path(run_dir).resolve()), "data": str(data.root), "points": points, "seed": seed,
         "protocol": "PointFlow/ShapeGF: CD = sum of one-sided mean squared distances, "
                     "EMD = exact assignment; canonical frame",
-        "shapes": rows, "summary": _summary(rows), "sampling_seconds_per_shape": seconds_per_shape,
+        "shapes": rows, "summary": summarise(rows, SUMMARY_KEYS), "sampling_seconds_per_shape": seconds_per_shape,
     }
     out = Path(out_dir)
     _draw_reconstructions(rows, inputs.numpy(), reconstructions, out / "reconstructions.png")
@@ -106,12 +107,6 @@ def _row(ref: ShapeRef, reconstruction: np.ndarray, given: np.ndarray, reference
     if with_emd:
         row.update(emd=emd(reconstruction, reference), emd_floor=emd(given, reference))
     return row
-
-
-def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    keys = [key for key in rows[0] if key != "shape"]
-    return {key: {"mean": float(np.mean([row[key] for row in rows])),
-                  "median": float(np.median([row[key] for row in rows]))} for key in keys}
 
 
 def _draw_reconstructions(rows: Sequence[dict[str, Any]], inputs: np.ndarray,

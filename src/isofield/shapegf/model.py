@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -32,13 +33,13 @@ from torch import nn
 from isofield.errors import InputError
 from isofield.extract.api import extract_mesh
 from isofield.geometry.normalization import Normalization
-from isofield.geometry.samples import DEEPSDF_PADDING
 from isofield.nn.pointnet import PointNetEncoder
 from isofield.nn.score import ScoreNetwork
 from isofield.shapegf.config import ShapeGFConfig, sigma_levels
 from isofield.shapegf.langevin import LangevinResult, ScoreFunction, annealed_langevin
 from isofield.shapegf.latent import LatentModel, latent_model_from_state
 from isofield.shapegf.rundir import ShapeGFRun
+from isofield.shapespace.inference import scan_frame
 from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
 
@@ -95,7 +96,7 @@ class GradientFieldModel:
         into the unit sphere as preprocessing does (DeepSDF's padding), and ``input_points`` of
         its points (all of them when fewer) are encoded."""
         points = np.asarray(points, dtype=np.float64)
-        frame = Normalization.fit(points, "sphere", padding=DEEPSDF_PADDING)
+        frame = scan_frame(points)
         count = min(len(points), self.config.input_points)
         chosen = np.random.default_rng(seed).choice(len(points), count, replace=False)
         return self.encode(frame.to_canonical(points[chosen])[None])[0], frame
@@ -131,17 +132,25 @@ class GradientFieldModel:
             raise InputError("this run has no latent model yet (it is fitted when training ends)")
         return torch.from_numpy(self.latent_model.sample(count, seed)).to(self.device)
 
-    @torch.no_grad()
     def distance(self, code: torch.Tensor, points: np.ndarray, surface: np.ndarray) -> np.ndarray:
         """The distance estimate d (P,) of the shape with code (L,) at points (P, 3), given
         points sampled on its surface (M, 3) (see the module notes)."""
-        gate, _ = cKDTree(surface).query(np.asarray(points, dtype=np.float64), workers=-1)
-        band = gate < self.config.surface.band
-        estimate = gate.astype(np.float32)
-        if band.any():
-            estimate[band] = self._field_distance(code, np.asarray(points, dtype=np.float32)[band])
-        return estimate
+        return self.distance_field(code, surface)(points)
 
+    def distance_field(self, code: torch.Tensor, surface: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`distance` as a field of the points alone, the KD-tree of ``surface`` built once."""
+        tree = cKDTree(surface)
+
+        def field(points: np.ndarray) -> np.ndarray:
+            gate, _ = tree.query(np.asarray(points, dtype=np.float64), workers=-1)
+            band = gate < self.config.surface.band
+            estimate = gate.astype(np.float32)
+            if band.any():
+                estimate[band] = self._field_distance(code, np.asarray(points, dtype=np.float32)[band])
+            return estimate
+        return field
+
+    @torch.no_grad()
     def _field_distance(self, code: torch.Tensor, points: np.ndarray) -> np.ndarray:
         """σ²‖g(x, σ)‖ (P,) at the smallest self-consistent level, points (P, 3)."""
         x = torch.as_tensor(points, device=self.device)[None]
@@ -167,7 +176,7 @@ class GradientFieldModel:
             sampled = self.sample(code.reshape(1, -1), surface.gate_points, seed=seed).points[0]
             points = dense_points(sampled.cpu().numpy())
         half = 1.0 + surface.padding
-        mesh, _ = extract_mesh(lambda p: self.distance(code, p, points), ((-half,) * 3, (half,) * 3),
+        mesh, _ = extract_mesh(self.distance_field(code, points), ((-half,) * 3, (half,) * 3),
                                resolution or surface.resolution, level=surface.level,
                                method="sparse", normalization=normalization)
         return mesh

@@ -16,6 +16,7 @@ from isofield.config import to_dict
 from isofield.geometry.io import write_mesh
 from isofield.shapegf.model import GradientFieldModel
 from isofield.shapegf.rundir import ShapeGFRun
+from isofield.shapespace.outputs import reconstruction_indices
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
 from isofield.viz.points import camera_for, render_points
@@ -41,7 +42,7 @@ def write_final_outputs(run: ShapeGFRun, model: GradientFieldModel, clouds: torc
     rows = write_reconstructions(run, model, clouds)
     figures.append(("reconstructions.png", "Training shapes: encoder input (top), Langevin "
                     "reconstruction from the code with as many points (middle), 10k points "
-                    f"(bottom, upsampling). CD: Chamfer x10^4 against the input."))
+                    "(bottom, upsampling). CD: Chamfer x10^4 against the input."))
     write_trajectory(run, model, clouds[:1])
     figures.append(("trajectory.png", "Annealed Langevin dynamics: the points of one shape "
                     "from noise to the surface, after the named noise levels."))
@@ -57,15 +58,10 @@ def write_final_outputs(run: ShapeGFRun, model: GradientFieldModel, clouds: torc
     _write_report(run, model, result, rows, figures, timings)
 
 
-def shown_indices(count: int, shown: int = SHOWN_SHAPES) -> list[int]:
-    """Up to ``shown`` indices spread evenly over ``count`` shapes."""
-    return sorted(set(np.linspace(0, count - 1, min(shown, count)).round().astype(int).tolist()))
-
-
 def write_reconstructions(run: ShapeGFRun, model: GradientFieldModel,
                           clouds: torch.Tensor) -> list[dict[str, Any]]:
     """``reconstructions.png``; returns a row per shown shape with its Chamfer x10^4."""
-    indices = shown_indices(len(clouds))
+    indices = reconstruction_indices(len(clouds), SHOWN_SHAPES)
     inputs = clouds[indices, :model.config.input_points]
     codes = model.encode(inputs)
     reconstructed = model.sample(codes, inputs.shape[1], seed=0).points.cpu().numpy()
@@ -93,7 +89,7 @@ def write_trajectory(run: ShapeGFRun, model: GradientFieldModel, cloud: torch.Te
     names = ["start"] + [f"sigma {sigma:.3g}" for sigma in model.sigmas]
     if model.config.langevin.denoise:
         names.append("denoised")
-    shown = shown_indices(len(trajectory), TRAJECTORY_COLUMNS)
+    shown = reconstruction_indices(len(trajectory), TRAJECTORY_COLUMNS)
     camera = camera_for([cloud[0].numpy()], TILE, VIEW)
     tiles = [render_points(trajectory[i][0].numpy(), camera) for i in shown]
     write_png(tile_images(tiles, len(tiles), [names[i] for i in shown]), run.figure_path("trajectory"))

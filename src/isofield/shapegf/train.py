@@ -68,7 +68,8 @@ def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | P
     shapes = [TrainingShape(index, ref, frame, resolved.points_per_shape)
               for index, (ref, frame) in enumerate(zip(refs, frames))]
     on_main_process(lambda: ShapeGFRun.create(output, resolved).save_shapes(data.root, shapes))
-    return _train_and_finish(ShapeGFRun.open(output), resolved, clouds, device, exit_after, progress)
+    return _train_and_finish(ShapeGFRun.open(output), resolved, data.root, shapes, clouds, device,
+                             exit_after, progress)
 
 
 def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
@@ -83,12 +84,12 @@ def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
     data_dir, shapes = run.load_shapes()
     clouds, _ = load_clouds(DeepSDFDataDir(data_dir), [s.ref for s in shapes],
                             config.points_per_shape, config.seed)
-    return _train_and_finish(run, config, clouds, device, exit_after, progress)
+    return _train_and_finish(run, config, data_dir, shapes, clouds, device, exit_after, progress)
 
 
-def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, clouds: torch.Tensor,
-                      device: torch.device, exit_after: float | None,
-                      progress: bool) -> GradientFieldResult:
+def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,
+                      shapes: list[TrainingShape], clouds: torch.Tensor, device: torch.device,
+                      exit_after: float | None, progress: bool) -> GradientFieldResult:
     torch.manual_seed(config.seed)
     encoder, score = (network.to(device) for network in build_networks(config))
     task = GradientFieldTask(encoder, score, clouds.to(device), sigma_levels(config.noise),
@@ -103,7 +104,6 @@ def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, clouds: torch.Tens
                      keep_numbered=train.keep_checkpoints, log_every=train.log_every,
                      seed=config.seed, progress=progress, exit_after=exit_after).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
-        data_dir, shapes = run.load_shapes()
         model = GradientFieldModel(encoder.eval(), score.eval(), config, shapes, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, clouds, result))
     return GradientFieldResult(run.root, result.reason.value, result.step, result.elapsed,

@@ -334,10 +334,11 @@ class _Baseline:
 # --------------------------------------------------------------------------------------------
 
 
-def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
-    """Mean, median and count of every :data:`METRICS` key over the rows that have it."""
+def summarise(rows: Sequence[dict[str, Any]],
+              keys: Sequence[str] = METRICS) -> dict[str, dict[str, float | int]]:
+    """Mean, median and count of every key (default :data:`METRICS`) over the rows that have it."""
     summary = {}
-    for key in METRICS:
+    for key in keys:
         values = np.array([row[key] for row in rows if row.get(key) is not None], dtype=np.float64)
         if len(values):
             summary[key] = {"mean": float(values.mean()), "median": float(np.median(values)),
