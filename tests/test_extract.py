@@ -152,7 +152,7 @@ def test_volume_without_crossing_gives_empty_mesh_but_extract_mesh_refuses() -> 
         ({"resolution": 0}, "resolution must be a positive integer"),
         ({"resolution": 32.5}, "resolution must be a positive integer"),
         ({"chunk_size": 0}, "chunk_size must be a positive integer"),
-        ({"method": "octree"}, "extraction method must be one of sparse, dense, got 'octree'"),
+        ({"method": "octree"}, "extraction method must be one of sparse, mise, dense, got 'octree'"),
         ({"inside": "outside"}, "inside must be 'negative'"),
         ({"level": float("nan")}, "level must be a finite number"),
         ({"criterion": "gradient"}, "criterion must be one of distance, sign"),

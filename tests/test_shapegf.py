@@ -357,7 +357,7 @@ def test_the_command_line_trains_generates_and_upsamples(chairs, tmp_path, capsy
     # reconstruction of a 10-step model
     assert 0 < row["cd_floor"] < row["cd"] and 0 < row["emd_floor"] < row["emd"]
     assert main(["evaluate", str(run), "--split", str(split), "--mode", "complete"]) == 2
-    assert "not used by a ShapeGF run" in capsys.readouterr().err
+    assert "not used by this kind of run" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not an isofield training run" in capsys.readouterr().err
 

@@ -208,7 +208,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
     manifest = preprocess(args.dataset, Path(args.output), split=args.split, workers=args.workers,
                           samples=args.n, surface_points=args.surface_points, seed=args.seed,
-                          progress=not args.quiet)
+                          protocol=args.protocol, views=args.views, progress=not args.quiet)
     print(manifest.summary())
     return 0
 
@@ -279,7 +279,11 @@ def _trainers(method: str):
     if method == "deepsdf":
         from isofield.shapespace import resume_shape_space, train_shape_space
         return train_shape_space, resume_shape_space
-    raise InputError(f"config.method: unknown shape-space method {method!r} (known: deepsdf, shapegf)")
+    if method in ("onet", "convonet"):
+        from isofield.occupancy import resume_occupancy_network, train_occupancy_network
+        return train_occupancy_network, resume_occupancy_network
+    raise InputError(f"config.method: unknown shape-space method {method!r} "
+                     f"(known: deepsdf, shapegf, onet, convonet)")
 
 
 def _print_training(result) -> None:
@@ -380,8 +384,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from isofield.geometry.scan import parse_camera
     from isofield.shapespace import evaluate_split, format_shapes, format_summary
 
-    if _config_method(Path(args.run) / "config.yaml", args.run) == "shapegf":
+    method = _config_method(Path(args.run) / "config.yaml", args.run)
+    if method == "shapegf":
         return _evaluate_gradient_field(args)
+    if method in ("onet", "convonet"):
+        return _evaluate_occupancy(args)
+    _unused(args, ("--validation", args.validation), ("--threshold", args.threshold))
     options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
                                              ("resolution", args.resolution)) if value is not None}
     if args.mode == "complete":
@@ -405,12 +413,14 @@ def _generate(args: argparse.Namespace) -> int:
     from isofield.shapegf import load_gradient_field
     from isofield.shapegf.outputs import render_clouds
 
-    model = load_gradient_field(args.run)
     output = Path(args.output or Path(args.run) / "generated")
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
     if args.count < 1:
         raise InputError(f"-n must be positive, got {args.count}")
+    if _config_method(Path(args.run) / "config.yaml", args.run) in ("onet", "convonet"):
+        return _generate_occupancy(args, output)
+    model = load_gradient_field(args.run)
     codes = model.generate_codes(args.count, seed=args.seed)
     clouds = model.sample(codes, args.points, seed=args.seed).points.cpu().numpy()
     for index, cloud in enumerate(clouds):
@@ -443,14 +453,67 @@ def _upsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unused(args: argparse.Namespace, *flags: tuple[str, object]) -> None:
+    """InputError naming the given flags that were set although this run does not use them."""
+    given = [flag for flag, value in flags if value not in (None, False, 0)]
+    if given:
+        raise InputError(f"{', '.join(given)}: not used by this kind of run")
+
+
+def _evaluate_occupancy(args: argparse.Namespace) -> int:
+    from isofield.occupancy.evaluate import evaluate_occupancy, format_evaluation
+
+    _unused(args, ("--mode", args.mode != "reconstruct"), ("--steps", args.steps), ("--restarts", args.restarts),
+            ("--free-space", args.free_space), ("--noise", args.noise))
+    if not args.split:
+        raise InputError("--split: give the test shapes (a split JSON, a .lst file or a .lst name such as test)")
+    output = Path(args.output or Path(args.run) / "evaluation" / "onet")
+    _new_file(output / "results.json", args.overwrite)
+    result = evaluate_occupancy(args.run, args.split, output, validation=args.validation, data_dir=args.data,
+                                threshold=args.threshold, resolution=args.resolution, seed=args.seed,
+                                progress=not args.quiet)
+    print(format_evaluation(result.record))
+    print(f"threshold {result.record['settings']['threshold']:g} "
+          f"({result.record['settings']['threshold_choice']['rule']})")
+    print(f"results: {result.directory / 'results.json'}, per shape: {result.directory / 'scores.csv'}")
+    return 0
+
+
+@_command("evaluate-meshes")
+def _evaluate_meshes(args: argparse.Namespace) -> int:
+    from isofield.occupancy.evaluate import evaluate_mesh_folder, format_evaluation
+
+    output = Path(args.output or Path(args.meshes).parent / "onet")
+    _new_file(output / "results.json", args.overwrite)
+    result = evaluate_mesh_folder(args.meshes, args.data, args.split, output, seed=args.seed,
+                                  progress=not args.quiet)
+    print(format_evaluation(result.record))
+    print(f"results: {result.directory / 'results.json'}, per shape: {result.directory / 'scores.csv'}")
+    return 0
+
+
+def _generate_occupancy(args: argparse.Namespace, output: Path) -> int:
+    from isofield.geometry.io import write_mesh
+    from isofield.occupancy import load_occupancy_model
+    from isofield.occupancy.outputs import write_generated
+
+    model = load_occupancy_model(args.run)
+    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed)
+    for index, mesh in enumerate(meshes):
+        if mesh is not None:
+            write_mesh(mesh, output / f"sample_{index:03d}.ply")
+    written = sum(mesh is not None for mesh in meshes)
+    print(f"{output}: {written} of {args.count} samples meshed (canonical unit-cube frame), "
+          f"picture {output / 'generated.png'}")
+    return 0
+
+
 def _evaluate_gradient_field(args: argparse.Namespace) -> int:
     from isofield.shapegf.evaluate import evaluate_gradient_field, format_evaluation
 
-    unused = [flag for flag, value in (("--mode", args.mode != "reconstruct"), ("--steps", args.steps),
-                                       ("--restarts", args.restarts), ("--free-space", args.free_space),
-                                       ("--noise", args.noise), ("--resolution", args.resolution)) if value]
-    if unused:
-        raise InputError(f"{', '.join(unused)}: not used by a ShapeGF run")
+    _unused(args, ("--mode", args.mode != "reconstruct"), ("--steps", args.steps), ("--restarts", args.restarts),
+            ("--free-space", args.free_space), ("--noise", args.noise), ("--resolution", args.resolution),
+            ("--validation", args.validation), ("--threshold", args.threshold))
     if args.points < 1 or args.generate < 0:
         raise InputError("--points must be positive and --generate at least 0")
     output = Path(args.output or Path(args.run) / "evaluation" / "autoencode")
@@ -544,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_field_source(p)
     p.add_argument("-o", "--output", required=True, help="output mesh (.ply .obj .off .stl .glb)")
     p.add_argument("--resolution", type=int, default=256, help="grid cells per axis (default 256)")
-    p.add_argument("--method", choices=["sparse", "dense"], default="sparse")
+    p.add_argument("--method", choices=["sparse", "mise", "dense"], default="sparse",
+                   help="sparse (distance test, exact for SDFs), mise (sign test, as Occupancy Networks), dense")
 
     p = sub.add_parser("slice", help="picture of a field's cross-section")
     _add_field_source(p)
@@ -589,13 +653,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="output point cloud (.ply .xyz .pwn .npy .npz)")
 
-    p = sub.add_parser("preprocess", help="SDF and surface samples for every mesh of a dataset (resumable)")
+    p = sub.add_parser("preprocess", help="SDF and surface samples (DeepSDF layout) or occupancy samples, point clouds "
+                       "and views (ONet layout) for every mesh of a dataset (resumable)")
     p.add_argument("dataset", help="ShapeNet-style folder (<synset>/<id>/models/model_normalized.obj) or a folder of meshes")
     p.add_argument("-o", "--output", required=True, help="data folder (DeepSDF layout + manifest.json)")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--split", help="DeepSDF split JSON: only these shapes")
-    p.add_argument("-n", type=int, default=500_000, help="SDF samples per shape (default 500000)")
+    p.add_argument("--protocol", choices=["deepsdf", "onet"], default="deepsdf",
+                   help="deepsdf: SdfSamples/ + SurfaceSamples/ (unit sphere); onet: Occupancy Networks' layout "
+                        "<class>/<id>/points.npz, points_iou.npz, pointcloud.npz (unit cube) (default deepsdf)")
+    p.add_argument("-n", type=int, help="SDF (deepsdf, default 500000) or occupancy (onet, default 100000) samples per shape")
     p.add_argument("--surface-points", type=int, default=100_000, help="surface points per shape (default 100000)")
+    p.add_argument("--views", type=int, default=0, help="onet: rendered views per shape for single-image input (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -606,9 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing split files")
 
-    p = sub.add_parser("train", help="train a shape space (method: deepsdf, or shapegf) on a preprocessed dataset; "
+    p = sub.add_parser("train", help="train a shape space (method: deepsdf, shapegf, onet or convonet) on a preprocessed dataset; "
                        "several processes or GPUs: torchrun --nproc_per_node N -m isofield.cli train ...")
-    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf | shapegf, data: DATA_DIR, split, preset cpu|paper, ...)")
+    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf | shapegf | onet | convonet, data: DATA_DIR, split, preset cpu|paper, ...)")
     p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
     p.add_argument("--time-budget", type=float, help="seconds of training")
@@ -663,12 +732,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=2048, help="ShapeGF: points per cloud (default 2048)")
     p.add_argument("--generate", type=int, default=100, metavar="N",
                    help="ShapeGF: shapes generated for MMD / COV / 1-NNA against the test shapes (default 100; 0: skip)")
-    p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>, ShapeGF: RUN/evaluation/autoencode)")
+    p.add_argument("--validation", help="ONet / ConvONet: shapes to choose the probability threshold on (best mean IoU)")
+    p.add_argument("--threshold", type=float, help="ONet / ConvONet: the surface's occupancy probability (default: "
+                   "chosen on --validation, else the run's extract.threshold)")
+    p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>, ShapeGF: RUN/evaluation/autoencode, "
+                   "ONet / ConvONet: RUN/evaluation/onet)")
     _add_inference_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("generate", help="new shapes from a ShapeGF run's latent model, as point clouds (Langevin sampling)")
-    p.add_argument("run", help="a ShapeGF run (isofield train, method: shapegf)")
+    p = sub.add_parser("evaluate-meshes", help="score any method's meshes of test shapes under the Occupancy Networks "
+                       "protocol (IoU, Chamfer-L1, NC, F-score) against an ONet-layout data directory")
+    p.add_argument("meshes", help="folder of <dataset>/<class>/<id>.ply meshes in user coordinates (as isofield evaluate writes them)")
+    p.add_argument("--data", required=True, help="ONet-layout data directory (isofield preprocess --protocol onet)")
+    p.add_argument("--split", required=True, help="the test shapes: split JSON, .lst file or .lst name")
+    p.add_argument("-o", "--output", help="folder (default MESHES/../onet)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results.json")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("generate", help="new shapes: a ShapeGF run's latent model (point clouds by Langevin sampling), "
+                       "or an ONet VAE's prior (meshes)")
+    p.add_argument("run", help="a ShapeGF run or an occupancy-network run with latent_dim > 0")
     p.add_argument("-n", "--count", type=int, default=16, help="shapes (default 16)")
     p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
     p.add_argument("--seed", type=int, default=0)

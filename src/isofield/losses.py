@@ -90,3 +90,11 @@ def score_matching_errors(scores: torch.Tensor, noise: torch.Tensor, sigma: torc
     every level. scores, noise (B, N, D), sigma (B,) -> per-shape means (B,).
     """
     return 0.5 * (sigma[:, None, None] * scores + noise).square().sum(dim=-1).mean(dim=1)
+
+
+def gaussian_kl(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, diag σ²) ‖ N(0, I)) of each shape's latent posterior, mean, log_std (B, Z) -> (B,).
+
+    ½ Σ_z (μ² + σ² − 1 − 2 log σ): the prior term of a variational auto-encoder's loss.
+    """
+    return 0.5 * (mean.square() + torch.exp(2.0 * log_std) - 1.0 - 2.0 * log_std).sum(dim=-1)

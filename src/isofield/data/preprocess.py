@@ -1,27 +1,50 @@
-"""Preprocess a mesh dataset into a DeepSDF data directory: in parallel, resumable, and
-reporting every shape.
+"""Preprocess a mesh dataset into a DeepSDF data directory or an Occupancy Networks folder: in
+parallel, resumable, and reporting every shape.
 
-Per shape (see :func:`preprocess_shape`): read the mesh, fit DeepSDF's normalisation (bounding-box
-centre, farthest vertex at radius 1 / 1.03), draw DeepSDF SDF samples
-(:func:`~isofield.geometry.samples.sdf_samples`) and surface points with outward normals
-(:func:`~isofield.geometry.samples.surface_samples`, same frame), and write
+Per shape (see :func:`preprocess_shape`) the mesh is read and checked, and the ``protocol``
+(:class:`Settings`) decides what is written:
 
-- ``SdfSamples/<dataset>/<class>/<id>.npz``: DeepSDF's ``pos``/``neg`` plus ``center``/``scale``,
-- ``SurfaceSamples/<dataset>/<class>/<id>.npz``: ``points``, ``normals``, ``center``, ``scale``,
+- ``"deepsdf"`` (default): the frame is DeepSDF's normalisation (bounding-box centre, farthest
+  vertex at radius 1 / 1.03); DeepSDF SDF samples (:func:`~isofield.geometry.samples.sdf_samples`,
+  500,000 by default) and surface points with outward normals
+  (:func:`~isofield.geometry.samples.surface_samples`, same frame) go to
 
-so :class:`~isofield.data.datasets.DeepSDFDataDir` reads the result like DeepSDF's own folders.
-No ``NormalizationParameters`` files are written: each npz carries its frame.
+  - ``SdfSamples/<dataset>/<class>/<id>.npz``: DeepSDF's ``pos``/``neg`` plus ``center``/``scale``,
+  - ``SurfaceSamples/<dataset>/<class>/<id>.npz``: ``points``, ``normals``, ``center``, ``scale``,
+
+  so :class:`~isofield.data.datasets.DeepSDFDataDir` reads the result like DeepSDF's own folders.
+  No ``NormalizationParameters`` files are written: each npz carries its frame.
+- ``"onet"``: the frame is ONet's (bounding box fitted to the unit cube ``[-0.5, 0.5]^3``), and
+  ``<out_dir>/<class or dataset>/<id>/`` (:mod:`isofield.data.onet`) gets
+
+  - ``points.npz``: ``samples`` (default 100,000, ONet's ``points_size``) labelled float32
+    points, half uniform in the cube grown by 10% (ONet's ``points_padding``) and half surface
+    points offset by Gaussian noise of standard deviation 0.01 (ONet's ``points_sigma``). The
+    near-surface half follows Convolutional ONet's scene data; ONet's ShapeNet files are all
+    uniform, which leaves few labels next to thin parts such as chair legs;
+  - ``points_iou.npz``: :data:`ONET_IOU_POINTS` uniform points in the same padded cube (a seed
+    of their own), for the volumetric IoU as ONet evaluates it,
+  - ``pointcloud.npz``: ``surface_points`` surface points and outward normals (ONet's
+    ``pointcloud_size`` is 100,000 too), same frame,
+  - with ``views`` > 0: ``img/000.png ...`` and ``img/cameras.npz``
+    (:func:`~isofield.data.views.render_views` at :data:`~isofield.data.views.VIEW_RESOLUTION`
+    pixels),
+
+  read back by :class:`~isofield.data.onet.OccupancyDataDir`. Points are float32 (ONet's
+  float16 would move points next to the surface across it by up to 2.4e-4).
 
 ``manifest.json`` records every shape of the run (source mesh, status ``pending`` / ``ok`` /
 ``failed``, the one-line reason of a failure, vertex and face counts, whether the mesh is
-watertight, the ambiguous-sign fraction, sample counts, seconds, the settings used) and the
-run's counts (preprocessed, skipped because done before, failed, shapes per minute). It is
-rewritten atomically at the start, at most every :data:`MANIFEST_INTERVAL` seconds while shapes
-finish, and at the end (also on Ctrl-C), so a killed run leaves a valid manifest.
+watertight, the ambiguous-sign fraction, sample counts, seconds, the settings used, protocol
+included) and the run's counts (preprocessed, skipped because done before, failed, shapes per
+minute). It is rewritten atomically at the start, at most every :data:`MANIFEST_INTERVAL`
+seconds while shapes finish, and at the end (also on Ctrl-C), so a killed run leaves a valid
+manifest.
 
-Resuming: a shape is skipped when its manifest entry says ``ok`` with the same settings and both
-of its files exist; every other shape (pending, failed, other settings, a file deleted) is
-done again. Every file is written atomically, so a kill never leaves a half-written file.
+Resuming: a shape is skipped when its manifest entry says ``ok`` with the same settings (the
+protocol among them) and all of its files exist; every other shape (pending, failed, other
+settings or protocol, a file deleted) is done again. Every file is written atomically, so a kill
+never leaves a half-written file.
 
 Failures: a shape whose mesh cannot be read, is empty, has NaN coordinates, has zero area, or
 encloses no volume is recorded as failed with its reason and the run goes on. Input files are
@@ -47,9 +70,10 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import trimesh
 from tqdm import tqdm
 
 from isofield.data.datasets import (
@@ -63,7 +87,26 @@ from isofield.data.datasets import (
     match_split,
     read_split,
 )
-from isofield.data.formats import write_sdf_samples, write_surface_samples
+from isofield.data.formats import (
+    write_onet_pointcloud,
+    write_onet_points,
+    write_sdf_samples,
+    write_surface_samples,
+)
+from isofield.data.onet import (
+    IOU_POINTS_NAME,
+    POINTCLOUD_NAME,
+    POINTS_NAME,
+    VIEWS_FOLDER,
+    shape_dir,
+)
+from isofield.data.views import (
+    CAMERAS_NAME,
+    VIEW_RESOLUTION,
+    render_views,
+    view_file_names,
+    write_views,
+)
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.geometry.groundtruth import MeshDistance
@@ -72,6 +115,8 @@ from isofield.geometry.samples import (
     DEEPSDF_NEAR_FRACTION,
     DEEPSDF_PADDING,
     DEEPSDF_VARIANCES,
+    ONET_PADDING,
+    occupancy_samples,
     sdf_samples,
     surface_samples,
 )
@@ -96,39 +141,80 @@ _THREAD_VARIABLES = (
 
 STATUSES = ("pending", "ok", "failed")
 
+ONET_NEAR_FRACTION = 0.5
+"""Share of near-surface points in the onet protocol's ``points.npz`` (the rest is uniform)."""
+
+ONET_SIGMA = 0.01
+"""Standard deviation of the near-surface offsets (canonical units: the unit cube's side)."""
+
+ONET_IOU_POINTS = 100_000
+"""Uniform points per shape in ``points_iou.npz`` (ONet evaluates IoU on 100,000)."""
+
 
 @dataclass(frozen=True)
 class Settings:
     """What determines a shape's files; a changed setting makes a resumed run redo the shape.
 
     Attributes:
-        samples: SDF samples per shape (DeepSDF: 500,000).
+        samples: SDF samples (deepsdf) or labelled points of ``points.npz`` (onet) per shape;
+            None: the protocol's default, DeepSDF's 500,000 or ONet's 100,000.
         surface_points: surface points (with normals) per shape.
         seed: base seed; each shape's seeds derive from it and the shape's class and id.
+        protocol: ``"deepsdf"`` or ``"onet"`` (module notes).
+        views: rendered views per shape (onet only; 0: none).
     """
 
-    samples: int = 500_000
+    samples: int | None = None
     surface_points: int = 100_000
     seed: int = 0
+    protocol: str = "deepsdf"
+    views: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "samples", _positive_count(self.samples, "number of SDF samples"))
+        if self.protocol not in _PROTOCOLS:
+            known = ", ".join(_PROTOCOLS)
+            raise InputError(
+                f"unknown preprocessing protocol {self.protocol!r} (use one of: {known})"
+            )
+        protocol = _PROTOCOLS[self.protocol]
+        samples = protocol.default_samples if self.samples is None else self.samples
+        samples = _positive_count(samples, f"number of {protocol.samples}")
+        object.__setattr__(self, "samples", samples)
         count = _positive_count(self.surface_points, "number of surface points")
         object.__setattr__(self, "surface_points", count)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise InputError(f"seed must be an integer, got {self.seed!r}")
+        if self.views != 0:
+            object.__setattr__(self, "views", _positive_count(self.views, "number of views"))
+            if self.protocol != "onet":
+                raise InputError(
+                    f"views are rendered by the onet protocol only, not {self.protocol!r}"
+                )
 
     def to_dict(self) -> dict:
         """The settings and the protocol's constants, as stored in the manifest."""
-        return {
-            "protocol": "deepsdf",
+        common = {
+            "protocol": self.protocol,
             "samples": self.samples,
             "surface_points": self.surface_points,
             "seed": int(self.seed),
-            "variances": list(DEEPSDF_VARIANCES),
-            "near_fraction": DEEPSDF_NEAR_FRACTION,
-            "padding": DEEPSDF_PADDING,
         }
+        if self.protocol == "deepsdf":
+            constants = {
+                "variances": list(DEEPSDF_VARIANCES),
+                "near_fraction": DEEPSDF_NEAR_FRACTION,
+                "padding": DEEPSDF_PADDING,
+            }
+        else:
+            constants = {
+                "near_fraction": ONET_NEAR_FRACTION,
+                "sigma": ONET_SIGMA,
+                "padding": ONET_PADDING,
+                "iou_points": ONET_IOU_POINTS,
+                "views": self.views,
+                "view_resolution": VIEW_RESOLUTION,
+            }
+        return {**common, **constants}
 
 
 @dataclass
@@ -145,8 +231,15 @@ class ShapeRecord:
             (:func:`~isofield.geometry.io.describe_mesh`).
         ambiguous_sign_fraction: share of the probed SDF samples whose sign is ambiguous
             (see :func:`ambiguous_sign_fraction`).
-        sdf_samples, positive_samples: SDF sample count and how many have sdf > 0 (``pos``).
+        sdf_samples, positive_samples: SDF sample count and how many have sdf > 0 (``pos``)
+            (deepsdf).
+        occupancy_samples, inside_samples: points of ``points.npz`` and how many are inside
+            (onet).
+        iou_points, iou_inside: the same for the uniform ``points_iou.npz`` (onet);
+            ``iou_inside / iou_points`` estimates the share of the padded cube that the shape
+            fills.
         surface_points: surface sample count.
+        views: rendered views (onet).
         seconds: wall-clock time spent on the shape.
     """
 
@@ -160,7 +253,12 @@ class ShapeRecord:
     ambiguous_sign_fraction: float | None = None
     sdf_samples: int | None = None
     positive_samples: int | None = None
+    occupancy_samples: int | None = None
+    inside_samples: int | None = None
+    iou_points: int | None = None
+    iou_inside: int | None = None
     surface_points: int | None = None
+    views: int | None = None
     seconds: float | None = None
 
     def to_json(self) -> dict:
@@ -305,9 +403,13 @@ def ambiguous_sign_fraction(
     return float(np.mean((winding > low) & (winding < high)))
 
 
-def output_paths(out_dir: str | os.PathLike, ref: ShapeRef) -> tuple[Path, Path]:
-    """The SDF samples and surface samples files of ``ref`` under ``out_dir``."""
-    return data_path(out_dir, SDF_SAMPLES, ref), data_path(out_dir, SURFACE_SAMPLES, ref)
+def output_paths(
+    out_dir: str | os.PathLike, ref: ShapeRef, settings: Settings | None = None
+) -> tuple[Path, ...]:
+    """Every file that ``settings`` (default: :class:`Settings`'s, the deepsdf protocol) writes
+    for ``ref`` under ``out_dir``."""
+    settings = Settings() if settings is None else settings
+    return _PROTOCOLS[settings.protocol].paths(Path(out_dir), ref, settings)
 
 
 def preprocess_shape(ref: ShapeRef, out_dir: str | os.PathLike, settings: Settings) -> ShapeRecord:
@@ -327,7 +429,7 @@ def _since(start: float) -> float:
 
 
 def _write_shape(ref: ShapeRef, out_dir: Path, settings: Settings) -> dict:
-    """Sample one mesh and write its two files; returns the record's diagnostics."""
+    """Read and check one mesh, write its protocol's files; returns the record's diagnostics."""
     if ref.mesh_path is None:
         raise InputError("no mesh for this shape in the dataset (it is only in the split)")
     mesh = read_mesh(ref.mesh_path)
@@ -335,23 +437,109 @@ def _write_shape(ref: ShapeRef, out_dir: Path, settings: Settings) -> dict:
         raise InputError(f"{ref.mesh_path}: mesh has zero surface area")
     description = describe_mesh(mesh)
     distance = MeshDistance(mesh)
-    sdf_seed = derived_seed(settings.seed, ref.klass, ref.shape_id)
-    sdf, frame = sdf_samples(distance, settings.samples, sdf_seed)
-    surface_seed = derived_seed(settings.seed, ref.klass, ref.shape_id, "surface")
-    surface, _ = surface_samples(distance, settings.surface_points, surface_seed, frame)
-    ambiguous = ambiguous_sign_fraction(distance, frame.to_user(sdf.points.astype(np.float64)))
-    sdf_path, surface_path = output_paths(out_dir, ref)
-    write_sdf_samples(sdf, frame, sdf_path)
-    write_surface_samples(surface, frame, surface_path)
+    probes, values = _PROTOCOLS[settings.protocol].write(distance, ref, out_dir, settings)
     return {
         "vertices": description["vertices"],
         "faces": description["faces"],
         "watertight": description["watertight"],
-        "ambiguous_sign_fraction": ambiguous,
+        "ambiguous_sign_fraction": ambiguous_sign_fraction(distance, probes),
+        **values,
+    }
+
+
+def _seed(settings: Settings, ref: ShapeRef, *stream: str) -> int:
+    """The seed of one of ``ref``'s draws (:func:`~isofield.data.datasets.derived_seed`)."""
+    return derived_seed(settings.seed, ref.klass, ref.shape_id, *stream)
+
+
+def _deepsdf_paths(out_dir: Path, ref: ShapeRef, settings: Settings) -> tuple[Path, ...]:
+    """The SDF samples and surface samples files of ``ref``."""
+    return data_path(out_dir, SDF_SAMPLES, ref), data_path(out_dir, SURFACE_SAMPLES, ref)
+
+
+def _write_deepsdf(
+    distance: MeshDistance, ref: ShapeRef, out_dir: Path, settings: Settings
+) -> tuple[np.ndarray, dict]:
+    """The deepsdf protocol's files of one shape; returns the SDF sample points (N, 3) in the
+    mesh's frame (probed for ambiguous signs) and the record's sample counts."""
+    sdf, frame = sdf_samples(distance, settings.samples, _seed(settings, ref))
+    surface, _ = surface_samples(
+        distance, settings.surface_points, _seed(settings, ref, "surface"), frame
+    )
+    sdf_path, surface_path = _deepsdf_paths(out_dir, ref, settings)
+    write_sdf_samples(sdf, frame, sdf_path)
+    write_surface_samples(surface, frame, surface_path)
+    values = {
         "sdf_samples": len(sdf.sdf),
         "positive_samples": int(np.count_nonzero(sdf.sdf > 0)),
         "surface_points": len(surface.points),
     }
+    return frame.to_user(sdf.points.astype(np.float64)), values
+
+
+def _onet_paths(out_dir: Path, ref: ShapeRef, settings: Settings) -> tuple[Path, ...]:
+    """``points.npz``, ``points_iou.npz``, ``pointcloud.npz`` and the views' files of ``ref``."""
+    folder = shape_dir(out_dir, ref)
+    samples = tuple(folder / name for name in (POINTS_NAME, IOU_POINTS_NAME, POINTCLOUD_NAME))
+    if not settings.views:
+        return samples
+    views = [*view_file_names(settings.views), CAMERAS_NAME]
+    return samples + tuple(folder / VIEWS_FOLDER / name for name in views)
+
+
+def _write_onet(
+    distance: MeshDistance, ref: ShapeRef, out_dir: Path, settings: Settings
+) -> tuple[np.ndarray, dict]:
+    """The onet protocol's files of one shape (module notes); returns the points of
+    ``points.npz`` (N, 3) in the mesh's frame and the record's counts."""
+    points, frame = occupancy_samples(
+        distance, settings.samples, _seed(settings, ref),
+        near_fraction=ONET_NEAR_FRACTION, sigma=ONET_SIGMA, padding=ONET_PADDING,
+    )
+    uniform, _ = occupancy_samples(
+        distance, ONET_IOU_POINTS, _seed(settings, ref, "iou"), frame,
+        near_fraction=0.0, padding=ONET_PADDING,
+    )
+    surface, _ = surface_samples(
+        distance, settings.surface_points, _seed(settings, ref, "surface"), frame
+    )
+    folder = shape_dir(out_dir, ref)
+    write_onet_points(points, frame, folder / POINTS_NAME)
+    write_onet_points(uniform, frame, folder / IOU_POINTS_NAME)
+    write_onet_pointcloud(surface, frame, folder / POINTCLOUD_NAME)
+    if settings.views:
+        vertices = frame.to_canonical(distance.surface.vertices.astype(np.float64))
+        canonical = trimesh.Trimesh(vertices, distance.oriented_faces, process=False)
+        seed = _seed(settings, ref, "views")
+        images, cameras = render_views(canonical, settings.views, seed=seed)
+        write_views(folder / VIEWS_FOLDER, images, cameras)
+    values = {
+        "occupancy_samples": len(points.points),
+        "inside_samples": int(np.count_nonzero(points.occupancies)),
+        "iou_points": len(uniform.points),
+        "iou_inside": int(np.count_nonzero(uniform.occupancies)),
+        "surface_points": len(surface.points),
+        "views": settings.views,
+    }
+    return frame.to_user(points.points.astype(np.float64)), values
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """What a protocol writes: ``paths(out_dir, ref, settings)`` lists a shape's files,
+    ``write(distance, ref, out_dir, settings)`` writes them and returns (probe points, counts);
+    ``samples`` names what :attr:`Settings.samples` counts, ``default_samples`` its default."""
+
+    samples: str
+    default_samples: int
+    paths: Callable[[Path, ShapeRef, Settings], tuple[Path, ...]]
+    write: Callable[[MeshDistance, ShapeRef, Path, Settings], tuple[np.ndarray, dict]]
+
+
+_PROTOCOLS: dict[str, _Protocol] = {
+    "deepsdf": _Protocol("SDF samples", 500_000, _deepsdf_paths, _write_deepsdf),
+    "onet": _Protocol("occupancy samples", 100_000, _onet_paths, _write_onet),
+}
 
 
 def _one_line(error: Exception) -> str:
@@ -366,22 +554,29 @@ def preprocess(
     *,
     split: str | os.PathLike | None = None,
     workers: int = 1,
-    samples: int = 500_000,
+    samples: int | None = None,
     surface_points: int = 100_000,
     seed: int = 0,
+    protocol: str = "deepsdf",
+    views: int = 0,
     progress: bool = True,
 ) -> Manifest:
-    """Preprocess a mesh dataset into a DeepSDF data directory (see the module notes).
+    """Preprocess a mesh dataset into a DeepSDF data directory or an Occupancy Networks folder
+    (see the module notes).
 
     Args:
         dataset: a mesh folder (:func:`~isofield.data.datasets.discover`) or ShapeRefs with
             mesh paths.
-        out_dir: the data directory: new, empty, or written by an earlier call (resumed).
+        out_dir: the data directory: new, empty, or written by an earlier call (resumed; shapes
+            done with other settings or another protocol are done again).
         split: a DeepSDF split file; only its shapes are preprocessed (matched by class and
             id, written under the split's dataset name; a shape with no mesh is recorded failed).
         workers: processes; 1 runs here.
-        samples: SDF samples per shape. surface_points: surface points per shape.
-        seed: base seed. progress: show a progress bar and failures on stderr.
+        samples: SDF samples (deepsdf) or labelled points (onet) per shape; None: the
+            protocol's default (500,000 or 100,000). surface_points: surface points per shape.
+        seed: base seed. protocol: ``"deepsdf"`` or ``"onet"``.
+        views: rendered views per shape (onet; e.g. 24). progress: show a progress bar and
+            failures on stderr.
 
     Returns:
         The manifest, also in ``out_dir/manifest.json``; :meth:`Manifest.summary` describes the
@@ -391,7 +586,7 @@ def preprocess(
         InputError: bad arguments, no shapes, a split or manifest that cannot be read, or an
             ``out_dir`` that holds other files and no manifest. Broken meshes do not raise.
     """
-    settings = Settings(samples, surface_points, seed)
+    settings = Settings(samples, surface_points, seed, protocol, views)
     workers = _positive_count(workers, "number of workers")
     refs = _shapes(dataset, split)
     manifest = _open_manifest(Path(out_dir), settings)
@@ -467,10 +662,10 @@ def _open_manifest(out_dir: Path, settings: Settings) -> Manifest:
 
 
 def _is_done(record: ShapeRecord | None, settings: Settings, out_dir: str | os.PathLike) -> bool:
-    """Whether a shape can be skipped: ok with the same settings and both files present."""
+    """Whether a shape can be skipped: ok with the same settings and all its files present."""
     if record is None or record.status != "ok" or record.settings != settings.to_dict():
         return False
-    return all(path.is_file() for path in output_paths(out_dir, record.ref))
+    return all(path.is_file() for path in output_paths(out_dir, record.ref, settings))
 
 
 def _results(

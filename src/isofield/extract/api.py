@@ -23,7 +23,7 @@ from isofield.extract.sparse import sparse_evaluate_grid
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.shapes import Shape, padded_bounds
 
-METHODS = ("sparse", "dense")
+METHODS = ("sparse", "mise", "dense")
 UNIT_CUBE_BOUNDS = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 
 
@@ -32,7 +32,7 @@ class ExtractionStats:
     """What an extraction cost.
 
     Attributes:
-        method: "sparse" or "dense".
+        method: "sparse", "mise" or "dense" (as passed to :func:`extract_mesh`).
         resolution: cells per axis of the final grid.
         points_evaluated: samples at which the field was called.
         dense_points: samples of the full grid, ``(resolution + 1)**3``.
@@ -78,12 +78,18 @@ def extract_mesh(
             :mod:`isofield.extract.grid`).
         level: iso-value: 0 for SDF and occupancy logits, 0.5 for occupancy probabilities.
         inside: "negative" (SDF: inside below ``level``) or "positive" (occupancy).
-        method: "sparse" (coarse-to-fine, same mesh, far fewer field calls) or "dense".
+        method: "sparse" (coarse-to-fine by ``criterion``: far fewer field calls, and with
+            "distance" the dense mesh), "mise" (sparse with the "sign" criterion: Occupancy
+            Networks' multiresolution iso-surface extraction, for occupancy and SDF fields
+            alike; it misses surface parts that no sample of a coarse cell or of its neighbours
+            sees, such as a ball or a fin thinner than a coarse cell between its samples, see
+            :mod:`isofield.extract.sparse`) or "dense" (every grid sample).
         normalization: if given, mesh vertices are returned in the user's frame
             (``normalization.to_user``).
         chunk_size: maximum number of points per field call.
         criterion: sparse refinement test, "distance" or "sign"; default "distance" for
-            ``inside="negative"`` (SDF) and "sign" for ``inside="positive"`` (occupancy).
+            ``inside="negative"`` (SDF) and "sign" for ``inside="positive"`` (occupancy), so
+            "sparse" on an occupancy field is "mise". Method "mise" accepts only "sign".
         lipschitz: bound on ``|grad f|`` assumed by the "distance" test (1 for an exact SDF;
             raise it for a network that grows faster than distance).
         coarse_resolution: minimum cells per axis of the sparse method's first grid.
@@ -105,7 +111,11 @@ def extract_mesh(
     if method == "dense":
         volume = evaluate_grid(field, box, resolution, chunk_size)
         points_evaluated = volume.size
-    elif method == "sparse":
+    elif method in ("sparse", "mise"):
+        if method == "mise":
+            if criterion not in (None, "sign"):
+                raise InputError(f"extraction method 'mise' needs criterion 'sign', got {criterion!r}")
+            criterion = "sign"
         sparse = sparse_evaluate_grid(
             field,
             box,

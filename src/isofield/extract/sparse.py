@@ -11,15 +11,20 @@ such exact halving of ``R`` that is still >= ``coarse_resolution``) and refines 
      field whose gradient norm is at most ``lipschitz`` this is exact: a cell holding a surface
      point is never dropped, and a dropped cell lies entirely on one side of the surface.
    - ``criterion="sign"`` (occupancy, no distance information): keep cells whose corners straddle
-     ``level``, dilated by one cell in all 26 directions, as in Occupancy Networks' MISE. Surface
-     pockets smaller than a coarse cell that no corner sees can be missed, as with any sign test.
+     ``level``, dilated by one cell in all 26 directions: Occupancy Networks' multiresolution
+     iso-surface extraction (MISE; ``extract_mesh(method="mise")``). It works on any field, SDF
+     or occupancy, but misses the surface inside a cell of some depth whose corners, and those
+     of its 26 neighbours, are all on one side of ``level`` (e.g. a pocket smaller than a cell,
+     away from the rest of the surface), as does any sign test.
 2. Split each kept cell into 8 children and evaluate only the samples of their corners that were
    never evaluated (a cache over the final grid: no point is evaluated twice).
-3. At the final depth every active cell has all 8 corners evaluated; these include every cell
-   whose corners straddle ``level``. Each sample never evaluated lies in a dropped cell, and gets
-   a stand-in value of that cell's side (``level +- max(1, |level|)``), so marching cubes on the
-   full array produces exactly the triangles of the dense grid (for ``criterion="distance"`` with
-   a correct Lipschitz bound: the same vertices and faces, in the same order).
+3. At the final depth every active cell has all 8 corners evaluated. Each sample never evaluated
+   lies in a dropped cell, and gets a stand-in value of that cell's side
+   (``level +- max(1, |level|)``), so marching cubes on the full array produces exactly the
+   triangles of the dense grid wherever the active cells include every cell whose corners
+   straddle ``level``: always for ``criterion="distance"`` with a correct Lipschitz bound (the
+   same vertices and faces, in the same order), and for ``criterion="sign"`` unless a part of
+   the surface was missed as described above.
 
 Memory: the values and a flag per final sample, ``5 (R+1)**3`` bytes (85 MB at R = 256).
 """

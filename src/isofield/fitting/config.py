@@ -38,7 +38,7 @@ class TrainConfig:
 class ExtractConfig:
     resolution: int = 256
     """grid samples per axis of the final mesh"""
-    method: Literal["sparse", "dense"] = "sparse"
+    method: Literal["sparse", "mise", "dense"] = "sparse"
     padding: float = 0.05
     """the grid covers [-1 - padding, 1 + padding]^3 of the canonical frame"""
 

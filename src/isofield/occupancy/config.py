@@ -1,0 +1,256 @@
+"""The typed configuration of an occupancy network run (``method: onet`` or ``method: convonet``
+in ``isofield train CONFIG``).
+
+Layers, later ones winning: the dataclass defaults < the method's preset (:data:`PRESETS`) < the
+user's YAML file < keyword overrides; unknown keys and wrong types are errors
+(:func:`isofield.config.from_dict`). Paths (``data``, ``split``) are stored absolute; a split may
+also be the name of ONet's ``.lst`` files (``train``, ``val``, ``test``).
+
+What the network sees (``input.kind``):
+
+- ``pointcloud``: ``input.points`` points drawn from the shape's ``pointcloud.npz`` with
+  Gaussian noise of standard deviation ``input.noise`` (ONet's point-cloud completion: 300 points,
+  σ = 0.005 in the unit-cube frame); a new draw every step, a fixed seeded draw at test time.
+- ``image``: one of the shape's rendered views (``img/``), resized to ``input.image_size``.
+- ``none``: nothing; with ``latent_dim > 0`` this is ONet's unconditional VAE.
+
+``latent_dim > 0`` adds ONet's VAE: q(z | occupancy points, c) gives μ and log σ, the decoder
+sees z = μ + σ ε in training and the loss adds ``kl_weight`` · KL(q ‖ N(0, I)).
+
+Presets (:data:`PRESETS`, by ``preset`` and method):
+
+- ``paper``: ONet's point-cloud completion (ResNet-PointNet to 512, CBN decoder of 256 with 5
+  blocks, 2,048 points per shape, 64 shapes per step, Adam at 1e-4) and ConvONet's three-plane
+  model (32 features, 64² planes, U-Net of depth 4, local decoder of 32 with 5 blocks, 32 shapes
+  per step).
+- ``cpu``: the same models narrowed for 2 CPU cores (see :data:`PRESETS`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field as _field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional
+
+from isofield.config import from_dict, merge
+from isofield.errors import InputError
+from isofield.train.schedules import schedule_from_spec
+
+METHODS = ("onet", "convonet")
+PLANES = ("xy", "xz", "yz")
+
+
+@dataclass
+class InputConfig:
+    kind: Literal["pointcloud", "image", "none"] = "pointcloud"
+    points: int = 300
+    """points per input cloud"""
+    noise: float = 0.005
+    """standard deviation of the Gaussian noise on the input points, canonical (unit-cube) units"""
+    image_size: int = 64
+    """side of the square images given to the image encoder (views are resized to it)"""
+
+
+@dataclass
+class EncoderConfig:
+    kind: Literal["resnet-pointnet", "pointnet", "image"] = "resnet-pointnet"
+    """global encoders of ``method: onet`` (ConvONet always uses its local PointNet)"""
+    condition_dim: int = 512
+    """c, the size of the global encoding (onet)"""
+    hidden: int = 128
+    """width of the encoder's per-point layers (both methods) or base channels (image)"""
+
+
+@dataclass
+class DecoderConfig:
+    hidden: int = 256
+    blocks: int = 5
+
+
+@dataclass
+class FeatureConfig:
+    """ConvONet's feature volumes."""
+
+    planes: list[str] = _field(default_factory=lambda: list(PLANES))
+    """canonical planes to scatter to (any of xy, xz, yz)"""
+    grid: bool = False
+    """a 3-D feature grid instead of (or with) the planes"""
+    plane_resolution: int = 64
+    grid_resolution: int = 32
+    feature_dim: int = 32
+    unet_depth: int = 4
+    unet_base: int = 32
+    """channels of the U-Net's first level (a multiple of 8), doubled at every level down"""
+
+
+@dataclass
+class ExtractConfig:
+    resolution: int = 128
+    """cells per axis of the final MISE grid"""
+    coarse_resolution: int = 32
+    """cells per axis of MISE's first grid"""
+    threshold: float = 0.2
+    """occupancy probability of the surface (ONet: 0.2), until ``isofield evaluate`` chooses one
+    on validation shapes"""
+
+
+@dataclass
+class TrainConfig:
+    steps: Optional[int] = None
+    time_budget: Optional[float] = None
+    lr: float = 1e-4
+    schedule: dict = _field(default_factory=lambda: {"name": "constant"})
+    """factor on lr per step (isofield.train.schedules.schedule_from_spec)"""
+    checkpoint_every: int = 1000
+    checkpoint_every_seconds: float = 60.0
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+
+@dataclass
+class OccupancyConfig:
+    method: str = "onet"
+    preset: str = "cpu"
+    data: str = ""
+    """an ONet-layout data directory (isofield preprocess --protocol onet, or ONet's own)"""
+    split: Optional[str] = None
+    """the training shapes: a JSON split, a .lst file, or a .lst name (train); default all"""
+    points_per_step: int = 2048
+    """occupancy samples per shape per step (K)"""
+    shapes_per_batch: int = 64
+    latent_dim: int = 0
+    """z of the VAE; 0: no VAE"""
+    kl_weight: float = 1.0
+    padding: float = 0.1
+    """the field lives in the unit cube grown by this fraction (ONet's padded cube)"""
+    seed: int = 0
+    device: str = "auto"
+    input: InputConfig = _field(default_factory=InputConfig)
+    encoder: EncoderConfig = _field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = _field(default_factory=DecoderConfig)
+    features: FeatureConfig = _field(default_factory=FeatureConfig)
+    extract: ExtractConfig = _field(default_factory=ExtractConfig)
+    train: TrainConfig = _field(default_factory=TrainConfig)
+
+
+_PAPER_TRAIN = {"steps": 300_000, "lr": 1e-4, "log_every": 100, "checkpoint_every": 5000,
+                "checkpoint_every_seconds": 600.0}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "onet": {"shapes_per_batch": 64, "encoder": {"condition_dim": 512, "hidden": 512},
+                 "decoder": {"hidden": 256, "blocks": 5}, "train": _PAPER_TRAIN},
+        "convonet": {"shapes_per_batch": 32, "encoder": {"hidden": 32},
+                     "decoder": {"hidden": 32, "blocks": 5}, "train": _PAPER_TRAIN},
+    },
+    # 2 CPU cores, about 30 minutes: 16 shapes of 1,024 occupancy points per step; ONet's encoder
+    # and decoder at half width; ConvONet's planes at 32² with a U-Net of depth 3. Adam at 5e-4
+    # (ONet's 1e-4 is tuned for 300k steps), halved every 1,500 steps.
+    "cpu": {
+        "onet": {"shapes_per_batch": 16, "points_per_step": 1024,
+                 "encoder": {"condition_dim": 256, "hidden": 128},
+                 "decoder": {"hidden": 128, "blocks": 5},
+                 "train": {"steps": 12_000, "lr": 5e-4,
+                           "schedule": {"name": "step", "every": 1500, "factor": 0.5}}},
+        "convonet": {"shapes_per_batch": 16, "points_per_step": 1024, "encoder": {"hidden": 32},
+                     "features": {"plane_resolution": 32, "grid_resolution": 16, "unet_depth": 3},
+                     "decoder": {"hidden": 32, "blocks": 5},
+                     "train": {"steps": 12_000, "lr": 5e-4,
+                               "schedule": {"name": "step", "every": 1500, "factor": 0.5}}},
+    },
+}
+
+
+def resolve_config(layers: list[Mapping[str, Any]]) -> OccupancyConfig:
+    """Merge ``layers`` (lowest first) over the preset of their method, validate, make paths
+    absolute.
+
+    Raises:
+        InputError: an unknown key, method or preset, a wrong type, or a value out of range.
+    """
+    merged: dict = {}
+    for layer in layers:
+        merged = merge(merged, layer)
+    method = merged.get("method", OccupancyConfig.method)
+    if method not in METHODS:
+        raise InputError(f"config.method: expected one of {', '.join(METHODS)}, got {method!r}")
+    preset = merged.get("preset", OccupancyConfig.preset)
+    if preset not in PRESETS:
+        raise InputError(f"config: unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
+    config = from_dict(OccupancyConfig, merge(PRESETS[preset][method], merged))
+    _check_values(config)
+    config.data = str(Path(config.data).resolve())
+    if config.split is not None and Path(config.split).suffix:
+        config.split = str(Path(config.split).resolve())
+    return config
+
+
+def is_vae(config: OccupancyConfig) -> bool:
+    return config.latent_dim > 0
+
+
+def _check_values(config: OccupancyConfig) -> None:
+    """Raise InputError naming the first value out of range."""
+    if not config.data:
+        raise InputError("config.data: give the data directory to train on")
+    train = config.train
+    if train.steps is None and train.time_budget is None:
+        raise InputError("config.train: give a training limit, steps or time_budget")
+    at_least = [
+        ("points_per_step", config.points_per_step, 1), ("shapes_per_batch", config.shapes_per_batch, 1),
+        ("latent_dim", config.latent_dim, 0), ("input.points", config.input.points, 1),
+        ("input.image_size", config.input.image_size, 16), ("encoder.condition_dim", config.encoder.condition_dim, 1),
+        ("encoder.hidden", config.encoder.hidden, 1), ("decoder.hidden", config.decoder.hidden, 1),
+        ("decoder.blocks", config.decoder.blocks, 1), ("features.plane_resolution", config.features.plane_resolution, 4),
+        ("features.grid_resolution", config.features.grid_resolution, 4),
+        ("features.feature_dim", config.features.feature_dim, 1), ("features.unet_depth", config.features.unet_depth, 1),
+        ("features.unet_base", config.features.unet_base, 8),
+        ("extract.resolution", config.extract.resolution, 8),
+        ("extract.coarse_resolution", config.extract.coarse_resolution, 1), ("train.steps", train.steps, 1),
+        ("train.checkpoint_every", train.checkpoint_every, 1),
+        ("train.keep_checkpoints", train.keep_checkpoints, 0), ("train.log_every", train.log_every, 1),
+    ]
+    for name, value, low in at_least:
+        if value is not None and value < low:
+            raise InputError(f"config.{name} must be at least {low}, got {value}")
+    positive = [("input.noise", config.input.noise, True), ("kl_weight", config.kl_weight, True),
+                ("padding", config.padding, True), ("train.lr", train.lr, False),
+                ("train.time_budget", train.time_budget, False),
+                ("train.checkpoint_every_seconds", train.checkpoint_every_seconds, False)]
+    for name, value, zero_allowed in positive:
+        low_ok = value is None or (value >= 0 if zero_allowed else value > 0)
+        if not low_ok or (value is not None and not value < math.inf):
+            bound = ">= 0" if zero_allowed else "> 0"
+            raise InputError(f"config.{name} must be a finite number {bound}, got {value}")
+    if not 0 < config.extract.threshold < 1:
+        raise InputError(f"config.extract.threshold must lie in (0, 1), got {config.extract.threshold}")
+    _check_features(config)
+    if config.input.kind == "none" and config.latent_dim == 0:
+        raise InputError("config: input.kind 'none' needs latent_dim > 0 (an unconditional VAE)")
+    if config.method == "convonet" and config.input.kind != "pointcloud":
+        raise InputError(f"config.input.kind: convonet encodes point clouds, got {config.input.kind!r}")
+    if config.input.kind == "image" and config.encoder.kind != "image":
+        raise InputError("config: input.kind 'image' needs encoder.kind 'image'")
+    if config.input.kind == "pointcloud" and config.encoder.kind == "image":
+        raise InputError("config: encoder.kind 'image' needs input.kind 'image'")
+    try:
+        schedule_from_spec(train.schedule)
+    except InputError as exc:
+        raise InputError(f"config.train.schedule: {exc}") from None
+
+
+def _check_features(config: OccupancyConfig) -> None:
+    features = config.features
+    unknown = [plane for plane in features.planes if plane not in PLANES]
+    if unknown or len(set(features.planes)) != len(features.planes):
+        raise InputError(f"config.features.planes: distinct names among {', '.join(PLANES)}, got {features.planes}")
+    if config.method != "convonet":
+        return
+    if not features.planes and not features.grid:
+        raise InputError("config.features: give planes, grid: true, or both")
+    if features.unet_base % 8:
+        raise InputError(f"config.features.unet_base must be a multiple of 8, got {features.unet_base}")
+    divisor = 2 ** (features.unet_depth - 1)
+    for name, size in (("plane_resolution", features.plane_resolution), ("grid_resolution", features.grid_resolution)):
+        if size % divisor:
+            raise InputError(f"config.features.{name} ({size}) must be divisible by 2**(unet_depth - 1) = {divisor}")

@@ -1,0 +1,141 @@
+"""A trained occupancy network: encode an input, evaluate occupancy probabilities, mesh the
+surface by MISE, sample the VAE's prior.
+
+    >>> model = load_occupancy_model("runs/chairs-onet")
+    >>> condition = model.condition(cloud[None])            # (1, N, 3) canonical, noisy points
+    >>> mesh, stats = model.mesh(condition)                  # MISE at the configured threshold
+    >>> meshes = [model.mesh(None, z)[0] for z in model.prior_latents(8, seed=0)]   # a VAE
+
+The field lives in the canonical unit-cube frame of the training data; meshes are extracted on
+the cube grown by ``padding`` (ONet's padded box) with the level set at logit(threshold) of the
+network's logits, MISE from ``extract.coarse_resolution`` to ``extract.resolution`` cells.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import trimesh
+
+from isofield.errors import InputError
+from isofield.extract.api import ExtractionStats, extract_mesh
+from isofield.geometry.normalization import Normalization
+from isofield.occupancy.config import OccupancyConfig
+from isofield.occupancy.network import Condition, OccupancyNetwork, build_network
+from isofield.occupancy.rundir import OccupancyRun
+from isofield.shapespace.rundir import TrainingShape
+from isofield.train.checkpoint import load_checkpoint
+
+QUERY_CHUNK = 65_536
+"""points per decoder call"""
+
+
+@dataclass
+class OccupancyModel:
+    """An occupancy network in eval mode with what it was trained on.
+
+    Attributes:
+        network: the encoder / decoder / latent encoder.
+        config: the run's resolved config.
+        shapes: the training shapes, in order.
+        data_dir: the data directory it was trained on.
+        step: training steps of the loaded checkpoint.
+    """
+
+    network: OccupancyNetwork
+    config: OccupancyConfig
+    shapes: list[TrainingShape]
+    data_dir: Path
+    step: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) the padded cube the field is meshed in."""
+        half = 0.5 * (1.0 + self.config.padding)
+        return np.array([[-half] * 3, [half] * 3])
+
+    @torch.no_grad()
+    def condition(self, inputs: torch.Tensor | None) -> Condition:
+        """inputs (B, N, 3) noisy clouds or (B, 3, H, W) images in [0, 1] -> the encodings."""
+        return self.network.encode(None if inputs is None else inputs.to(self.device))
+
+    @torch.no_grad()
+    def logits(self, points: torch.Tensor, condition: Condition,
+               latent: torch.Tensor | None = None) -> torch.Tensor:
+        """points (B, T, 3) canonical -> logits (B, T), decoded in chunks of points."""
+        return torch.cat([self.network.decode(chunk.to(self.device), condition, latent)
+                          for chunk in points.split(QUERY_CHUNK, dim=1)], dim=1)
+
+    def field(self, condition: Condition, latent: torch.Tensor | None = None) -> Callable[[np.ndarray], np.ndarray]:
+        """One shape's logits as a field f(points (N, 3)) -> (N,) float32 (batch of one)."""
+        def logits(points: np.ndarray) -> np.ndarray:
+            query = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))[None]
+            return self.logits(query, condition, latent)[0].cpu().numpy()
+        return logits
+
+    def mesh(self, condition: Condition, latent: torch.Tensor | None = None, *,
+             threshold: float | None = None, resolution: int | None = None,
+             normalization: Normalization | None = None) -> tuple[trimesh.Trimesh, ExtractionStats]:
+        """The surface {probability = threshold} of one shape by MISE.
+
+        Args:
+            condition: the shape's encoding (batch of one), or None for a VAE without input.
+            latent: (1, Z) the VAE's z, or None.
+            threshold: probability of the surface; default ``extract.threshold``.
+            resolution: final grid cells per axis; default ``extract.resolution``.
+            normalization: if given, vertices in the user's frame.
+
+        Raises:
+            InputError: the probability never crosses ``threshold`` in the padded cube (an empty
+                prediction).
+        """
+        threshold = self.config.extract.threshold if threshold is None else threshold
+        if not 0 < threshold < 1:
+            raise InputError(f"threshold must lie in (0, 1), got {threshold}")
+        return extract_mesh(self.field(condition, latent), self.bounds,
+                            resolution or self.config.extract.resolution,
+                            level=math.log(threshold / (1 - threshold)), inside="positive",
+                            method="mise", normalization=normalization,
+                            coarse_resolution=self.config.extract.coarse_resolution)
+
+    @torch.no_grad()
+    def posterior_mean(self, points: torch.Tensor, occupancies: torch.Tensor,
+                       condition: Condition = None) -> torch.Tensor:
+        """The VAE's μ of q(z | points (B, T, 3), occupancies (B, T)) -> (B, Z)."""
+        if self.network.latent_encoder is None:
+            raise InputError("this run is not a VAE (latent_dim: 0)")
+        mean, _ = self.network.latent_encoder(points.to(self.device), occupancies.to(self.device), condition)
+        return mean
+
+    def prior_latents(self, count: int, seed: int = 0) -> torch.Tensor:
+        """(count, 1, Z) draws of z ~ N(0, I), one batch-of-one latent per shape."""
+        if self.network.latent_encoder is None:
+            raise InputError("this run is not a VAE (latent_dim: 0): it cannot sample new shapes")
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randn((count, 1, self.config.latent_dim), generator=generator).to(self.device)
+
+
+def load_occupancy_model(run_dir: str | Path) -> OccupancyModel:
+    """The network of a run's latest checkpoint (CPU, eval mode)."""
+    run = OccupancyRun.open(run_dir)
+    config = run.load_config()
+    data_dir, shapes = run.load_shapes()
+    if not run.has_checkpoint():
+        raise InputError(f"{run.root}: the run has no checkpoint yet")
+    checkpoint = load_checkpoint(run.checkpoint_path)
+    network = build_network(config)
+    try:
+        network.load_state_dict(checkpoint.modules["network"])
+    except (KeyError, RuntimeError) as exc:
+        raise InputError(f"{run.checkpoint_path}: does not hold this run's network "
+                         f"({str(exc).splitlines()[0]})") from None
+    return OccupancyModel(network.eval(), config, shapes, data_dir, checkpoint.step)

@@ -1,0 +1,154 @@
+"""What a finished occupancy-network run draws: the loss curve, training shapes meshed from their
+inputs (input | MISE mesh | ground-truth points), for a VAE shapes sampled from the prior and an
+interpolation strip between two training shapes' posterior means, and ``report.html``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import trimesh
+
+from isofield.config import to_dict
+from isofield.errors import InputError
+from isofield.geometry.io import write_mesh
+from isofield.occupancy.model import OccupancyModel
+from isofield.occupancy.rundir import OccupancyRun
+from isofield.occupancy.shapes import ShapeTensors, fixed_input
+from isofield.shapespace.outputs import reconstruction_indices
+from isofield.train.loop import TrainResult
+from isofield.viz.curves import plot_loss_curves
+from isofield.viz.points import camera_for, render_points
+from isofield.viz.render import Camera, render_mesh, tile_images, write_png
+from isofield.viz.report import Report
+
+VIEW = (35.0, 20.0)
+TILE = (256, 256)
+SHOWN_SHAPES = 4
+GENERATED_SHAPES = 8
+INTERPOLATION_STEPS = 6
+TRUTH_POINTS = 5000
+
+
+def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeTensors,
+                        result: TrainResult, timings: dict[str, float]) -> None:
+    """Every picture of the run and its report; ``shapes`` are the training shapes in memory."""
+    start = time.perf_counter()
+    plot_loss_curves(run.log_path, run.figure_path("loss"), title="occupancy network")
+    figures = [("loss.png", "Loss: binary cross-entropy summed over the step's occupancy samples "
+                "per shape (total, with the KL term of a VAE); bce per sample; accuracy of the "
+                "samples' sides at probability 0.5.")]
+    rows = write_reconstructions(run, model, shapes)
+    figures.append(("reconstructions.png", "Training shapes: the input the encoder saw, the "
+                    f"surface at probability {model.config.extract.threshold:g} by MISE, and "
+                    "ground-truth occupied samples."))
+    if model.network.latent_encoder is not None:
+        write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
+        figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I)."))
+        write_interpolation(model, shapes, (0, len(shapes) - 1), run.figure_path("interpolation"))
+        figures.append(("interpolation.png", "Decoded along the straight line between the "
+                        "posterior means of two training shapes."))
+    timings["pictures"] = time.perf_counter() - start
+    _write_report(run, model, result, rows, figures, timings)
+
+
+def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
+                          shapes: ShapeTensors) -> list[dict[str, Any]]:
+    """``reconstructions.png`` and ``reconstructions/*.ply`` (user frame); a row per shape."""
+    rows, tiles, labels = [], [], []
+    for index in reconstruction_indices(len(shapes), SHOWN_SHAPES):
+        inputs = fixed_input(shapes, index, model.config.input, seed=index)
+        latent = _posterior(model, shapes, index) if inputs is None else None
+        mesh = _mesh_or_none(model, model.condition(inputs), latent)
+        truth = _occupied_points(shapes, index)
+        camera = camera_for([truth], TILE, VIEW)
+        shape = model.shapes[index]
+        tiles += [_input_tile(inputs, camera), _mesh_tile(mesh, camera), render_points(truth, camera)]
+        labels += [f"#{index} input", "MISE mesh" if mesh else "no surface", "occupied samples"]
+        row = {"index": index, "shape": shape.ref.key, "faces": 0 if mesh is None else len(mesh.faces)}
+        if mesh is not None:
+            user = mesh.copy()
+            user.vertices = shape.normalization.to_user(np.asarray(mesh.vertices))
+            write_mesh(user, run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
+            row["watertight"] = bool(mesh.is_watertight)
+        rows.append(row)
+    write_png(tile_images(tiles, 3, labels), run.figure_path("reconstructions"))
+    return rows
+
+
+def write_generated(model: OccupancyModel, path, count: int, seed: int = 0) -> list[trimesh.Trimesh | None]:
+    """Decode ``count`` draws of the prior, draw them in a grid at ``path``; returns the meshes."""
+    meshes = [_mesh_or_none(model, None, latent) for latent in model.prior_latents(count, seed)]
+    tiles = [_mesh_tile(mesh, None) for mesh in meshes]
+    write_png(tile_images(tiles, min(4, count), [f"sample {i}" for i in range(count)]), path)
+    return meshes
+
+
+def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple[int, int], path,
+                        steps: int = INTERPOLATION_STEPS) -> list[trimesh.Trimesh | None]:
+    """Decode z along the line between two training shapes' posterior means; a strip at ``path``."""
+    ends = [_posterior(model, shapes, index) for index in pair]
+    meshes = [_mesh_or_none(model, None, (1 - t) * ends[0] + t * ends[1]) for t in np.linspace(0, 1, steps)]
+    present = [np.asarray(mesh.vertices) for mesh in meshes if mesh is not None]
+    camera = camera_for(present, TILE, VIEW) if present else None
+    write_png(tile_images([_mesh_tile(mesh, camera) for mesh in meshes], steps,
+                          [f"t = {t:.2f}" for t in np.linspace(0, 1, steps)]), path)
+    return meshes
+
+
+def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:
+    """(1, Z) μ of the VAE's posterior from every occupancy sample of a shape; None without a VAE."""
+    if model.network.latent_encoder is None:
+        return None
+    return model.posterior_mean(shapes.points[index:index + 1], shapes.occupancies[index:index + 1].float())
+
+
+def _mesh_or_none(model: OccupancyModel, condition, latent) -> trimesh.Trimesh | None:
+    try:
+        return model.mesh(condition, latent)[0]
+    except InputError:
+        return None
+
+
+def _occupied_points(shapes: ShapeTensors, index: int) -> np.ndarray:
+    inside = shapes.points[index][shapes.occupancies[index]].numpy()
+    return inside[np.random.default_rng(0).permutation(len(inside))[:TRUTH_POINTS]]
+
+
+def _input_tile(inputs: torch.Tensor | None, camera: Camera) -> np.ndarray:
+    if inputs is None:
+        return np.full((*TILE, 3), 255, dtype=np.uint8)
+    if inputs.ndim == 4:                                   # (1, 3, H, W) image
+        image = (inputs[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        repeat = max(1, TILE[0] // image.shape[0])
+        return image.repeat(repeat, axis=0).repeat(repeat, axis=1)
+    return render_points(inputs[0].numpy(), camera, radius_px=2.5)
+
+
+def _mesh_tile(mesh: trimesh.Trimesh | None, camera: Camera | None) -> np.ndarray:
+    if mesh is None:
+        return np.full((*TILE, 3), 255, dtype=np.uint8)
+    return render_mesh(mesh, None, resolution=TILE, view=VIEW, camera=camera, supersample=2)
+
+
+def _write_report(run: OccupancyRun, model: OccupancyModel, result: TrainResult,
+                  rows: Sequence[dict[str, Any]], figures: Sequence[tuple[str, str]],
+                  timings: dict[str, float]) -> None:
+    config = model.config
+    report = Report(f"isofield train: {config.method} on {len(model.shapes)} shapes (preset {config.preset})",
+                    subtitle=f"data: {model.data_dir}")
+    summary: dict[str, Any] = {
+        "training shapes": len(model.shapes), "input": config.input.kind,
+        "VAE latent dimension": config.latent_dim, "steps": result.step,
+        "stopped because": result.reason.value,
+    }
+    summary.update({f"final {name}": value for name, value in result.losses.items()})
+    report.add_metrics("Run", summary)
+    report.add_table("Shown training shapes", rows)
+    for path, caption in figures:
+        report.add_figure(path, caption)
+    report.add_timings(timings)
+    report.add_config(to_dict(config))
+    report.write(run.report_path)

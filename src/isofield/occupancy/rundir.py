@@ -1,0 +1,33 @@
+"""An occupancy network run directory.
+
+::
+
+    RUN/config.yaml            the resolved configuration (OccupancyConfig)
+    RUN/shapes.json            the training shapes in order, the data dir, each shape's frame
+    RUN/checkpoints/           latest.pt + numbered snapshots: the network, optimiser, RNG
+    RUN/losses.csv             step, total, bce, kl, accuracy, lr per logged step
+    RUN/loss.png, reconstructions.png, report.html      at the end of training
+    RUN/generated.png, interpolation.png                at the end of training a VAE
+    RUN/reconstructions/*.ply  the shown training shapes, meshed, in their own coordinates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from isofield.occupancy.config import OccupancyConfig
+from isofield.shapespace.rundir import ShapeSpaceRun
+
+
+@dataclass(frozen=True)
+class OccupancyRun(ShapeSpaceRun):
+    """The run directory of an occupancy network (see the module notes); it records its
+    training shapes like a DeepSDF shape space (``shapes.json``)."""
+
+    config_type = OccupancyConfig
+    description = "isofield occupancy-network run"
+
+    @property
+    def reconstructions_dir(self) -> Path:
+        return self.root / "reconstructions"

@@ -1,0 +1,110 @@
+"""Train an occupancy network (ONet, ConvONet, their VAE): config -> run directory -> network ->
+pictures and report.
+
+    >>> from isofield.occupancy import train_occupancy_network, load_occupancy_model
+    >>> result = train_occupancy_network("chairs-onet.yaml", "runs/chairs-onet")  # method: onet
+    >>> model = load_occupancy_model(result.run_dir)
+
+Training goes through the shared trainer (checkpoints, resume, SIGINT/SIGTERM, time budget, DDP
+under torchrun). Only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from isofield.config import load_yaml
+from isofield.data.onet import OccupancyDataDir
+from isofield.errors import InputError
+from isofield.occupancy.config import OccupancyConfig, resolve_config
+from isofield.occupancy.model import OccupancyModel
+from isofield.occupancy.network import build_network
+from isofield.occupancy.outputs import write_final_outputs
+from isofield.occupancy.rundir import OccupancyRun
+from isofield.occupancy.shapes import ShapeTensors, load_shapes
+from isofield.occupancy.task import OccupancyTask
+from isofield.shapespace.rundir import TrainingShape
+from isofield.shapespace.train import join_process_group
+from isofield.train.distributed import on_main_process
+from isofield.train.loop import StopReason, Trainer
+from isofield.train.schedules import schedule_from_spec
+
+
+@dataclass(frozen=True)
+class OccupancyResult:
+    """Outcome of :func:`train_occupancy_network` / :func:`resume_occupancy_network`: the run
+    directory, why training stopped, steps and seconds of training in total, the last losses."""
+
+    run_dir: Path
+    reason: str
+    step: int
+    elapsed: float
+    losses: dict[str, float]
+
+
+def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str | Path, *,
+                            overrides: Mapping[str, Any] | None = None,
+                            exit_after: float | None = None, progress: bool = True) -> OccupancyResult:
+    """Train a new network into ``output`` (new or empty); the data are read and checked before
+    anything is written. ``exit_after``: return after that many seconds of training in this
+    process (:func:`resume_occupancy_network` continues)."""
+    layer = load_yaml(config) if isinstance(config, (str, Path)) else dict(config)
+    resolved = resolve_config([layer, dict(overrides or {})])
+    device = join_process_group(resolved.device)
+    data = OccupancyDataDir(resolved.data)
+    refs = data.shapes(resolved.split)
+    if not refs:
+        raise InputError(f"{resolved.split or data.root}: no training shapes")
+    shapes = load_shapes(data, refs, resolved.input, resolved.seed)
+    records = [TrainingShape(index, ref, frame, shapes.points.shape[1])
+               for index, (ref, frame) in enumerate(zip(refs, shapes.frames))]
+    on_main_process(lambda: OccupancyRun.create(output, resolved).save_shapes(data.root, records))
+    return _train_and_finish(OccupancyRun.open(output), resolved, data.root, records, shapes, device,
+                             exit_after, progress)
+
+
+def resume_occupancy_network(run_dir: str | Path, *, steps: int | None = None,
+                             time_budget: float | None = None, exit_after: float | None = None,
+                             progress: bool = True) -> OccupancyResult:
+    """Continue a run from its latest checkpoint; ``steps`` and ``time_budget`` replace its
+    limits when given."""
+    run = OccupancyRun.open(run_dir)
+    config = run.load_config()
+    device = join_process_group(config.device)
+    config = run.config_with_limits(config, steps, time_budget, resolve_config)
+    data_dir, records = run.load_shapes()
+    shapes = load_shapes(OccupancyDataDir(data_dir), [record.ref for record in records], config.input,
+                         config.seed)
+    return _train_and_finish(run, config, data_dir, records, shapes, device, exit_after, progress)
+
+
+def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path,
+                      records: list[TrainingShape], shapes: ShapeTensors, device: torch.device,
+                      exit_after: float | None, progress: bool) -> OccupancyResult:
+    torch.manual_seed(config.seed)
+    network = build_network(config).to(device)
+    task = OccupancyTask(network, shapes, config)
+    train = config.train
+    result = Trainer(task, run.root, steps=train.steps, time_budget=train.time_budget,
+                     schedule=schedule_from_spec(train.schedule),
+                     checkpoint_every=train.checkpoint_every,
+                     checkpoint_every_seconds=train.checkpoint_every_seconds,
+                     keep_numbered=train.keep_checkpoints, log_every=train.log_every,
+                     seed=config.seed, progress=progress, exit_after=exit_after).run()
+    if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
+        model = OccupancyModel(network.eval(), config, records, data_dir, result.step)
+        on_main_process(lambda: _finish(run, model, shapes, result))
+    return OccupancyResult(run.root, result.reason.value, result.step, result.elapsed,
+                           dict(result.losses))
+
+
+def _finish(run: OccupancyRun, model: OccupancyModel, shapes: ShapeTensors, result) -> None:
+    start = time.perf_counter()
+    timings = {"training": result.elapsed}
+    write_final_outputs(run, model, shapes, result, timings)
+    timings["outputs"] = time.perf_counter() - start
