@@ -17,11 +17,13 @@ import torch
 from isofield.cli import main
 from isofield.data.datasets import ShapeRef, write_split
 from isofield.data.formats import write_onet_pointcloud, write_onet_points
+from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
+from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.train.checkpoint import load_checkpoint
 
 RADII = (0.2, 0.26, 0.32, 0.38, 0.44)
@@ -199,3 +201,22 @@ def test_cli_trains_and_evaluates(spheres, tmp_path, capsys):
     assert "iou" in out and "scores.csv" in out
     assert main(["evaluate", str(tmp_path / "run"), "--split", str(spheres / "test.json"), "--steps", "3"]) == 2
     assert "--steps: not used" in capsys.readouterr().err
+
+
+def test_sald_vae_learns_signed_distances_of_spheres_from_unoriented_points(spheres, tmp_path):
+    torch.manual_seed(0)
+    run = tmp_path / "sald"
+    config = _config(spheres, method="sald-vae", latent_dim=8, encoder={"kind": "pointnet"},
+                     decoder={"hidden": 64, "blocks": 3},
+                     sign_agnostic={"pool": 4000, "radius": 0.3}, train={"steps": 300})
+    train_occupancy_network(config, run, progress=False)
+    model = load_occupancy_model(run)
+    evaluation = evaluate_occupancy(run, spheres / "test.json", progress=False)
+    row = evaluation.record["shapes"][0]
+    assert row["iou"] > 0.8 and row["chamfer_l1"] < 0.02
+    # the field is signed: negative at the centre of the held-out sphere, positive outside
+    data = OccupancyDataDir(spheres)
+    shapes = load_shapes(data, data.shapes(spheres / "test.json"), model.config.input, 0)
+    condition = model.condition(fixed_input(shapes, 0, model.config.input, seed=0))
+    values = model.logits(torch.tensor([[[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]]), condition)[0]
+    assert values[0] < -0.1 and values[1] > 0.1

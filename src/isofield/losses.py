@@ -54,16 +54,19 @@ def outside_sign_loss(values: torch.Tensor, points: torch.Tensor, radius: float 
     return torch.where(beyond, torch.relu(-values), torch.zeros_like(values)).mean()
 
 
-def sign_agnostic_loss(values: torch.Tensor, unsigned: torch.Tensor) -> torch.Tensor:
-    """SAL: mean | |f(x)| − h(x) | for values, unsigned distances h (N,) -> scalar."""
-    return (values.abs() - unsigned).abs().mean()
+def sign_agnostic_loss(values: torch.Tensor, unsigned: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """SAL: mean | |f(x)| − h(x) | for values, unsigned distances h (..., N) -> scalar, or the
+    mean over ``dim`` only (e.g. per shape of (B, N) values)."""
+    return (values.abs() - unsigned).abs().mean(dim=dim)
 
 
-def sign_agnostic_gradient_loss(gradients: torch.Tensor, unsigned_gradients: torch.Tensor) -> torch.Tensor:
-    """SALD: mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖) for gradients, ∇h (N, D) -> scalar."""
+def sign_agnostic_gradient_loss(gradients: torch.Tensor, unsigned_gradients: torch.Tensor,
+                                dim: int | None = None) -> torch.Tensor:
+    """SALD: mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖) for gradients, ∇h (..., N, D) -> scalar, or the
+    mean over ``dim`` of the (..., N) point terms only."""
     minus = (gradients - unsigned_gradients).norm(dim=-1)
     plus = (gradients + unsigned_gradients).norm(dim=-1)
-    return torch.minimum(minus, plus).mean()
+    return torch.minimum(minus, plus).mean(dim=dim)
 
 
 def divergence_loss(divergences: torch.Tensor) -> torch.Tensor:

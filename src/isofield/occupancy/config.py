@@ -1,5 +1,5 @@
-"""The typed configuration of an occupancy network run (``method: onet`` or ``method: convonet``
-in ``isofield train CONFIG``).
+"""The typed configuration of an encoder-decoder shape space: ``method: onet``, ``convonet`` or
+``sald-vae`` in ``isofield train CONFIG``.
 
 Layers, later ones winning: the dataclass defaults < the method's preset (:data:`PRESETS`) < the
 user's YAML file < keyword overrides; unknown keys and wrong types are errors
@@ -24,6 +24,11 @@ Presets (:data:`PRESETS`, by ``preset`` and method):
   model (32 features, 64² planes, U-Net of depth 4, local decoder of 32 with 5 blocks, 32 shapes
   per step).
 - ``cpu``: the same models narrowed for 2 CPU cores (see :data:`PRESETS`).
+
+``sald-vae`` (the SALD paper's shape space over raw scans) is a VAE whose encoder is a PointNet
+over the input cloud (μ and log σ), whose decoder is an SDF MLP f(x, z) (geometric init), trained
+with the SAL / SALD losses on each shape's unsigned-distance pool (``sign_agnostic``, drawn from
+its surface points without normals) plus ``kl_weight`` · KL.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from isofield.config import from_dict, merge
 from isofield.errors import InputError
 from isofield.train.schedules import schedule_from_spec
 
-METHODS = ("onet", "convonet")
+METHODS = ("onet", "convonet", "sald-vae")
 PLANES = ("xy", "xz", "yz")
 
 
@@ -82,6 +87,24 @@ class FeatureConfig:
     unet_depth: int = 4
     unet_base: int = 32
     """channels of the U-Net's first level (a multiple of 8), doubled at every level down"""
+
+
+@dataclass
+class SignAgnosticConfig:
+    """sald-vae: each shape's pool of samples with their unsigned distance to its points
+    (isofield.methods.raw_input.PoolSpec), in the unit-cube frame."""
+
+    derivative_weight: float = 0.1
+    """λ of SALD's gradient term (0: SAL)"""
+    pool: int = 20_000
+    neighbour_k: int = 50
+    global_sigma: float = 0.15
+    global_fraction: float = 0.3
+    uniform_fraction: float = 0.2
+    bounds: float = 0.75
+    surfel_k: int = 10
+    radius: float = 0.5
+    """radius of the decoder's initial sphere (geometric initialisation)"""
 
 
 @dataclass
@@ -130,6 +153,7 @@ class OccupancyConfig:
     encoder: EncoderConfig = _field(default_factory=EncoderConfig)
     decoder: DecoderConfig = _field(default_factory=DecoderConfig)
     features: FeatureConfig = _field(default_factory=FeatureConfig)
+    sign_agnostic: SignAgnosticConfig = _field(default_factory=SignAgnosticConfig)
     extract: ExtractConfig = _field(default_factory=ExtractConfig)
     train: TrainConfig = _field(default_factory=TrainConfig)
 
@@ -142,6 +166,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                  "decoder": {"hidden": 256, "blocks": 5}, "train": _PAPER_TRAIN},
         "convonet": {"shapes_per_batch": 32, "encoder": {"hidden": 32},
                      "decoder": {"hidden": 32, "blocks": 5}, "train": _PAPER_TRAIN},
+        "sald-vae": {"shapes_per_batch": 64, "latent_dim": 256, "kl_weight": 0.001,
+                     "encoder": {"kind": "pointnet", "hidden": 128}, "decoder": {"hidden": 512, "blocks": 8},
+                     "train": {**_PAPER_TRAIN, "lr": 5e-4}},
     },
     # 2 CPU cores, about 30 minutes: 16 shapes of 1,024 occupancy points per step; ONet's encoder
     # and decoder at half width; ConvONet's planes at 32² with a U-Net of depth 3. Adam at 5e-4
@@ -155,6 +182,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "convonet": {"shapes_per_batch": 16, "points_per_step": 1024, "encoder": {"hidden": 32},
                      "features": {"plane_resolution": 32, "grid_resolution": 16, "unet_depth": 3},
                      "decoder": {"hidden": 32, "blocks": 5},
+                     "train": {"steps": 12_000, "lr": 5e-4,
+                               "schedule": {"name": "step", "every": 1500, "factor": 0.5}}},
+        "sald-vae": {"shapes_per_batch": 16, "points_per_step": 1024, "latent_dim": 64, "kl_weight": 0.001,
+                     "encoder": {"kind": "pointnet", "hidden": 128}, "decoder": {"hidden": 128, "blocks": 4},
                      "train": {"steps": 12_000, "lr": 5e-4,
                                "schedule": {"name": "step", "every": 1500, "factor": 0.5}}},
     },
@@ -187,6 +218,11 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> OccupancyConfig:
 
 def is_vae(config: OccupancyConfig) -> bool:
     return config.latent_dim > 0
+
+
+def is_sdf(config: OccupancyConfig) -> bool:
+    """Whether the decoder gives signed distances (sald-vae) rather than occupancy logits."""
+    return config.method == "sald-vae"
 
 
 def _check_values(config: OccupancyConfig) -> None:
@@ -222,11 +258,24 @@ def _check_values(config: OccupancyConfig) -> None:
         if not low_ok or (value is not None and not value < math.inf):
             bound = ">= 0" if zero_allowed else "> 0"
             raise InputError(f"config.{name} must be a finite number {bound}, got {value}")
+    raw = config.sign_agnostic
+    for name, value in (("pool", raw.pool), ("neighbour_k", raw.neighbour_k), ("global_sigma", raw.global_sigma),
+                        ("bounds", raw.bounds), ("radius", raw.radius)):
+        if not 0 < value < math.inf:
+            raise InputError(f"config.sign_agnostic.{name} must be a positive number, got {value}")
+    if raw.derivative_weight < 0 or raw.surfel_k < 0:
+        raise InputError("config.sign_agnostic: derivative_weight and surfel_k must be >= 0")
+    if not 0 <= raw.global_fraction + raw.uniform_fraction <= 1 or min(raw.global_fraction, raw.uniform_fraction) < 0:
+        raise InputError("config.sign_agnostic: global_fraction and uniform_fraction must be >= 0 with a sum <= 1")
     if not 0 < config.extract.threshold < 1:
         raise InputError(f"config.extract.threshold must lie in (0, 1), got {config.extract.threshold}")
     _check_features(config)
     if config.input.kind == "none" and config.latent_dim == 0:
         raise InputError("config: input.kind 'none' needs latent_dim > 0 (an unconditional VAE)")
+    if config.method == "sald-vae" and (config.latent_dim == 0 or config.input.kind != "pointcloud"
+                                        or config.encoder.kind != "pointnet"):
+        raise InputError("config: sald-vae encodes point clouds (input.kind: pointcloud) with a PointNet "
+                         "(encoder.kind: pointnet) into a latent_dim > 0")
     if config.method == "convonet" and config.input.kind != "pointcloud":
         raise InputError(f"config.input.kind: convonet encodes point clouds, got {config.input.kind!r}")
     if config.input.kind == "image" and config.encoder.kind != "image":

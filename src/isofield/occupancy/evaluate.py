@@ -42,6 +42,7 @@ from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.geometry.io import read_mesh, write_mesh
+from isofield.occupancy.config import is_sdf
 from isofield.occupancy.model import OccupancyModel, load_occupancy_model
 from isofield.occupancy.outputs import TILE, VIEW, _input_tile, _mesh_tile
 from isofield.occupancy.shapes import ShapeTensors, fixed_input, load_shapes
@@ -83,7 +84,9 @@ def evaluate_occupancy(run_dir: str | Path, split: str | Path, out_dir: str | Pa
     data = OccupancyDataDir(data_dir or model.data_dir)
     out = Path(out_dir or Path(run_dir) / "evaluation" / "onet")
     choice: dict[str, Any] = {"rule": "given" if threshold is not None else "run config"}
-    if threshold is None and validation is not None:
+    if is_sdf(model.config):
+        choice = {"rule": "the zero level of the signed distance (no threshold)"}
+    elif threshold is None and validation is not None:
         threshold, choice = _validation_threshold(model, data, validation, seed)
     threshold = model.config.extract.threshold if threshold is None else threshold
     refs = data.shapes(split)

@@ -25,8 +25,8 @@ import trimesh
 from isofield.errors import InputError
 from isofield.extract.api import ExtractionStats, extract_mesh
 from isofield.geometry.normalization import Normalization
-from isofield.occupancy.config import OccupancyConfig
-from isofield.occupancy.network import Condition, OccupancyNetwork, build_network
+from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
+from isofield.occupancy.network import Condition, OccupancyNetwork, SignAgnosticVAE, build_network
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
@@ -47,7 +47,7 @@ class OccupancyModel:
         step: training steps of the loaded checkpoint.
     """
 
-    network: OccupancyNetwork
+    network: OccupancyNetwork | SignAgnosticVAE
     config: OccupancyConfig
     shapes: list[TrainingShape]
     data_dir: Path
@@ -71,7 +71,7 @@ class OccupancyModel:
     @torch.no_grad()
     def logits(self, points: torch.Tensor, condition: Condition,
                latent: torch.Tensor | None = None) -> torch.Tensor:
-        """points (B, T, 3) canonical -> logits (B, T), decoded in chunks of points."""
+        """points (B, T, 3) canonical -> logits (B, T) (sald-vae: signed distances), in chunks."""
         return torch.cat([self.network.decode(chunk.to(self.device), condition, latent)
                           for chunk in points.split(QUERY_CHUNK, dim=1)], dim=1)
 
@@ -85,12 +85,13 @@ class OccupancyModel:
     def mesh(self, condition: Condition, latent: torch.Tensor | None = None, *,
              threshold: float | None = None, resolution: int | None = None,
              normalization: Normalization | None = None) -> tuple[trimesh.Trimesh, ExtractionStats]:
-        """The surface {probability = threshold} of one shape by MISE.
+        """The surface {probability = threshold} (sald-vae: {f = 0}) of one shape by MISE.
 
         Args:
             condition: the shape's encoding (batch of one), or None for a VAE without input.
             latent: (1, Z) the VAE's z, or None.
-            threshold: probability of the surface; default ``extract.threshold``.
+            threshold: probability of the surface; default ``extract.threshold`` (not used by
+                sald-vae).
             resolution: final grid cells per axis; default ``extract.resolution``.
             normalization: if given, vertices in the user's frame.
 
@@ -101,9 +102,9 @@ class OccupancyModel:
         threshold = self.config.extract.threshold if threshold is None else threshold
         if not 0 < threshold < 1:
             raise InputError(f"threshold must lie in (0, 1), got {threshold}")
+        level, inside = (0.0, "negative") if is_sdf(self.config) else (math.log(threshold / (1 - threshold)), "positive")
         return extract_mesh(self.field(condition, latent), self.bounds,
-                            resolution or self.config.extract.resolution,
-                            level=math.log(threshold / (1 - threshold)), inside="positive",
+                            resolution or self.config.extract.resolution, level=level, inside=inside,
                             method="mise", normalization=normalization,
                             coarse_resolution=self.config.extract.coarse_resolution)
 
@@ -111,14 +112,14 @@ class OccupancyModel:
     def posterior_mean(self, points: torch.Tensor, occupancies: torch.Tensor,
                        condition: Condition = None) -> torch.Tensor:
         """The VAE's μ of q(z | points (B, T, 3), occupancies (B, T)) -> (B, Z)."""
-        if self.network.latent_encoder is None:
-            raise InputError("this run is not a VAE (latent_dim: 0)")
+        if not isinstance(self.network, OccupancyNetwork) or self.network.latent_encoder is None:
+            raise InputError("this run has no occupancy VAE (latent_dim: 0, or sald-vae: encode its cloud)")
         mean, _ = self.network.latent_encoder(points.to(self.device), occupancies.to(self.device), condition)
         return mean
 
     def prior_latents(self, count: int, seed: int = 0) -> torch.Tensor:
         """(count, 1, Z) draws of z ~ N(0, I), one batch-of-one latent per shape."""
-        if self.network.latent_encoder is None:
+        if not is_vae(self.config):
             raise InputError("this run is not a VAE (latent_dim: 0): it cannot sample new shapes")
         generator = torch.Generator().manual_seed(seed)
         return torch.randn((count, 1, self.config.latent_dim), generator=generator).to(self.device)

@@ -14,6 +14,7 @@ import trimesh
 from isofield.config import to_dict
 from isofield.errors import InputError
 from isofield.geometry.io import write_mesh
+from isofield.occupancy.config import is_sdf, is_vae
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import ShapeTensors, fixed_input
@@ -44,7 +45,7 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
     figures.append(("reconstructions.png", "Training shapes: the input the encoder saw, the "
                     f"surface at probability {model.config.extract.threshold:g} by MISE, and "
                     "ground-truth occupied samples."))
-    if model.network.latent_encoder is not None:
+    if is_vae(model.config):
         write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
         figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I)."))
         write_interpolation(model, shapes, (0, len(shapes) - 1), run.figure_path("interpolation"))
@@ -99,7 +100,10 @@ def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple
 
 
 def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:
-    """(1, Z) μ of the VAE's posterior from every occupancy sample of a shape; None without a VAE."""
+    """(1, Z) μ of the VAE's posterior of a shape (sald-vae: from its input cloud, ONet: from
+    every occupancy sample); None without a VAE."""
+    if is_sdf(model.config):
+        return model.condition(fixed_input(shapes, index, model.config.input, seed=index))
     if model.network.latent_encoder is None:
         return None
     return model.posterior_mean(shapes.points[index:index + 1], shapes.occupancies[index:index + 1].float())

@@ -6,6 +6,8 @@ frame), ``cloud_points`` of its ``pointcloud.npz`` surface points (the pool the 
 are drawn from, chosen with a seed derived from the shape's names) and, for image input, its
 rendered views resized to ``image_size``. A step draws per shape ``K`` occupancy samples and one
 input (:func:`draw_batch`); evaluation uses one fixed input per shape (:func:`fixed_input`).
+For sald-vae the occupancy samples give way to each shape's unsigned-distance pool, drawn from
+its kept surface points without their normals (:func:`~isofield.methods.raw_input.unsigned_distance_pool`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from isofield.data.datasets import ShapeRef, derived_seed
 from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
+from isofield.methods.raw_input import PoolSpec, RawInput, unsigned_distance_pool
 from isofield.occupancy.config import InputConfig
 
 CLOUD_POINTS = 10_000
@@ -37,6 +40,9 @@ class ShapeTensors:
         clouds: (S, Q, 3) float32 surface points, or None (no point-cloud input).
         views: (S, V, 3, H, W) uint8 rendered views, or None (no image input).
         frames: each shape's frame (canonical -> its own coordinates).
+        pools: sald-vae's training samples instead of the occupancy samples: ``pool`` (S, P, 3),
+            ``pool_distance`` (S, P) unsigned distance to the shape's cloud, ``pool_direction``
+            (S, P, 3) its gradient; None otherwise.
     """
 
     points: torch.Tensor
@@ -44,14 +50,16 @@ class ShapeTensors:
     clouds: torch.Tensor | None
     views: torch.Tensor | None
     frames: list[Normalization]
+    pools: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.points)
 
 
 def load_shapes(data: OccupancyDataDir, refs: Sequence[ShapeRef], source: InputConfig,
-                seed: int) -> ShapeTensors:
-    """Read ``refs`` (in order) with what ``source.kind`` needs.
+                seed: int, pool: PoolSpec | None = None) -> ShapeTensors:
+    """Read ``refs`` (in order) with what ``source.kind`` needs; with ``pool``, each shape's
+    unsigned-distance pool from its kept surface points (normals unused, sald-vae).
 
     Raises InputError naming the file of a shape whose sample counts differ from the first
     shape's, or that lacks the views or point cloud its input needs.
@@ -71,10 +79,16 @@ def load_shapes(data: OccupancyDataDir, refs: Sequence[ShapeRef], source: InputC
             clouds.append(_cloud_pool(data, ref, seed))
         elif source.kind == "image":
             views.append(_resized_views(data, ref, source.image_size))
+    pools = None
+    if pool is not None:
+        drawn = [unsigned_distance_pool(RawInput(cloud, None, Normalization.identity(), ref.key), pool,
+                                        derived_seed(seed, "pool", ref.dataset, ref.klass, ref.shape_id))
+                 for cloud, ref in zip(clouds, refs)]
+        pools = {key: torch.stack([entry[key] for entry in drawn]) for key in drawn[0]}
     return ShapeTensors(
         torch.from_numpy(np.stack(points)), torch.from_numpy(np.stack(labels)),
         torch.from_numpy(np.stack(clouds)) if clouds else None,
-        torch.stack(views) if views else None, frames)
+        torch.stack(views) if views else None, frames, pools)
 
 
 def _cloud_pool(data: OccupancyDataDir, ref: ShapeRef, seed: int) -> np.ndarray:
@@ -103,14 +117,18 @@ class Batch:
     Attributes:
         shapes: (B,) int64 rows of the ShapeTensors.
         inputs: (B, N, 3) noisy clouds, (B, 3, H, W) images in [0, 1], or None.
-        points: (B, K, 3) occupancy sample points.
-        occupancies: (B, K) float32 labels (1 inside).
+        points: (B, K, 3) occupancy sample points, or pool samples (sald-vae).
+        occupancies: (B, K) float32 labels (1 inside); zeros for pool samples.
+        distances, directions: (B, K) and (B, K, 3) the pool samples' unsigned distances and
+            their gradients (sald-vae), else None.
     """
 
     shapes: torch.Tensor
     inputs: torch.Tensor | None
     points: torch.Tensor
     occupancies: torch.Tensor
+    distances: torch.Tensor | None = None
+    directions: torch.Tensor | None = None
 
 
 def draw_batch(shapes: ShapeTensors, count: int, samples: int, source: InputConfig,
@@ -118,8 +136,13 @@ def draw_batch(shapes: ShapeTensors, count: int, samples: int, source: InputConf
     """``count`` shapes without replacement, ``samples`` occupancy samples each (with
     replacement) and one input each; every draw comes from ``generator``."""
     rows = torch.randperm(len(shapes), generator=generator)[:count]
-    pool = shapes.points.shape[1]
-    picks = torch.randint(pool, (len(rows), samples), generator=generator)
+    if shapes.pools is not None:
+        pools = shapes.pools
+        picks = torch.randint(pools["pool"].shape[1], (len(rows), samples), generator=generator)
+        points = pools["pool"][rows[:, None], picks]
+        return Batch(rows, _draw_input(shapes, rows, source, generator), points, points.new_zeros(points.shape[:2]),
+                     pools["pool_distance"][rows[:, None], picks], pools["pool_direction"][rows[:, None], picks])
+    picks = torch.randint(shapes.points.shape[1], (len(rows), samples), generator=generator)
     points = shapes.points[rows[:, None], picks]
     occupancies = shapes.occupancies[rows[:, None], picks].float()
     return Batch(rows, _draw_input(shapes, rows, source, generator), points, occupancies)

@@ -1,4 +1,5 @@
-"""Occupancy networks as a trainer task: binary cross-entropy over K samples per shape (+ KL).
+"""Encoder-decoder shape spaces as a trainer task: occupancy networks' binary cross-entropy over
+K samples per shape (+ KL), or sald-vae's SAL / SALD losses over K pool samples (+ KL).
 
 Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.shapes.draw_batch`):
 
@@ -7,7 +8,9 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
     total    = mean over shapes of rec_i + kl_weight · KL(q(z | p_i, o_i, c_i) ‖ N(0, I))
 
 Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` and ``accuracy`` (the share of
-samples on the right side of probability 0.5). Under DDP every rank draws the whole global batch
+samples on the right side of probability 0.5). sald-vae (per shape, K samples x of its pool with
+unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖)
++ kl_weight · KL, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
 and computes its shard of the shapes.
 """
 
@@ -19,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isofield.occupancy.config import OccupancyConfig
+from isofield.losses import sign_agnostic_gradient_loss, sign_agnostic_loss
+from isofield.occupancy.config import OccupancyConfig, is_sdf
 from isofield.occupancy.network import OccupancyNetwork
 from isofield.occupancy.shapes import ShapeTensors, draw_batch
 from isofield.train.distributed import Shard
@@ -51,12 +55,33 @@ class OccupancyTask:
         noise = torch.randn((count, max(config.latent_dim, 1)), generator=generator)
         device = next(self.network.parameters()).device
         take = lambda value: None if value is None else self.shard.take(value).to(device)  # noqa: E731
-        inputs, points, occupancies = take(batch.inputs), take(batch.points), take(batch.occupancies)
-        logits, kl = self._network(inputs, points, occupancies, take(noise))
+        if is_sdf(config):
+            terms = self._sign_agnostic_terms(take(batch.inputs), take(batch.points), take(batch.distances),
+                                              take(batch.directions), take(noise))
+        else:
+            terms = self._occupancy_terms(take(batch.inputs), take(batch.points), take(batch.occupancies),
+                                          take(noise))
+        return {name: self.shard.mean(value, count) for name, value in terms.items()}
+
+    def _occupancy_terms(self, inputs: torch.Tensor | None, points: torch.Tensor, occupancies: torch.Tensor,
+                         noise: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-shape terms (b,): BCE summed over the samples (+ KL), its mean, KL, accuracy."""
+        logits, kl = self._network(inputs, points, occupancies, noise)
         errors = F.binary_cross_entropy_with_logits(logits, occupancies, reduction="none").sum(dim=1)
         right = ((logits > 0) == (occupancies > 0.5)).float().mean(dim=1)
-        samples = config.points_per_step
-        return {"total": self.shard.mean(errors + config.kl_weight * kl, count),
-                "bce": self.shard.mean(errors / samples, count),
-                "kl": self.shard.mean(kl, count),
-                "accuracy": self.shard.mean(right, count).detach()}
+        return {"total": errors + self.config.kl_weight * kl, "bce": errors / points.shape[1], "kl": kl,
+                "accuracy": right.detach()}
+
+    def _sign_agnostic_terms(self, inputs: torch.Tensor, points: torch.Tensor, distances: torch.Tensor,
+                             directions: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-shape terms (b,): SAL (+ λ SALD) (+ KL), each part."""
+        weight = self.config.sign_agnostic.derivative_weight
+        points = points.requires_grad_(weight > 0)
+        values, kl = self._network(inputs, points, None, noise)
+        terms = {"sal": sign_agnostic_loss(values, distances, dim=1)}
+        total = terms["sal"] + self.config.kl_weight * kl
+        if weight > 0:
+            (gradients,) = torch.autograd.grad(values.sum(), points, create_graph=True)
+            terms["sald"] = sign_agnostic_gradient_loss(gradients, directions, dim=1)
+            total = total + weight * terms["sald"]
+        return {"total": total, **terms, "kl": kl}

@@ -21,7 +21,8 @@ import torch
 from isofield.config import load_yaml
 from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
-from isofield.occupancy.config import OccupancyConfig, resolve_config
+from isofield.methods.raw_input import PoolSpec
+from isofield.occupancy.config import OccupancyConfig, is_sdf, resolve_config
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.network import build_network
 from isofield.occupancy.outputs import write_final_outputs
@@ -60,7 +61,7 @@ def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str 
     refs = data.shapes(resolved.split)
     if not refs:
         raise InputError(f"{resolved.split or data.root}: no training shapes")
-    shapes = load_shapes(data, refs, resolved.input, resolved.seed)
+    shapes = load_shapes(data, refs, resolved.input, resolved.seed, pool_spec(resolved))
     records = [TrainingShape(index, ref, frame, shapes.points.shape[1])
                for index, (ref, frame) in enumerate(zip(refs, shapes.frames))]
     on_main_process(lambda: OccupancyRun.create(output, resolved).save_shapes(data.root, records))
@@ -79,8 +80,17 @@ def resume_occupancy_network(run_dir: str | Path, *, steps: int | None = None,
     config = run.config_with_limits(config, steps, time_budget, resolve_config)
     data_dir, records = run.load_shapes()
     shapes = load_shapes(OccupancyDataDir(data_dir), [record.ref for record in records], config.input,
-                         config.seed)
+                         config.seed, pool_spec(config))
     return _train_and_finish(run, config, data_dir, records, shapes, device, exit_after, progress)
+
+
+def pool_spec(config: OccupancyConfig) -> PoolSpec | None:
+    """sald-vae's unsigned-distance pool per shape; None for the occupancy methods."""
+    if not is_sdf(config):
+        return None
+    raw = config.sign_agnostic
+    return PoolSpec(raw.pool, raw.neighbour_k, raw.global_sigma, raw.global_fraction, raw.uniform_fraction,
+                    raw.bounds, raw.surfel_k)
 
 
 def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path,
