@@ -65,7 +65,8 @@ def _config(root: Path, **changes) -> dict:
               "shapes_per_batch": 5, "points_per_step": 512, "input": {"points": 200},
               "encoder": {"condition_dim": 32, "hidden": 32}, "decoder": {"hidden": 32, "blocks": 2},
               "extract": {"resolution": 32, "coarse_resolution": 8, "threshold": 0.5},
-              "train": {"steps": 300, "lr": 3e-3, "log_every": 50, "checkpoint_every": 100}}
+              "train": {"steps": 300, "lr": 3e-3, "log_every": 50, "checkpoint_every": 100,
+                        "schedule": {"name": "step", "every": 100, "factor": 0.5}}}
     for key, value in changes.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
     return config
@@ -183,7 +184,8 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     torch.manual_seed(0)
     run = tmp_path / "vae"
     train_occupancy_network(_config(spheres, input={"kind": "none"}, latent_dim=2,
-                                    train={"steps": 600, "log_every": 100}), run, progress=False)
+                                    train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000}}),
+                            run, progress=False)
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()
     assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 0
     # the prior's tails may decode to nothing; most draws must give a sphere

@@ -5,7 +5,7 @@
     RUN/config.yaml            the resolved configuration (OccupancyConfig)
     RUN/shapes.json            the training shapes in order, the data dir, each shape's frame
     RUN/checkpoints/           latest.pt + numbered snapshots: the network, optimiser, RNG
-    RUN/losses.csv             step, total, bce, kl, accuracy, lr per logged step
+    RUN/losses.csv             step, total, bce (sald-vae: sal, sald), kl (VAEs), accuracy, lr per logged step
     RUN/loss.png, reconstructions.png, report.html      at the end of training
     RUN/generated.png, interpolation.png                at the end of training a VAE
     RUN/reconstructions/*.ply  the shown training shapes, meshed, in their own coordinates

@@ -7,7 +7,7 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
     rec_i    = Σ_k BCE(logits_ik, o_ik)                ONet sums over the K points
     total    = mean over shapes of rec_i + kl_weight · KL(q(z | p_i, o_i, c_i) ‖ N(0, I))
 
-Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` and ``accuracy`` (the share of
+Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's) and ``accuracy`` (the share of
 samples on the right side of probability 0.5). sald-vae (per shape, K samples x of its pool with
 unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖)
 + kl_weight · KL, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isofield.losses import sign_agnostic_gradient_loss, sign_agnostic_loss
-from isofield.occupancy.config import OccupancyConfig, is_sdf
+from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
 from isofield.occupancy.network import OccupancyNetwork
 from isofield.occupancy.shapes import ShapeTensors, draw_batch
 from isofield.train.distributed import Shard
@@ -69,8 +69,10 @@ class OccupancyTask:
         logits, kl = self._network(inputs, points, occupancies, noise)
         errors = F.binary_cross_entropy_with_logits(logits, occupancies, reduction="none").sum(dim=1)
         right = ((logits > 0) == (occupancies > 0.5)).float().mean(dim=1)
-        return {"total": errors + self.config.kl_weight * kl, "bce": errors / points.shape[1], "kl": kl,
-                "accuracy": right.detach()}
+        terms = {"total": errors + self.config.kl_weight * kl, "bce": errors / points.shape[1]}
+        if is_vae(self.config):
+            terms["kl"] = kl
+        return {**terms, "accuracy": right.detach()}
 
     def _sign_agnostic_terms(self, inputs: torch.Tensor, points: torch.Tensor, distances: torch.Tensor,
                              directions: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
