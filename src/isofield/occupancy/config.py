@@ -40,7 +40,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.settings import TrainConfig, check_train_config
 
 METHODS = ("onet", "convonet", "sald-vae")
 PLANES = ("xy", "xz", "yz")
@@ -116,19 +116,6 @@ class ExtractConfig:
     threshold: float = 0.2
     """occupancy probability of the surface (ONet: 0.2), until ``isofield evaluate`` chooses one
     on validation shapes"""
-
-
-@dataclass
-class TrainConfig:
-    steps: Optional[int] = None
-    time_budget: Optional[float] = None
-    lr: float = 1e-4
-    schedule: dict = _field(default_factory=lambda: {"name": "constant"})
-    """factor on lr per step (isofield.train.schedules.schedule_from_spec)"""
-    checkpoint_every: int = 1000
-    checkpoint_every_seconds: float = 60.0
-    keep_checkpoints: int = 3
-    log_every: int = 10
 
 
 @dataclass
@@ -229,9 +216,7 @@ def _check_values(config: OccupancyConfig) -> None:
     """Raise InputError naming the first value out of range."""
     if not config.data:
         raise InputError("config.data: give the data directory to train on")
-    train = config.train
-    if train.steps is None and train.time_budget is None:
-        raise InputError("config.train: give a training limit, steps or time_budget")
+    check_train_config(config.train)
     at_least = [
         ("points_per_step", config.points_per_step, 1), ("shapes_per_batch", config.shapes_per_batch, 1),
         ("latent_dim", config.latent_dim, 0), ("input.points", config.input.points, 1),
@@ -242,22 +227,15 @@ def _check_values(config: OccupancyConfig) -> None:
         ("features.feature_dim", config.features.feature_dim, 1), ("features.unet_depth", config.features.unet_depth, 1),
         ("features.unet_base", config.features.unet_base, 8),
         ("extract.resolution", config.extract.resolution, 8),
-        ("extract.coarse_resolution", config.extract.coarse_resolution, 1), ("train.steps", train.steps, 1),
-        ("train.checkpoint_every", train.checkpoint_every, 1),
-        ("train.keep_checkpoints", train.keep_checkpoints, 0), ("train.log_every", train.log_every, 1),
+        ("extract.coarse_resolution", config.extract.coarse_resolution, 1),
     ]
     for name, value, low in at_least:
         if value is not None and value < low:
             raise InputError(f"config.{name} must be at least {low}, got {value}")
-    positive = [("input.noise", config.input.noise, True), ("kl_weight", config.kl_weight, True),
-                ("padding", config.padding, True), ("train.lr", train.lr, False),
-                ("train.time_budget", train.time_budget, False),
-                ("train.checkpoint_every_seconds", train.checkpoint_every_seconds, False)]
-    for name, value, zero_allowed in positive:
-        low_ok = value is None or (value >= 0 if zero_allowed else value > 0)
-        if not low_ok or (value is not None and not value < math.inf):
-            bound = ">= 0" if zero_allowed else "> 0"
-            raise InputError(f"config.{name} must be a finite number {bound}, got {value}")
+    for name, value in (("input.noise", config.input.noise), ("kl_weight", config.kl_weight),
+                        ("padding", config.padding)):
+        if not 0 <= value < math.inf:
+            raise InputError(f"config.{name} must be a finite number >= 0, got {value}")
     raw = config.sign_agnostic
     for name, value in (("pool", raw.pool), ("neighbour_k", raw.neighbour_k), ("global_sigma", raw.global_sigma),
                         ("bounds", raw.bounds), ("radius", raw.radius)):
@@ -282,10 +260,6 @@ def _check_values(config: OccupancyConfig) -> None:
         raise InputError("config: input.kind 'image' needs encoder.kind 'image'")
     if config.input.kind == "pointcloud" and config.encoder.kind == "image":
         raise InputError("config: encoder.kind 'image' needs input.kind 'image'")
-    try:
-        schedule_from_spec(train.schedule)
-    except InputError as exc:
-        raise InputError(f"config.train.schedule: {exc}") from None
 
 
 def _check_features(config: OccupancyConfig) -> None:

@@ -32,8 +32,8 @@ from isofield.occupancy.task import OccupancyTask
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
 from isofield.train.distributed import on_main_process
-from isofield.train.loop import StopReason, Trainer
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.loop import StopReason
+from isofield.train.settings import build_trainer
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,8 @@ def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path
     torch.manual_seed(config.seed)
     network = build_network(config).to(device)
     task = OccupancyTask(network, shapes, config)
-    train = config.train
-    result = Trainer(task, run.root, steps=train.steps, time_budget=train.time_budget,
-                     schedule=schedule_from_spec(train.schedule),
-                     checkpoint_every=train.checkpoint_every,
-                     checkpoint_every_seconds=train.checkpoint_every_seconds,
-                     keep_numbered=train.keep_checkpoints, log_every=train.log_every,
-                     seed=config.seed, progress=progress, exit_after=exit_after).run()
+    result = build_trainer(task, run.root, config.train, config.seed, progress=progress,
+                           exit_after=exit_after).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = OccupancyModel(network.eval(), config, records, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, shapes, result))

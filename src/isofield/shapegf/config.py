@@ -26,7 +26,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.settings import TrainConfig, check_train_config
 
 METHOD = "shapegf"
 
@@ -81,19 +81,6 @@ class SurfaceConfig:
     """points sampled on the surface to find the band"""
     resolution: int = 128
     padding: float = 0.1
-
-
-@dataclass
-class TrainConfig:
-    steps: Optional[int] = None
-    time_budget: Optional[float] = None
-    lr: float = 1e-3
-    schedule: dict = _field(default_factory=lambda: {"name": "constant"})
-    """factor on lr per step (isofield.train.schedules.schedule_from_spec)"""
-    checkpoint_every: int = 1000
-    checkpoint_every_seconds: float = 60.0
-    keep_checkpoints: int = 3
-    log_every: int = 10
 
 
 @dataclass
@@ -175,9 +162,7 @@ def _check_values(config: ShapeGFConfig) -> None:
     """Raise InputError naming the first value out of range."""
     if not config.data:
         raise InputError("config.data: give the data directory to train on")
-    train = config.train
-    if train.steps is None and train.time_budget is None:
-        raise InputError("config.train: give a training limit, steps or time_budget")
+    check_train_config(config.train)
     at_least = [
         ("latent_dim", config.latent_dim, 1), ("points_per_shape", config.points_per_shape, 16),
         ("input_points", config.input_points, 1), ("target_points", config.target_points, 1),
@@ -185,9 +170,7 @@ def _check_values(config: ShapeGFConfig) -> None:
         ("score.hidden", config.score.hidden, 1), ("score.blocks", config.score.blocks, 0),
         ("langevin.steps_per_level", config.langevin.steps_per_level, 1),
         ("surface.resolution", config.surface.resolution, 8),
-        ("surface.gate_points", config.surface.gate_points, 1), ("train.steps", train.steps, 1),
-        ("train.checkpoint_every", train.checkpoint_every, 1),
-        ("train.keep_checkpoints", train.keep_checkpoints, 0), ("train.log_every", train.log_every, 1),
+        ("surface.gate_points", config.surface.gate_points, 1),
     ]
     for name, value, low in at_least:
         if value is not None and value < low:
@@ -195,9 +178,7 @@ def _check_values(config: ShapeGFConfig) -> None:
     positive = [
         ("noise.sigma_max", config.noise.sigma_max), ("noise.sigma_min", config.noise.sigma_min),
         ("langevin.step_ratio", config.langevin.step_ratio), ("surface.level", config.surface.level),
-        ("surface.reach", config.surface.reach), ("surface.band", config.surface.band), ("train.lr", train.lr),
-        ("train.time_budget", train.time_budget),
-        ("train.checkpoint_every_seconds", train.checkpoint_every_seconds),
+        ("surface.reach", config.surface.reach), ("surface.band", config.surface.band),
     ]
     for name, value in positive:
         if value is not None and not 0 < value < math.inf:
@@ -213,7 +194,3 @@ def _check_values(config: ShapeGFConfig) -> None:
     for name, widths in [("encoder.widths", config.encoder.widths), ("encoder.head", config.encoder.head)]:
         if min(widths, default=1) < 1 or (name == "encoder.widths" and not widths):
             raise InputError(f"config.{name} must be a list of positive integers, got {widths}")
-    try:
-        schedule_from_spec(train.schedule)
-    except InputError as exc:
-        raise InputError(f"config.train.schedule: {exc}") from None

@@ -35,8 +35,8 @@ from isofield.shapegf.task import GradientFieldTask
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
 from isofield.train.distributed import on_main_process
-from isofield.train.loop import StopReason, Trainer
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.loop import StopReason
+from isofield.train.settings import build_trainer
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,8 @@ def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,
                              shapes_per_batch=config.shapes_per_batch,
                              input_points=config.input_points, target_points=config.target_points,
                              lr=config.train.lr)
-    train = config.train
-    result = Trainer(task, run.root, steps=train.steps, time_budget=train.time_budget,
-                     schedule=schedule_from_spec(train.schedule),
-                     checkpoint_every=train.checkpoint_every,
-                     checkpoint_every_seconds=train.checkpoint_every_seconds,
-                     keep_numbered=train.keep_checkpoints, log_every=train.log_every,
-                     seed=config.seed, progress=progress, exit_after=exit_after).run()
+    result = build_trainer(task, run.root, config.train, config.seed, progress=progress,
+                           exit_after=exit_after).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = GradientFieldModel(encoder.eval(), score.eval(), config, shapes, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, clouds, result))

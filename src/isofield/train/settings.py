@@ -1,0 +1,54 @@
+"""The ``train`` section shared by the shape-space configs (ShapeGF, the occupancy family): limits,
+learning rate and its schedule, checkpoints, logging, and the trainer built from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from isofield.errors import InputError
+from isofield.train.loop import Trainer
+from isofield.train.schedules import schedule_from_spec
+
+
+@dataclass
+class TrainConfig:
+    steps: Optional[int] = None
+    time_budget: Optional[float] = None
+    lr: float = 1e-3
+    schedule: dict = field(default_factory=lambda: {"name": "constant"})
+    """factor on lr per step (isofield.train.schedules.schedule_from_spec)"""
+    checkpoint_every: int = 1000
+    checkpoint_every_seconds: float = 60.0
+    keep_checkpoints: int = 3
+    log_every: int = 10
+
+
+def check_train_config(train: TrainConfig) -> None:
+    """Raise InputError naming the first value of ``config.train`` out of range."""
+    if train.steps is None and train.time_budget is None:
+        raise InputError("config.train: give a training limit, steps or time_budget")
+    for name, value, low in (("steps", train.steps, 1), ("checkpoint_every", train.checkpoint_every, 1),
+                             ("keep_checkpoints", train.keep_checkpoints, 0), ("log_every", train.log_every, 1)):
+        if value is not None and value < low:
+            raise InputError(f"config.train.{name} must be at least {low}, got {value}")
+    for name, value in (("lr", train.lr), ("time_budget", train.time_budget),
+                        ("checkpoint_every_seconds", train.checkpoint_every_seconds)):
+        if value is not None and not 0 < value < math.inf:
+            raise InputError(f"config.train.{name} must be a positive finite number, got {value}")
+    try:
+        schedule_from_spec(train.schedule)
+    except InputError as exc:
+        raise InputError(f"config.train.schedule: {exc}") from None
+
+
+def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, progress: bool,
+                  exit_after: float | None) -> Trainer:
+    """The shared trainer of ``task`` with the limits, schedule and checkpoints of ``train``."""
+    return Trainer(task, run_dir, steps=train.steps, time_budget=train.time_budget,
+                   schedule=schedule_from_spec(train.schedule), checkpoint_every=train.checkpoint_every,
+                   checkpoint_every_seconds=train.checkpoint_every_seconds,
+                   keep_numbered=train.keep_checkpoints, log_every=train.log_every, seed=seed,
+                   progress=progress, exit_after=exit_after)
