@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -140,6 +141,13 @@ def test_resume_after_a_pause_equals_an_uninterrupted_run(spheres, tmp_path):
         assert torch.equal(value, second[name]), name
 
 
+def _free_port() -> int:
+    """A TCP port nobody listens on now (another test run may be using fixed ones)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.mark.parametrize("method, tolerance", [("convonet", 1e-5),
                                                pytest.param("onet", None, marks=pytest.mark.slow)])
 def test_two_processes_train_as_one(spheres, tmp_path, method, tolerance):
@@ -154,7 +162,7 @@ def test_two_processes_train_as_one(spheres, tmp_path, method, tolerance):
     for processes in (1, 2):
         runs[processes] = tmp_path / f"run{processes}"
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", str(29620 + processes), "-m", "isofield.cli", "train", str(config),
+                   "--master_port", str(_free_port()), "-m", "isofield.cli", "train", str(config),
                    "-o", str(runs[processes]), "-q"]
         subprocess.run(command, check=True, capture_output=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
