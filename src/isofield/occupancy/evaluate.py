@@ -42,10 +42,13 @@ from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.geometry.io import read_mesh, write_mesh
+from isofield.geometry.normalization import Normalization
+from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy.config import is_sdf
 from isofield.occupancy.model import OccupancyModel, load_occupancy_model
-from isofield.occupancy.outputs import TILE, VIEW, _input_tile, _mesh_tile
-from isofield.occupancy.shapes import ShapeTensors, fixed_input, load_shapes
+from isofield.occupancy.outputs import (TILE, VIEW, input_tile, mesh_or_none, mesh_tile, moved_mesh,
+                                         occupied_points, shape_encoding)
+from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy_metrics import choose_threshold, onet_mesh_metrics, onet_row, write_rows_csv
 from isofield.shapespace.evaluate import summarise
 from isofield.viz.points import camera_for, render_points
@@ -95,11 +98,12 @@ def evaluate_occupancy(run_dir: str | Path, split: str | Path, out_dir: str | Pa
     for row, ref in enumerate(tqdm(refs, desc="evaluate", disable=not progress)):
         start = time.perf_counter()
         inputs = fixed_input(shapes, row, model.config.input, seed + row)
-        mesh = _predict(model, shapes, row, inputs, threshold, resolution)
-        scores = _score(mesh, data, ref, seed)
+        mesh = mesh_or_none(model, *shape_encoding(model, shapes, row, inputs), threshold=threshold,
+                            resolution=resolution)
+        scores = _score(mesh, _truth(data, ref), ref, seed)
         scores["seconds"] = time.perf_counter() - start
         if mesh is not None:
-            write_mesh(_to_user(mesh, shapes.frames[row]), out / "meshes" / ref.relative_path(".ply"))
+            write_mesh(moved_mesh(mesh, shapes.frames[row].to_user), out / "meshes" / ref.relative_path(".ply"))
         rows.append(scores)
         if len(shown) < PICTURES:
             shown.append((inputs, mesh, shapes, row))
@@ -123,16 +127,14 @@ def evaluate_mesh_folder(mesh_dir: str | Path, data_dir: str | Path, split: str 
         raise InputError(f"{folder}: mesh folder not found")
     rows = []
     for ref in tqdm(data.shapes(split), desc="score", disable=not progress):
+        truth = _truth(data, ref)
         path = folder / ref.relative_path(".ply")
-        mesh = None
-        if path.is_file():
-            _, frame = data.load_pointcloud(ref)
-            mesh = read_mesh(path)
-            mesh = trimesh.Trimesh(frame.to_canonical(np.asarray(mesh.vertices)), mesh.faces, process=False)
-        rows.append(_score(mesh, data, ref, seed))
+        mesh = moved_mesh(read_mesh(path), truth.frame.to_canonical) if path.is_file() else None
+        rows.append(_score(mesh, truth, ref, seed))
     record = _record(rows, {"meshes": str(folder.resolve()), "split": str(split), "seed": seed})
-    _write(Path(out_dir or folder.parent / "onet"), rows, record)
-    return OccupancyEvaluation(Path(out_dir or folder.parent / "onet"), record)
+    out = Path(out_dir or folder.parent / "onet")
+    _write(out, rows, record)
+    return OccupancyEvaluation(out, record)
 
 
 def _validation_threshold(model: OccupancyModel, data: OccupancyDataDir, split: str | Path,
@@ -142,7 +144,7 @@ def _validation_threshold(model: OccupancyModel, data: OccupancyDataDir, split: 
     probabilities, labels = [], []
     for row, ref in enumerate(refs):
         samples, _ = data.load_iou_points(ref)
-        condition, latent = _encoding(model, shapes, row, fixed_input(shapes, row, model.config.input, seed + row))
+        condition, latent = shape_encoding(model, shapes, row, fixed_input(shapes, row, model.config.input, seed + row))
         logits = model.logits(torch.from_numpy(samples.points)[None], condition, latent)[0]
         probabilities.append(torch.sigmoid(logits).cpu().numpy())
         labels.append(samples.occupancies)
@@ -154,34 +156,28 @@ def _validation_threshold(model: OccupancyModel, data: OccupancyDataDir, split: 
                          "mean_iou": [round(float(v), 5) for v in mean_iou]}
 
 
-def _encoding(model: OccupancyModel, shapes: ShapeTensors, row: int, inputs: torch.Tensor | None):
-    """(condition, latent) of one shape: its input's encoding, or a VAE's posterior mean."""
-    if inputs is None:
-        return None, model.posterior_mean(shapes.points[row:row + 1], shapes.occupancies[row:row + 1].float())
-    return model.condition(inputs), None
+@dataclass(frozen=True)
+class _Truth:
+    """A test shape's stored truth, canonical frame: surface points with normals, the labelled
+    uniform IoU points, and the frame (canonical -> the shape's own coordinates)."""
+
+    surface: SurfaceSamples
+    iou: OccupancySamples
+    frame: Normalization
 
 
-def _predict(model: OccupancyModel, shapes: ShapeTensors, row: int, inputs: torch.Tensor | None,
-             threshold: float, resolution: int | None) -> trimesh.Trimesh | None:
-    condition, latent = _encoding(model, shapes, row, inputs)
-    try:
-        return model.mesh(condition, latent, threshold=threshold, resolution=resolution)[0]
-    except InputError:
-        return None                                  # the probability never reaches the threshold
-
-
-def _score(mesh: trimesh.Trimesh | None, data: OccupancyDataDir, ref: ShapeRef, seed: int) -> dict[str, Any]:
-    """The ONet metrics row of a canonical-frame mesh (None: empty) against the shape's truth."""
-    cloud, _ = data.load_pointcloud(ref)
+def _truth(data: OccupancyDataDir, ref: ShapeRef) -> _Truth:
+    cloud, frame = data.load_pointcloud(ref)
     iou_samples, _ = data.load_iou_points(ref)
+    return _Truth(cloud, iou_samples, frame)
+
+
+def _score(mesh: trimesh.Trimesh | None, truth: _Truth, ref: ShapeRef, seed: int) -> dict[str, Any]:
+    """The ONet metrics row of a canonical-frame mesh (None: empty) against the shape's truth."""
     empty = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
-    result = onet_mesh_metrics(mesh if mesh is not None else empty, cloud.points, cloud.normals,
-                               iou_samples.points, iou_samples.occupancies, seed=seed)
+    result = onet_mesh_metrics(mesh if mesh is not None else empty, truth.surface.points, truth.surface.normals,
+                               truth.iou.points, truth.iou.occupancies, seed=seed)
     return onet_row(ref.key, result)
-
-
-def _to_user(mesh: trimesh.Trimesh, frame) -> trimesh.Trimesh:
-    return trimesh.Trimesh(frame.to_user(np.asarray(mesh.vertices)), mesh.faces, process=False)
 
 
 def _record(rows: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +194,9 @@ def _write_comparison(path: Path, shown: Sequence[tuple]) -> None:
     """input | prediction | occupied truth samples for the first shapes."""
     tiles, labels = [], []
     for inputs, mesh, shapes, row in shown:
-        truth = shapes.points[row][shapes.occupancies[row]].numpy()[::20]
+        truth = occupied_points(shapes, row)
         camera = camera_for([truth], TILE, VIEW)
-        tiles += [_input_tile(inputs, camera), _mesh_tile(mesh, camera), render_points(truth, camera)]
+        tiles += [input_tile(inputs, camera), mesh_tile(mesh, camera), render_points(truth, camera)]
         labels += ["input", "prediction" if mesh is not None else "empty prediction", "truth (occupied)"]
     if tiles:
         write_png(tile_images(tiles, 3, labels), path)

@@ -5,7 +5,7 @@ interpolation strip between two training shapes' posterior means, and ``report.h
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -61,18 +61,16 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
     rows, tiles, labels = [], [], []
     for index in reconstruction_indices(len(shapes), SHOWN_SHAPES):
         inputs = fixed_input(shapes, index, model.config.input, seed=index)
-        latent = _posterior(model, shapes, index) if inputs is None else None
-        mesh = _mesh_or_none(model, model.condition(inputs), latent)
-        truth = _occupied_points(shapes, index)
+        mesh = mesh_or_none(model, *shape_encoding(model, shapes, index, inputs))
+        truth = occupied_points(shapes, index)
         camera = camera_for([truth], TILE, VIEW)
         shape = model.shapes[index]
-        tiles += [_input_tile(inputs, camera), _mesh_tile(mesh, camera), render_points(truth, camera)]
+        tiles += [input_tile(inputs, camera), mesh_tile(mesh, camera), render_points(truth, camera)]
         labels += [f"#{index} input", "MISE mesh" if mesh else "no surface", "occupied samples"]
         row = {"index": index, "shape": shape.ref.key, "faces": 0 if mesh is None else len(mesh.faces)}
         if mesh is not None:
-            user = mesh.copy()
-            user.vertices = shape.normalization.to_user(np.asarray(mesh.vertices))
-            write_mesh(user, run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
+            write_mesh(moved_mesh(mesh, shape.normalization.to_user),
+                       run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
             row["watertight"] = bool(mesh.is_watertight)
         rows.append(row)
     write_png(tile_images(tiles, 3, labels), run.figure_path("reconstructions"))
@@ -81,8 +79,8 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
 
 def write_generated(model: OccupancyModel, path, count: int, seed: int = 0) -> list[trimesh.Trimesh | None]:
     """Decode ``count`` draws of the prior, draw them in a grid at ``path``; returns the meshes."""
-    meshes = [_mesh_or_none(model, None, latent) for latent in model.prior_latents(count, seed)]
-    tiles = [_mesh_tile(mesh, None) for mesh in meshes]
+    meshes = [mesh_or_none(model, None, latent) for latent in model.prior_latents(count, seed)]
+    tiles = [mesh_tile(mesh, None) for mesh in meshes]
     write_png(tile_images(tiles, min(4, count), [f"sample {i}" for i in range(count)]), path)
     return meshes
 
@@ -91,12 +89,21 @@ def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple
                         steps: int = INTERPOLATION_STEPS) -> list[trimesh.Trimesh | None]:
     """Decode z along the line between two training shapes' posterior means; a strip at ``path``."""
     ends = [_posterior(model, shapes, index) for index in pair]
-    meshes = [_mesh_or_none(model, None, (1 - t) * ends[0] + t * ends[1]) for t in np.linspace(0, 1, steps)]
+    meshes = [mesh_or_none(model, None, (1 - t) * ends[0] + t * ends[1]) for t in np.linspace(0, 1, steps)]
     present = [np.asarray(mesh.vertices) for mesh in meshes if mesh is not None]
     camera = camera_for(present, TILE, VIEW) if present else None
-    write_png(tile_images([_mesh_tile(mesh, camera) for mesh in meshes], steps,
+    write_png(tile_images([mesh_tile(mesh, camera) for mesh in meshes], steps,
                           [f"t = {t:.2f}" for t in np.linspace(0, 1, steps)]), path)
     return meshes
+
+
+def shape_encoding(model: OccupancyModel, shapes: ShapeTensors, index: int,
+                   inputs: torch.Tensor | None) -> tuple[Any, torch.Tensor | None]:
+    """(condition, latent) shape ``index`` decodes with: its input's encoding, or without input
+    the VAE's posterior mean."""
+    if inputs is None:
+        return None, _posterior(model, shapes, index)
+    return model.condition(inputs), None
 
 
 def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:
@@ -109,19 +116,29 @@ def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch
     return model.posterior_mean(shapes.points[index:index + 1], shapes.occupancies[index:index + 1].float())
 
 
-def _mesh_or_none(model: OccupancyModel, condition, latent) -> trimesh.Trimesh | None:
+def mesh_or_none(model: OccupancyModel, condition, latent, **options: Any) -> trimesh.Trimesh | None:
+    """:meth:`OccupancyModel.mesh` (``options``: threshold, resolution), or None where the field
+    never reaches the surface level (an empty prediction)."""
     try:
-        return model.mesh(condition, latent)[0]
+        return model.mesh(condition, latent, **options)[0]
     except InputError:
         return None
 
 
-def _occupied_points(shapes: ShapeTensors, index: int) -> np.ndarray:
+def occupied_points(shapes: ShapeTensors, index: int) -> np.ndarray:
+    """(≤ TRUTH_POINTS, 3) occupancy samples of shape ``index`` labelled inside, for pictures."""
     inside = shapes.points[index][shapes.occupancies[index]].numpy()
     return inside[np.random.default_rng(0).permutation(len(inside))[:TRUTH_POINTS]]
 
 
-def _input_tile(inputs: torch.Tensor | None, camera: Camera) -> np.ndarray:
+def moved_mesh(mesh: trimesh.Trimesh, move: Callable[[np.ndarray], np.ndarray]) -> trimesh.Trimesh:
+    """``mesh`` with ``move`` applied to its vertices (e.g. a frame's ``to_user``)."""
+    return trimesh.Trimesh(move(np.asarray(mesh.vertices)), mesh.faces, process=False)
+
+
+def input_tile(inputs: torch.Tensor | None, camera: Camera) -> np.ndarray:
+    """(H, W, 3) picture of an encoder input: (1, N, 3) points as splats, (1, 3, h, w) image
+    enlarged, blank for None."""
     if inputs is None:
         return np.full((*TILE, 3), 255, dtype=np.uint8)
     if inputs.ndim == 4:                                   # (1, 3, H, W) image
@@ -131,7 +148,8 @@ def _input_tile(inputs: torch.Tensor | None, camera: Camera) -> np.ndarray:
     return render_points(inputs[0].numpy(), camera, radius_px=2.5)
 
 
-def _mesh_tile(mesh: trimesh.Trimesh | None, camera: Camera | None) -> np.ndarray:
+def mesh_tile(mesh: trimesh.Trimesh | None, camera: Camera | None) -> np.ndarray:
+    """(H, W, 3) picture of a mesh (own framing without ``camera``), blank for None."""
     if mesh is None:
         return np.full((*TILE, 3), 255, dtype=np.uint8)
     return render_mesh(mesh, None, resolution=TILE, view=VIEW, camera=camera, supersample=2)

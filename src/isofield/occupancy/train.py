@@ -12,7 +12,6 @@ under torchrun). Only the main process writes files.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,24 +32,12 @@ from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
 from isofield.train.distributed import on_main_process
 from isofield.train.loop import StopReason
-from isofield.train.settings import build_trainer
-
-
-@dataclass(frozen=True)
-class OccupancyResult:
-    """Outcome of :func:`train_occupancy_network` / :func:`resume_occupancy_network`: the run
-    directory, why training stopped, steps and seconds of training in total, the last losses."""
-
-    run_dir: Path
-    reason: str
-    step: int
-    elapsed: float
-    losses: dict[str, float]
+from isofield.train.settings import TrainingOutcome, build_trainer
 
 
 def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str | Path, *,
                             overrides: Mapping[str, Any] | None = None,
-                            exit_after: float | None = None, progress: bool = True) -> OccupancyResult:
+                            exit_after: float | None = None, progress: bool = True) -> TrainingOutcome:
     """Train a new network into ``output`` (new or empty); the data are read and checked before
     anything is written. ``exit_after``: return after that many seconds of training in this
     process (:func:`resume_occupancy_network` continues)."""
@@ -71,7 +58,7 @@ def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str 
 
 def resume_occupancy_network(run_dir: str | Path, *, steps: int | None = None,
                              time_budget: float | None = None, exit_after: float | None = None,
-                             progress: bool = True) -> OccupancyResult:
+                             progress: bool = True) -> TrainingOutcome:
     """Continue a run from its latest checkpoint; ``steps`` and ``time_budget`` replace its
     limits when given."""
     run = OccupancyRun.open(run_dir)
@@ -95,7 +82,7 @@ def pool_spec(config: OccupancyConfig) -> PoolSpec | None:
 
 def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path,
                       records: list[TrainingShape], shapes: ShapeTensors, device: torch.device,
-                      exit_after: float | None, progress: bool) -> OccupancyResult:
+                      exit_after: float | None, progress: bool) -> TrainingOutcome:
     torch.manual_seed(config.seed)
     network = build_network(config).to(device)
     task = OccupancyTask(network, shapes, config)
@@ -104,8 +91,7 @@ def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = OccupancyModel(network.eval(), config, records, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, shapes, result))
-    return OccupancyResult(run.root, result.reason.value, result.step, result.elapsed,
-                           dict(result.losses))
+    return TrainingOutcome.of(run.root, result)
 
 
 def _finish(run: OccupancyRun, model: OccupancyModel, shapes: ShapeTensors, result) -> None:

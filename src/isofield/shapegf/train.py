@@ -15,7 +15,6 @@ Only the main process writes files.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,24 +35,12 @@ from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
 from isofield.train.distributed import on_main_process
 from isofield.train.loop import StopReason
-from isofield.train.settings import build_trainer
-
-
-@dataclass(frozen=True)
-class GradientFieldResult:
-    """Outcome of :func:`train_gradient_field` / :func:`resume_gradient_field`: the run
-    directory, why training stopped, steps and seconds of training in total, the last losses."""
-
-    run_dir: Path
-    reason: str
-    step: int
-    elapsed: float
-    losses: dict[str, float]
+from isofield.train.settings import TrainingOutcome, build_trainer
 
 
 def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | Path, *,
                          overrides: Mapping[str, Any] | None = None,
-                         exit_after: float | None = None, progress: bool = True) -> GradientFieldResult:
+                         exit_after: float | None = None, progress: bool = True) -> TrainingOutcome:
     """Train a new ShapeGF model into ``output`` (new or empty); the data are read and checked
     before anything is written. ``exit_after``: return after that many seconds of training in
     this process (:func:`resume_gradient_field` continues)."""
@@ -74,7 +61,7 @@ def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | P
 
 def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
                           time_budget: float | None = None, exit_after: float | None = None,
-                          progress: bool = True) -> GradientFieldResult:
+                          progress: bool = True) -> TrainingOutcome:
     """Continue a run from its latest checkpoint; ``steps`` and ``time_budget`` replace its
     limits when given."""
     run = ShapeGFRun.open(run_dir)
@@ -89,7 +76,7 @@ def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
 
 def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,
                       shapes: list[TrainingShape], clouds: torch.Tensor, device: torch.device,
-                      exit_after: float | None, progress: bool) -> GradientFieldResult:
+                      exit_after: float | None, progress: bool) -> TrainingOutcome:
     torch.manual_seed(config.seed)
     encoder, score = (network.to(device) for network in build_networks(config))
     task = GradientFieldTask(encoder, score, clouds.to(device), sigma_levels(config.noise),
@@ -101,8 +88,7 @@ def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = GradientFieldModel(encoder.eval(), score.eval(), config, shapes, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, clouds, result))
-    return GradientFieldResult(run.root, result.reason.value, result.step, result.elapsed,
-                               dict(result.losses))
+    return TrainingOutcome.of(run.root, result)
 
 
 def _finish(run: ShapeGFRun, model: GradientFieldModel, clouds: torch.Tensor, result) -> None:

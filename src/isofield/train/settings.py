@@ -1,5 +1,6 @@
 """The ``train`` section shared by the shape-space configs (ShapeGF, the occupancy family): limits,
-learning rate and its schedule, checkpoints, logging, and the trainer built from them."""
+learning rate and its schedule, checkpoints, logging, the trainer built from them and what a
+training call returns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from isofield.errors import InputError
-from isofield.train.loop import Trainer
+from isofield.train.loop import Trainer, TrainResult
 from isofield.train.schedules import schedule_from_spec
 
 
@@ -52,3 +53,19 @@ def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, p
                    checkpoint_every_seconds=train.checkpoint_every_seconds,
                    keep_numbered=train.keep_checkpoints, log_every=train.log_every, seed=seed,
                    progress=progress, exit_after=exit_after)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What a train / resume call of a shape-space method returns: the run directory, why
+    training stopped, steps and seconds of training in total, the last losses."""
+
+    run_dir: Path
+    reason: str
+    step: int
+    elapsed: float
+    losses: dict[str, float]
+
+    @classmethod
+    def of(cls, run_dir: Path, result: TrainResult) -> "TrainingOutcome":
+        return cls(run_dir, result.reason.value, result.step, result.elapsed, dict(result.losses))
