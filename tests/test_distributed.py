@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,20 +156,10 @@ def train_on_every_rank(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_process_runs(tmp_path_factory) -> Path:
+def two_process_runs(tmp_path_factory, torchrun) -> Path:
     """Output folder of one torchrun launch of :func:`train_on_every_rank` on two processes."""
     out = tmp_path_factory.mktemp("torchrun")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", __file__, str(out)]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, start_new_session=True)
-    try:
-        output, _ = child.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        output, _ = child.communicate()
-    assert child.returncode == 0, output[-3000:]
+    torchrun([__file__, str(out)], 2, timeout=180)
     return out
 
 

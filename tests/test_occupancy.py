@@ -4,11 +4,7 @@ MISE meshes, the ONet evaluation protocol, the CLI."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,16 +137,9 @@ def test_resume_after_a_pause_equals_an_uninterrupted_run(spheres, tmp_path):
         assert torch.equal(value, second[name]), name
 
 
-def _free_port() -> int:
-    """A TCP port nobody listens on now (another test run may be using fixed ones)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("method, tolerance", [("convonet", 1e-5),
                                                pytest.param("onet", None, marks=pytest.mark.slow)])
-def test_two_processes_train_as_one(spheres, tmp_path, method, tolerance):
+def test_two_processes_train_as_one(spheres, tmp_path, torchrun, method, tolerance):
     """ConvONet has no batch statistics: two processes match one. ONet's conditional batch norm
     normalises each process's shard on its own, so there only the run itself is checked."""
     config = tmp_path / "occupancy.yaml"
@@ -161,11 +150,7 @@ def test_two_processes_train_as_one(spheres, tmp_path, method, tolerance):
     runs = {}
     for processes in (1, 2):
         runs[processes] = tmp_path / f"run{processes}"
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", str(_free_port()), "-m", "isofield.cli", "train", str(config),
-                   "-o", str(runs[processes]), "-q"]
-        subprocess.run(command, check=True, capture_output=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+        torchrun(["-m", "isofield.cli", "train", str(config), "-o", str(runs[processes]), "-q"], processes)
     first, second = (load_checkpoint(run / "checkpoints" / "latest.pt") for run in runs.values())
     assert first.step == second.step == 5
     if tolerance is not None:
@@ -202,9 +187,11 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def test_cli_trains_and_evaluates(spheres, tmp_path, capsys):
-    config_path = tmp_path / "onet.yaml"
-    config_path.write_text(json.dumps(_config(spheres, train={"steps": 20})))
+@pytest.mark.parametrize("method, options", [
+    ("onet", {}), ("sald-vae", {"latent_dim": 4, "encoder": {"kind": "pointnet"}, "sign_agnostic": {"pool": 500}})])
+def test_cli_trains_and_evaluates(spheres, tmp_path, capsys, method, options):
+    config_path = tmp_path / "occupancy.yaml"
+    config_path.write_text(json.dumps(_config(spheres, method=method, train={"steps": 20}, **options)))
     assert main(["train", str(config_path), "-o", str(tmp_path / "run"), "-q"]) == 0
     assert main(["evaluate", str(tmp_path / "run"), "--split", str(spheres / "test.json"), "-q"]) == 0
     out = capsys.readouterr().out

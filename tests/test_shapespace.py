@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -455,19 +452,7 @@ def test_a_short_training_reconstructs_a_training_chair(chairs, tmp_path):
 # --------------------------------------------------------------------------- several processes
 
 
-def launch_training(config_path: Path, run: Path, processes: int) -> str:
-    """``isofield train CONFIG -o RUN`` in a new process, or under torchrun on ``processes``
-    CPU processes (gloo); returns its output."""
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                 str(processes)] if processes > 1 else [sys.executable])
-    command = launcher + ["-m", "isofield.cli", "train", str(config_path), "-o", str(run), "-q"]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    return done.stdout
-
-
-def test_two_processes_train_the_shape_space_as_one_with_the_same_global_batch(chairs, tmp_path):
+def test_two_processes_train_the_shape_space_as_one_with_the_same_global_batch(chairs, tmp_path, torchrun):
     # 5 shapes per step: the ranks take 3 and 2 of them; code_bound exercises max_norm
     config = tiny_config(chairs, shapes_per_batch=5, code_bound=0.5, reconstruction_every=None,
                          reconstruction_shapes=1, train={"steps": 12, "checkpoint_every": 100},
@@ -475,8 +460,9 @@ def test_two_processes_train_the_shape_space_as_one_with_the_same_global_batch(c
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
     one, two = tmp_path / "one", tmp_path / "two"
-    launch_training(config_path, one, 1)
-    printed = launch_training(config_path, two, 2)
+    train = ["-m", "isofield.cli", "train", str(config_path), "-q", "-o"]
+    torchrun(train + [str(one)], 1)
+    printed = torchrun(train + [str(two)], 2)
     assert printed.count("finished after 12 steps") == 1  # only the main process prints
     first, second = (load_checkpoint(run / "checkpoints" / "latest.pt") for run in (one, two))
     assert first.step == second.step == 12

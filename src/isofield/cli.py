@@ -271,6 +271,13 @@ def _config_method(path: str | Path, run: str | None = None) -> str:
     return method if isinstance(method, str) else repr(method)
 
 
+def _is_occupancy(method: str) -> bool:
+    """Whether ``method`` is one of the encoder-decoder occupancy family (onet, convonet, ...)."""
+    from isofield.occupancy.config import METHODS
+
+    return method in METHODS
+
+
 def _trainers(method: str):
     """(train, resume) functions of a shape-space method."""
     if method == "shapegf":
@@ -279,11 +286,11 @@ def _trainers(method: str):
     if method == "deepsdf":
         from isofield.shapespace import resume_shape_space, train_shape_space
         return train_shape_space, resume_shape_space
-    if method in ("onet", "convonet"):
+    if _is_occupancy(method):
         from isofield.occupancy import resume_occupancy_network, train_occupancy_network
         return train_occupancy_network, resume_occupancy_network
     raise InputError(f"config.method: unknown shape-space method {method!r} "
-                     f"(known: deepsdf, shapegf, onet, convonet)")
+                     f"(known: deepsdf, shapegf, onet, convonet, sald-vae)")
 
 
 def _print_training(result) -> None:
@@ -387,7 +394,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     method = _config_method(Path(args.run) / "config.yaml", args.run)
     if method == "shapegf":
         return _evaluate_gradient_field(args)
-    if method in ("onet", "convonet"):
+    if _is_occupancy(method):
         return _evaluate_occupancy(args)
     _unused(args, ("--validation", args.validation), ("--threshold", args.threshold))
     options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
@@ -418,7 +425,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
     if args.count < 1:
         raise InputError(f"-n must be positive, got {args.count}")
-    if _config_method(Path(args.run) / "config.yaml", args.run) in ("onet", "convonet"):
+    if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
         return _generate_occupancy(args, output)
     model = load_gradient_field(args.run)
     codes = model.generate_codes(args.count, seed=args.seed)
@@ -675,9 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing split files")
 
-    p = sub.add_parser("train", help="train a shape space (method: deepsdf, shapegf, onet or convonet) on a preprocessed dataset; "
+    p = sub.add_parser("train", help="train a shape space (method: deepsdf, shapegf, onet, convonet or sald-vae) on a preprocessed dataset; "
                        "several processes or GPUs: torchrun --nproc_per_node N -m isofield.cli train ...")
-    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf | shapegf | onet | convonet, data: DATA_DIR, split, preset cpu|paper, ...)")
+    p.add_argument("config", nargs="?", help="YAML config (method: deepsdf | shapegf | onet | convonet | sald-vae, data: DATA_DIR, split, preset cpu|paper, ...)")
     p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
     p.add_argument("--time-budget", type=float, help="seconds of training")
