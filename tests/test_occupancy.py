@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from isofield.cli import main
 from isofield.data.datasets import ShapeRef, write_split
 from isofield.data.formats import write_onet_pointcloud, write_onet_points
-from isofield.data.onet import OccupancyDataDir
+from isofield.data.onet import VIEWS_FOLDER, OccupancyDataDir
+from isofield.data.views import render_views, write_views
 from isofield.errors import InputError
+from isofield.geometry.io import read_mesh, write_points, PointCloud
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
@@ -28,7 +31,8 @@ TEST_RADIUS = 0.29
 
 
 def _sphere_shape(folder: Path, radius: float, seed: int) -> None:
-    """An ONet-layout shape folder of a sphere of ``radius`` (canonical frame), user frame = x2 + 1."""
+    """An ONet-layout shape folder of a sphere of ``radius`` (canonical frame), user frame = x2 + 1,
+    with two 32-pixel views."""
     rng = np.random.default_rng(seed)
     frame = Normalization(np.ones(3), 2.0)
     uniform = rng.uniform(-0.55, 0.55, (4000, 3)).astype(np.float32)
@@ -42,6 +46,7 @@ def _sphere_shape(folder: Path, radius: float, seed: int) -> None:
     surface /= np.linalg.norm(surface, axis=1, keepdims=True)
     write_onet_pointcloud(SurfaceSamples((surface * radius).astype(np.float32), surface.astype(np.float32)),
                           frame, folder / "pointcloud.npz")
+    write_views(folder / VIEWS_FOLDER, *render_views(trimesh.creation.icosphere(2, radius), 2, resolution=32))
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +118,41 @@ def test_mesh_folder_scores_the_same_meshes_alike(onet_run, spheres):
                                  first.directory / "rescored", progress=False)
     for key in ("iou", "chamfer_l1", "normal_consistency", "f_score"):
         assert again.record["shapes"][0][key] == pytest.approx(first.record["shapes"][0][key], abs=2e-3)
+
+
+def test_complete_meshes_a_users_cloud_in_its_coordinates(onet_run, spheres, tmp_path, capsys):
+    """``isofield complete`` encodes a cloud given in user coordinates with the frame of a data
+    shape and writes the mesh there: the held-out sphere, radius 0.29 x 2 about (1, 1, 1)."""
+    directions = np.random.default_rng(5).normal(size=(3000, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    scan = tmp_path / "scan.ply"
+    write_points(PointCloud(1.0 + 2.0 * TEST_RADIUS * directions), scan)
+    out = tmp_path / "completed.ply"
+    assert main(["complete", str(onet_run), str(scan), "--frame", "held_out", "-o", str(out)]) == 0
+    assert "user coordinates" in capsys.readouterr().out
+    radii = np.linalg.norm(read_mesh(out).vertices - 1.0, axis=1)
+    assert abs(np.median(radii) - 2.0 * TEST_RADIUS) < 0.05 and radii.std() < 0.03
+    assert main(["complete", str(onet_run), str(scan), "-o", str(out)]) == 2  # no --overwrite
+    assert main(["complete", str(onet_run), str(scan), "-o", str(tmp_path / "x.ply"), "--steps", "5"]) == 2
+    assert "--steps: not used" in capsys.readouterr().err
+    picture = spheres / "balls" / "held_out" / VIEWS_FOLDER / "000.png"
+    assert main(["complete", str(onet_run), str(picture), "-o", str(tmp_path / "x.ply")]) == 2
+    assert "reads 'pointcloud' inputs, not images" in capsys.readouterr().err
+
+
+def test_single_image_onet_reads_the_radius_from_a_picture(spheres, tmp_path, capsys):
+    torch.manual_seed(0)
+    run = tmp_path / "image"
+    train_occupancy_network(_config(spheres, input={"kind": "image", "image_size": 32},
+                                    encoder={"kind": "image", "hidden": 8}), run, progress=False)
+    row = evaluate_occupancy(run, spheres / "test.json", progress=False).record["shapes"][0]
+    assert row["iou"] > 0.8
+    picture = spheres / "balls" / "held_out" / VIEWS_FOLDER / "001.png"
+    out = tmp_path / "from_picture.ply"
+    assert main(["complete", str(run), str(picture), "-o", str(out)]) == 0
+    assert "canonical unit-cube frame" in capsys.readouterr().out
+    radii = np.linalg.norm(read_mesh(out).vertices, axis=1)
+    assert abs(np.median(radii) - TEST_RADIUS) < 0.04
 
 
 def test_threshold_is_chosen_on_validation_shapes(onet_run, spheres):

@@ -341,10 +341,12 @@ def _complete(args: argparse.Namespace) -> int:
     from isofield.geometry.scan import free_space_along_rays
     from isofield.shapespace import complete, load_samples, load_shape_space
 
-    space = load_shape_space(args.run)
     output = _new_file(Path(args.output or Path(args.run) / "completions" / f"{Path(args.points).stem}.ply"),
                        args.overwrite)
     _check_output(output, args.points)
+    if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
+        return _complete_occupancy(args, output)
+    space = load_shape_space(args.run)
     scan = read_points(args.points)
     if scan.normals is None:
         raise InputError(f"{args.points}: completion needs oriented points (normals); "
@@ -359,13 +361,43 @@ def _complete(args: argparse.Namespace) -> int:
                                            args.seed, margin)
     elif args.camera_origin is not None:
         raise InputError("--camera-origin is only used with --free-space N")
+    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts)) if value is not None}
     inference = complete(space, scan.points, scan.normals, frame=frame, free_space=free_space,
-                         resolution=args.resolution, steps=args.steps, restarts=args.restarts,
-                         seed=args.seed)
+                         resolution=args.resolution, seed=args.seed, **options)
     write_mesh(inference.mesh, output)
     _print_fit(Path(args.points).name, inference, output)
     if frame is None:
         print("frame: estimated from the scan (pass --frame SHAPE when the complete shape's is known)")
+    return 0
+
+
+def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
+    """``isofield complete`` for the occupancy family: encode the cloud (or picture) in one pass
+    and mesh it by MISE."""
+    from isofield.data.onet import OccupancyDataDir
+    from isofield.data.views import IMAGE_SUFFIXES, read_image
+    from isofield.geometry.io import read_points, write_mesh
+    from isofield.occupancy import load_occupancy_model
+    from isofield.shapespace.inference import find_shape
+
+    _unused(args, ("--steps", args.steps), ("--restarts", args.restarts), ("--free-space", args.free_space),
+            ("--camera-origin", args.camera_origin))
+    model = load_occupancy_model(args.run)
+    source = Path(args.points)
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        _unused(args, ("--frame", args.frame))
+        condition, frame = model.encode_image(read_image(source)), None
+    else:
+        frame = None
+        if args.frame is not None:
+            data = OccupancyDataDir(model.data_dir)
+            frame = data.load_pointcloud(find_shape(data.shapes(), args.frame, str(data.root)))[1]
+        condition, frame = model.encode_points(read_points(source).points, frame, seed=args.seed)
+    mesh, stats = model.mesh(condition, resolution=args.resolution, normalization=frame)
+    write_mesh(mesh, output)
+    where = "canonical unit-cube frame" if frame is None else "user coordinates"
+    print(f"mesh: {output} ({len(mesh.vertices)} vertices, {where}; "
+          f"{stats.points_evaluated} field evaluations, {stats.seconds:.1f} s)")
     return 0
 
 
@@ -699,14 +731,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=800, help="optimisation steps (default 800, DeepSDF's)")
     _add_inference_options(p)
 
-    p = sub.add_parser("complete", help="complete a partial oriented point cloud (e.g. a depth scan) in a shape space")
+    p = sub.add_parser("complete", help="complete a partial oriented point cloud (e.g. a depth scan) in a shape space; "
+                       "ONet / ConvONet / sald-vae runs encode a point cloud (or a picture) in one pass")
     p.add_argument("run", help="a shape-space run (isofield train)")
-    p.add_argument("points", help="oriented points (.ply .pwn .npz with normals), user coordinates")
+    p.add_argument("points", help="points in user coordinates: oriented (.ply .pwn .npz with normals) for DeepSDF, "
+                   "any cloud for the occupancy family; a picture (.png .jpg) for a single-image run")
     p.add_argument("-o", "--output", help="mesh file (default RUN/completions/<points>.ply)")
     p.add_argument("--frame", metavar="SHAPE", help="use this shape's stored normalisation (an SDF samples .npz or a "
                    "shape of the run's data directory); default: estimated from the points")
-    p.add_argument("--steps", type=int, default=800, help="optimisation steps (default 800)")
-    p.add_argument("--restarts", type=int, default=4, help="random initial codes, the best is kept (default 4)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 800)")
+    p.add_argument("--restarts", type=int, help="random initial codes, the best is kept (default 4)")
     p.add_argument("--free-space", type=int, default=0, metavar="N",
                    help="N samples on the camera rays in front of the points, kept outside (needs --camera-origin)")
     p.add_argument("--camera-origin", type=float, nargs=3, metavar=("X", "Y", "Z"), help="the scanner's position")

@@ -58,7 +58,8 @@ CUBE_RADIUS = math.sqrt(3.0) / 2.0
 """Radius of the sphere around the canonical unit cube, framed by every camera."""
 
 CAMERAS_NAME = "cameras.npz"
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""file suffixes read as pictures"""
 _PER_VIEW = re.compile(r"(.+)_(\d+)")
 
 
@@ -172,7 +173,7 @@ def read_views(folder: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndar
     paths = _numbered_images(folder)
     if not paths:
         raise InputError(f"{folder}: no rendered views (000.png, ...) found")
-    pictures = [_read_image(path) for path in paths]
+    pictures = [read_image(path) for path in paths]
     for path, picture in zip(paths, pictures):
         if picture.shape != pictures[0].shape:
             raise InputError(
@@ -196,12 +197,12 @@ def _numbered_images(folder: Path) -> list[Path]:
         return []
     found = [
         path for path in folder.iterdir()
-        if path.stem.isdigit() and path.suffix.lower() in _IMAGE_SUFFIXES and path.is_file()
+        if path.stem.isdigit() and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
     ]
     return sorted(found, key=lambda path: int(path.stem))
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     """A picture as RGB (H, W, 3) uint8; InputError naming ``path`` if it cannot be read."""
     try:
         with Image.open(path) as image:

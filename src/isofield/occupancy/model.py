@@ -5,6 +5,8 @@ surface by MISE, sample the VAE's prior.
     >>> condition = model.condition(cloud[None])            # (1, N, 3) canonical, noisy points
     >>> mesh, stats = model.mesh(condition)                  # MISE at the configured threshold
     >>> meshes = [model.mesh(None, z)[0] for z in model.prior_latents(8, seed=0)]   # a VAE
+    >>> condition, frame = model.encode_points(scan)         # (N, 3) user coordinates
+    >>> mesh, _ = model.mesh(condition, normalization=frame) # the mesh in the scan's frame
 
 The field lives in the canonical unit-cube frame of the training data; meshes are extracted on
 the cube grown by ``padding`` (ONet's padded box) with the level set at logit(threshold) of the
@@ -28,6 +30,7 @@ from isofield.geometry.normalization import Normalization
 from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
 from isofield.occupancy.network import Condition, OccupancyNetwork, SignAgnosticVAE, build_network
 from isofield.occupancy.rundir import OccupancyRun
+from isofield.occupancy.shapes import resize_images
 from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
 
@@ -67,6 +70,32 @@ class OccupancyModel:
     def condition(self, inputs: torch.Tensor | None) -> Condition:
         """inputs (B, N, 3) noisy clouds or (B, 3, H, W) images in [0, 1] -> the encodings."""
         return self.network.encode(None if inputs is None else inputs.to(self.device))
+
+    def encode_points(self, points: np.ndarray, frame: Normalization | None = None,
+                      seed: int = 0) -> tuple[Condition, Normalization]:
+        """The encoding of one point cloud (N, 3) in user coordinates, and the frame it was mapped
+        to the unit cube with: ``frame``, or ONet's fitted to the points' bounding box (the
+        training shapes' frame when the cloud covers the whole shape). At most ``input.points``
+        of the points (a seeded choice) are encoded, as in training; no noise is added.
+
+        Raises:
+            InputError: the run does not read point clouds, or the points are not (N, 3) finite.
+        """
+        if self.config.input.kind != "pointcloud":
+            raise InputError(f"this run reads {self.config.input.kind!r} inputs, not point clouds")
+        points = np.asarray(points, dtype=np.float64)
+        frame = Normalization.fit(points, "cube") if frame is None else frame
+        count = min(len(points), self.config.input.points)
+        chosen = np.random.default_rng(seed).choice(len(points), count, replace=False)
+        cloud = torch.from_numpy(frame.to_canonical(points[chosen]).astype(np.float32))
+        return self.condition(cloud[None]), frame
+
+    def encode_image(self, image: np.ndarray) -> Condition:
+        """The encoding of one picture (H, W, 3) uint8, resized to ``input.image_size`` (views
+        like the training ones: the object centred, on a white background)."""
+        if self.config.input.kind != "image":
+            raise InputError(f"this run reads {self.config.input.kind!r} inputs, not images")
+        return self.condition(resize_images(image[None], self.config.input.image_size).float() / 255.0)
 
     @torch.no_grad()
     def logits(self, points: torch.Tensor, condition: Condition,

@@ -103,7 +103,12 @@ def _cloud_pool(data: OccupancyDataDir, ref: ShapeRef, seed: int) -> np.ndarray:
 def _resized_views(data: OccupancyDataDir, ref: ShapeRef, size: int) -> torch.Tensor:
     """(V, 3, size, size) uint8."""
     images, _ = data.load_views(ref)
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return resize_images(images, size)
+
+
+def resize_images(images: np.ndarray, size: int) -> torch.Tensor:
+    """images (V, H, W, 3) uint8 -> (V, 3, size, size) uint8, resized with antialiasing."""
+    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float()
     if tensor.shape[-1] != size or tensor.shape[-2] != size:
         tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True,
                                align_corners=False)
