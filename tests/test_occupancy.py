@@ -24,6 +24,7 @@ from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
 from isofield.occupancy.shapes import fixed_input, load_shapes
+from isofield.occupancy.train import BATCH_NORM_BATCHES
 from isofield.train.checkpoint import load_checkpoint
 
 RADII = (0.2, 0.26, 0.32, 0.38, 0.44)
@@ -105,6 +106,10 @@ def test_onet_learns_spheres_and_meshes_the_held_out_radius(onet_run, spheres):
     assert row["iou"] > 0.85
     assert row["chamfer_l1"] < 0.012
     assert row["normal_consistency"] > 0.97
+    # the stored batch-norm statistics are the average over the final calibration batches
+    network = load_checkpoint(onet_run / "checkpoints" / "latest.pt").modules["network"]
+    tracked = {int(value) for name, value in network.items() if name.endswith("num_batches_tracked")}
+    assert tracked == {BATCH_NORM_BATCHES}
     mesh_path = evaluation.directory / "meshes" / "spheres" / "balls" / "held_out.ply"
     assert mesh_path.is_file()
     for name in ("loss.png", "reconstructions.png", "report.html"):
@@ -251,6 +256,9 @@ def test_sald_vae_learns_signed_distances_of_spheres_from_unoriented_points(sphe
     evaluation = evaluate_occupancy(run, spheres / "test.json", progress=False)
     row = evaluation.record["shapes"][0]
     assert row["iou"] > 0.8 and row["chamfer_l1"] < 0.02
+    assert evaluation.record["settings"]["threshold"] is None
+    with pytest.raises(InputError, match="zero level of a signed distance"):
+        evaluate_occupancy(run, spheres / "test.json", threshold=0.5, progress=False)
     # the field is signed: negative at the centre of the held-out sphere, positive outside
     data = OccupancyDataDir(spheres)
     shapes = load_shapes(data, data.shapes(spheres / "test.json"), model.config.input, 0)

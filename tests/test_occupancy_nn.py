@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from isofield.losses import gaussian_kl
+from isofield.nn.batch_norm import recompute_batch_norm_statistics
 from isofield.nn.convonet import AXES, LocalDecoder, LocalPoolPointNet, UNet2d, UNet3d, sample_features
 from isofield.nn.image import ImageEncoder
 from isofield.nn.occupancy import CBatchNorm1d, LatentEncoder, OccupancyDecoder, ResNetPointNet
@@ -277,3 +278,18 @@ def test_onet_tells_two_spheres_apart_from_their_surface_points():
     with torch.no_grad():
         accuracy = ((decoder(points, encoder(surfaces)) > 0).float() == labels).float().mean(dim=1)
     assert accuracy.min() > 0.95, accuracy
+
+
+def test_batch_norm_statistics_are_the_plain_average_over_the_batches():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).eval()
+    batches = [torch.randn(32, 3) * 2 + 1 for _ in range(5)]
+    feed = iter(batches)
+    assert recompute_batch_norm_statistics(model, lambda: model(next(feed)), 5) == 1
+    norm = model[1]
+    with torch.no_grad():
+        features = [model[0](batch) for batch in batches]
+    assert torch.allclose(norm.running_mean, torch.stack([f.mean(0) for f in features]).mean(0), atol=1e-6)
+    assert torch.allclose(norm.running_var, torch.stack([f.var(0) for f in features]).mean(0), atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training and int(norm.num_batches_tracked) == 5
+    assert recompute_batch_norm_statistics(torch.nn.Linear(3, 4), lambda: None, 5) == 0

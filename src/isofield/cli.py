@@ -512,8 +512,9 @@ def _evaluate_occupancy(args: argparse.Namespace) -> int:
                                 threshold=args.threshold, resolution=args.resolution, seed=args.seed,
                                 progress=not args.quiet)
     print(format_evaluation(result.record))
-    print(f"threshold {result.record['settings']['threshold']:g} "
-          f"({result.record['settings']['threshold_choice']['rule']})")
+    settings = result.record["settings"]
+    level = "surface:" if settings["threshold"] is None else f"threshold {settings['threshold']:g}"
+    print(f"{level} ({settings['threshold_choice']['rule']})")
     print(f"results: {result.directory / 'results.json'}, per shape: {result.directory / 'scores.csv'}")
     return 0
 

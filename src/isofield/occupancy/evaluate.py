@@ -9,7 +9,7 @@ Per test shape of an ONet-layout data directory:
 1. the run's input of the shape: a seeded noisy cloud of ``input.points`` points from its
    ``pointcloud.npz`` (seed = ``seed`` + the shape's row), its first rendered view, or, for a
    VAE without input, the posterior mean of its occupancy samples;
-2. the mesh {probability = threshold} by MISE in the shape's canonical unit-cube frame;
+2. the mesh {probability = threshold} (sald-vae: {f = 0}) by MISE in the shape's canonical unit-cube frame;
 3. the ONet metrics in that frame: IoU against the labels of ``points_iou.npz`` (100k uniform
    points in the padded cube), Chamfer-L1 (and x10 as ONet prints it) and normal consistency
    against the 100k points of ``pointcloud.npz``, F-score at 1% of the unit cube.
@@ -88,10 +88,14 @@ def evaluate_occupancy(run_dir: str | Path, split: str | Path, out_dir: str | Pa
     out = Path(out_dir or Path(run_dir) / "evaluation" / "onet")
     choice: dict[str, Any] = {"rule": "given" if threshold is not None else "run config"}
     if is_sdf(model.config):
-        choice = {"rule": "the zero level of the signed distance (no threshold)"}
-    elif threshold is None and validation is not None:
-        threshold, choice = _validation_threshold(model, data, validation, seed)
-    threshold = model.config.extract.threshold if threshold is None else threshold
+        if threshold is not None or validation is not None:
+            raise InputError("this run meshes the zero level of a signed distance: it has no "
+                             "threshold to give or to choose on validation shapes")
+        choice = {"rule": "the zero level of the signed distance"}
+    else:
+        if threshold is None and validation is not None:
+            threshold, choice = _validation_threshold(model, data, validation, seed)
+        threshold = model.config.extract.threshold if threshold is None else threshold
     refs = data.shapes(split)
     shapes = load_shapes(data, refs, model.config.input, model.config.seed)
     rows, shown = [], []

@@ -63,6 +63,18 @@ class OccupancyTask:
                                           take(noise))
         return {name: self.shard.mean(value, count) for name, value in terms.items()}
 
+    @torch.no_grad()
+    def forward_batch(self, generator: torch.Generator) -> None:
+        """A whole batch (every rank's shapes) through the unwrapped network in its current mode,
+        for :func:`~isofield.nn.batch_norm.recompute_batch_norm_statistics`."""
+        config, count = self.config, self.shapes_per_batch
+        batch = draw_batch(self.shapes, count, config.points_per_step, config.input, generator)
+        noise = torch.randn((count, max(config.latent_dim, 1)), generator=generator)
+        device = next(self.network.parameters()).device
+        inputs = None if batch.inputs is None else batch.inputs.to(device)
+        occupancies = None if is_sdf(config) else batch.occupancies.to(device)
+        self.network(inputs, batch.points.to(device), occupancies, noise.to(device))
+
     def _occupancy_terms(self, inputs: torch.Tensor | None, points: torch.Tensor, occupancies: torch.Tensor,
                          noise: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-shape terms (b,): BCE summed over the samples (+ KL), its mean, KL, accuracy."""

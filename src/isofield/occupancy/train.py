@@ -6,7 +6,9 @@ pictures and report.
     >>> model = load_occupancy_model(result.run_dir)
 
 Training goes through the shared trainer (checkpoints, resume, SIGINT/SIGTERM, time budget, DDP
-under torchrun). Only the main process writes files.
+under torchrun). Only the main process writes files. When training ends (not when it pauses), the
+batch-norm statistics are recomputed over 100 training batches and stored in the latest
+checkpoint (:mod:`isofield.nn.batch_norm`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from isofield.config import load_yaml
 from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
 from isofield.methods.raw_input import PoolSpec
+from isofield.nn.batch_norm import recompute_batch_norm_statistics
 from isofield.occupancy.config import OccupancyConfig, is_sdf, resolve_config
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.network import build_network
@@ -30,9 +33,13 @@ from isofield.occupancy.shapes import ShapeTensors, load_shapes
 from isofield.occupancy.task import OccupancyTask
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
+from isofield.train.checkpoint import CheckpointStore
 from isofield.train.distributed import on_main_process
 from isofield.train.loop import StopReason
 from isofield.train.settings import TrainingOutcome, build_trainer
+
+BATCH_NORM_BATCHES = 100
+"""training batches the final batch-norm statistics are averaged over"""
 
 
 def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str | Path, *,
@@ -90,12 +97,24 @@ def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path
                            exit_after=exit_after).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = OccupancyModel(network.eval(), config, records, data_dir, result.step)
-        on_main_process(lambda: _finish(run, model, shapes, result))
+        on_main_process(lambda: _finish(run, model, task, result))
     return TrainingOutcome.of(run.root, result)
 
 
-def _finish(run: OccupancyRun, model: OccupancyModel, shapes: ShapeTensors, result) -> None:
+def _calibrate_batch_norm(run: OccupancyRun, task: OccupancyTask) -> None:
+    """Recompute the network's batch-norm statistics over :data:`BATCH_NORM_BATCHES` seeded
+    training batches (:mod:`isofield.nn.batch_norm`) and store them in the latest checkpoint;
+    training resumed from it is unchanged (train mode uses batch statistics)."""
+    generator = torch.Generator().manual_seed(task.config.seed)
+    if recompute_batch_norm_statistics(task.network, lambda: task.forward_batch(generator), BATCH_NORM_BATCHES):
+        store = CheckpointStore(run.root)
+        checkpoint = store.load_latest()
+        checkpoint.modules["network"] = {name: value.detach().cpu() for name, value in task.network.state_dict().items()}
+        store.save(checkpoint)
+
+
+def _finish(run: OccupancyRun, model: OccupancyModel, task: OccupancyTask, result) -> None:
     start = time.perf_counter()
-    timings = {"training": result.elapsed}
-    write_final_outputs(run, model, shapes, result, timings)
-    timings["outputs"] = time.perf_counter() - start
+    _calibrate_batch_norm(run, task)
+    timings = {"training": result.elapsed, "batch-norm statistics": time.perf_counter() - start}
+    write_final_outputs(run, model, task.shapes, result, timings)
