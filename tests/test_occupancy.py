@@ -22,6 +22,7 @@ from isofield.geometry.io import read_mesh, write_points, PointCloud
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
+from isofield.occupancy.config import kl_weight_at
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
 from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy.train import BATCH_NORM_BATCHES
@@ -86,6 +87,14 @@ def test_config_rejects_unknown_keys_and_mismatched_inputs(spheres):
     with pytest.raises(InputError, match="divisible by 2"):
         resolve_config([_config(spheres, method="convonet", features={"plane_resolution": 18})])
     assert resolve_config([_config(spheres, preset="paper")]).encoder.condition_dim == 32
+
+
+def test_kl_weight_rises_linearly_over_the_warmup(spheres):
+    config = resolve_config([_config(spheres, input={"kind": "none"}, latent_dim=2, kl_weight=0.5, kl_warmup=4)])
+    assert [kl_weight_at(config, step) for step in range(6)] == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
+    assert kl_weight_at(resolve_config([_config(spheres, kl_warmup=0)]), 0) == 1.0
+    with pytest.raises(InputError, match="kl_warmup must be at least 0"):
+        resolve_config([_config(spheres, kl_warmup=-1)])
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +230,7 @@ def test_convonet_trains_on_planes(spheres, tmp_path):
 def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     torch.manual_seed(0)
     run = tmp_path / "vae"
-    train_occupancy_network(_config(spheres, input={"kind": "none"}, latent_dim=2,
+    train_occupancy_network(_config(spheres, input={"kind": "none"}, latent_dim=2, kl_warmup=0,
                                     train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000}}),
                             run, progress=False)
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()

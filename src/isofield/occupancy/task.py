@@ -5,12 +5,14 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
 
     logits_i = D(p_i, E(input_i), z_i)                 p_i: K occupancy samples of shape i
     rec_i    = Σ_k BCE(logits_ik, o_ik)                ONet sums over the K points
-    total    = mean over shapes of rec_i + kl_weight · KL(q(z | p_i, o_i, c_i) ‖ N(0, I))
+    total    = mean over shapes of rec_i + β · KL(q(z | p_i, o_i, c_i) ‖ N(0, I))
+
+β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps (then stays).
 
 Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's) and ``accuracy`` (the share of
 samples on the right side of probability 0.5). sald-vae (per shape, K samples x of its pool with
 unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖)
-+ kl_weight · KL, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
++ β · KL, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
 and computes its shard of the shapes.
 """
 
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isofield.losses import sign_agnostic_gradient_loss, sign_agnostic_loss
-from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
+from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae, kl_weight_at
 from isofield.occupancy.network import OccupancyNetwork
 from isofield.occupancy.shapes import ShapeTensors, draw_batch
 from isofield.train.distributed import Shard
@@ -57,10 +59,10 @@ class OccupancyTask:
         take = lambda value: None if value is None else self.shard.take(value).to(device)  # noqa: E731
         if is_sdf(config):
             terms = self._sign_agnostic_terms(take(batch.inputs), take(batch.points), take(batch.distances),
-                                              take(batch.directions), take(noise))
+                                              take(batch.directions), take(noise), kl_weight_at(config, step))
         else:
             terms = self._occupancy_terms(take(batch.inputs), take(batch.points), take(batch.occupancies),
-                                          take(noise))
+                                          take(noise), kl_weight_at(config, step))
         return {name: self.shard.mean(value, count) for name, value in terms.items()}
 
     @torch.no_grad()
@@ -76,24 +78,24 @@ class OccupancyTask:
         self.network(inputs, batch.points.to(device), occupancies, noise.to(device))
 
     def _occupancy_terms(self, inputs: torch.Tensor | None, points: torch.Tensor, occupancies: torch.Tensor,
-                         noise: torch.Tensor) -> dict[str, torch.Tensor]:
+                         noise: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
         """Per-shape terms (b,): BCE summed over the samples (+ KL), its mean, KL, accuracy."""
         logits, kl = self._network(inputs, points, occupancies, noise)
         errors = F.binary_cross_entropy_with_logits(logits, occupancies, reduction="none").sum(dim=1)
         right = ((logits > 0) == (occupancies > 0.5)).float().mean(dim=1)
-        terms = {"total": errors + self.config.kl_weight * kl, "bce": errors / points.shape[1]}
+        terms = {"total": errors + kl_weight * kl, "bce": errors / points.shape[1]}
         if is_vae(self.config):
             terms["kl"] = kl
         return {**terms, "accuracy": right.detach()}
 
     def _sign_agnostic_terms(self, inputs: torch.Tensor, points: torch.Tensor, distances: torch.Tensor,
-                             directions: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+                             directions: torch.Tensor, noise: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
         """Per-shape terms (b,): SAL (+ λ SALD) (+ KL), each part."""
         weight = self.config.sign_agnostic.derivative_weight
         points = points.requires_grad_(weight > 0)
         values, kl = self._network(inputs, points, None, noise)
         terms = {"sal": sign_agnostic_loss(values, distances, dim=1)}
-        total = terms["sal"] + self.config.kl_weight * kl
+        total = terms["sal"] + kl_weight * kl
         if weight > 0:
             (gradients,) = torch.autograd.grad(values.sum(), points, create_graph=True)
             terms["sald"] = sign_agnostic_gradient_loss(gradients, directions, dim=1)
