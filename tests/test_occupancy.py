@@ -22,7 +22,8 @@ from isofield.geometry.io import read_mesh, write_points, PointCloud
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
-from isofield.occupancy.config import kl_weight_at
+from isofield.occupancy.config import METHODS, kl_weight_at
+from isofield.occupancy.outputs import METHOD_TITLES
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
 from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy.train import BATCH_NORM_BATCHES
@@ -87,6 +88,7 @@ def test_config_rejects_unknown_keys_and_mismatched_inputs(spheres):
     with pytest.raises(InputError, match="divisible by 2"):
         resolve_config([_config(spheres, method="convonet", features={"plane_resolution": 18})])
     assert resolve_config([_config(spheres, preset="paper")]).encoder.condition_dim == 32
+    assert set(METHOD_TITLES) == set(METHODS)  # every method's report has its own title
 
 
 def test_kl_weight_rises_linearly_over_the_warmup(spheres):

@@ -28,6 +28,8 @@ from isofield.viz.report import Report
 VIEW = (35.0, 20.0)
 TILE = (256, 256)
 SHOWN_SHAPES = 4
+METHOD_TITLES = {"onet": "Occupancy Network", "convonet": "Convolutional Occupancy Network",
+                 "sald-vae": "SALD shape space (PointNet-VAE, SDF decoder)"}
 GENERATED_SHAPES = 8
 INTERPOLATION_STEPS = 6
 TRUTH_POINTS = 5000
@@ -37,14 +39,21 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
                         result: TrainResult, timings: dict[str, float]) -> None:
     """Every picture of the run and its report; ``shapes`` are the training shapes in memory."""
     start = time.perf_counter()
-    plot_loss_curves(run.log_path, run.figure_path("loss"), title="occupancy network")
-    figures = [("loss.png", "Loss: binary cross-entropy summed over the step's occupancy samples "
-                "per shape (total, with the KL term of a VAE); bce per sample; accuracy of the "
-                "samples' sides at probability 0.5.")]
+    config = model.config
+    plot_loss_curves(run.log_path, run.figure_path("loss"), title=METHOD_TITLES[config.method])
+    if is_sdf(config):
+        loss_caption = ("Loss: SAL (mean | |f| − h | over each shape's pool samples, h the unsigned distance to "
+                        "its points), SALD (the derivative term), the KL term, and their weighted total.")
+        surface = "the zero level of the signed distance"
+    else:
+        loss_caption = ("Loss: binary cross-entropy summed over the step's occupancy samples per shape (total, "
+                        "with the KL term of a VAE); bce per sample; accuracy of the samples' sides at "
+                        "probability 0.5.")
+        surface = f"the surface at probability {config.extract.threshold:g}"
+    figures = [("loss.png", loss_caption)]
     rows = write_reconstructions(run, model, shapes)
-    figures.append(("reconstructions.png", "Training shapes: the input the encoder saw, the "
-                    f"surface at probability {model.config.extract.threshold:g} by MISE, and "
-                    "ground-truth occupied samples."))
+    figures.append(("reconstructions.png", f"Training shapes: the input the encoder saw, {surface} by MISE, "
+                    "and ground-truth occupied samples."))
     if is_vae(model.config):
         write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
         figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I)."))
