@@ -148,6 +148,9 @@ def test_complete_meshes_a_users_cloud_in_its_coordinates(onet_run, spheres, tmp
     assert "user coordinates" in capsys.readouterr().out
     radii = np.linalg.norm(read_mesh(out).vertices - 1.0, axis=1)
     assert abs(np.median(radii) - 2.0 * TEST_RADIUS) < 0.05 and radii.std() < 0.03
+    # without --frame the cloud's bounding box is fitted to the unit cube, as preprocessing does
+    _, frame = load_occupancy_model(onet_run).encode_points(1.0 + 2.0 * TEST_RADIUS * directions)
+    assert frame.scale == pytest.approx(4.0 * TEST_RADIUS, rel=0.01) and np.allclose(frame.center, 1.0, atol=0.01)
     assert main(["complete", str(onet_run), str(scan), "-o", str(out)]) == 2  # no --overwrite
     assert main(["complete", str(onet_run), str(scan), "-o", str(tmp_path / "x.ply"), "--steps", "5"]) == 2
     assert "--steps: not used" in capsys.readouterr().err
