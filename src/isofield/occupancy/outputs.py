@@ -90,7 +90,8 @@ def write_generated(model: OccupancyModel, path, count: int, seed: int = 0) -> l
     """Decode ``count`` draws of the prior, draw them in a grid at ``path``; returns the meshes."""
     meshes = [mesh_or_none(model, None, latent) for latent in model.prior_latents(count, seed)]
     tiles = [mesh_tile(mesh, None) for mesh in meshes]
-    write_png(tile_images(tiles, min(4, count), [f"sample {i}" for i in range(count)]), path)
+    labels = [f"sample {i}" + (" (empty)" if mesh is None else "") for i, mesh in enumerate(meshes)]
+    write_png(tile_images(tiles, min(4, count), labels), path)
     return meshes
 
 
