@@ -293,3 +293,17 @@ def test_batch_norm_statistics_are_the_plain_average_over_the_batches():
     assert torch.allclose(norm.running_var, torch.stack([f.var(0) for f in features]).mean(0), atol=1e-5)
     assert norm.momentum == 0.1 and not model.training and int(norm.num_batches_tracked) == 5
     assert recompute_batch_norm_statistics(torch.nn.Linear(3, 4), lambda: None, 5) == 0
+
+
+def test_image_encoder_trains_on_channels_last_batches_with_two_threads():
+    """A permuted (B, H, W, 3) batch once crashed oneDNN's convolution backward on two threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        encoder = ImageEncoder(8, base=8)
+        images = torch.rand(5, 32, 32, 3).permute(0, 3, 1, 2)
+        encoder(images).square().sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+    finally:
+        torch.set_num_threads(threads)

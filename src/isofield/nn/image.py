@@ -43,7 +43,9 @@ class ImageEncoder(nn.Module):
         """images (B, in_channels, H, W) -> (B, C)."""
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(f"ImageEncoder expects images (B, {self.in_channels}, H, W), got {tuple(images.shape)}")
-        features = self.stages(self.stem(images))                          # (B, 8 base, H/16, W/16)
+        # contiguous NCHW: a channels-last batch (e.g. a permuted (B, H, W, 3) array) crashes
+        # oneDNN's convolution backward on two CPU threads (torch 2.13)
+        features = self.stages(self.stem(images.contiguous()))             # (B, 8 base, H/16, W/16)
         return self.fc(features.mean(dim=(2, 3)))
 
 

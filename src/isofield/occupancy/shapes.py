@@ -107,12 +107,12 @@ def _resized_views(data: OccupancyDataDir, ref: ShapeRef, size: int) -> torch.Te
 
 
 def resize_images(images: np.ndarray, size: int) -> torch.Tensor:
-    """images (V, H, W, 3) uint8 -> (V, 3, size, size) uint8, resized with antialiasing."""
+    """images (V, H, W, 3) uint8 -> (V, 3, size, size) uint8 (contiguous), resized with antialiasing."""
     tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).permute(0, 3, 1, 2).float()
     if tensor.shape[-1] != size or tensor.shape[-2] != size:
         tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True,
                                align_corners=False)
-    return tensor.round().clamp(0, 255).to(torch.uint8)
+    return tensor.round().clamp(0, 255).to(torch.uint8).contiguous()
 
 
 @dataclass(frozen=True)
