@@ -27,7 +27,7 @@ from torch import nn
 from isofield.losses import sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae, kl_weight_at
 from isofield.occupancy.network import OccupancyNetwork
-from isofield.occupancy.shapes import ShapeTensors, draw_batch
+from isofield.occupancy.shapes import Batch, ShapeTensors, draw_batch
 from isofield.train.distributed import Shard
 from isofield.train.loop import ParamGroup
 
@@ -53,8 +53,7 @@ class OccupancyTask:
     def loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The loss of one batch (this rank's part); every draw comes from ``generator``."""
         config, count = self.config, self.shapes_per_batch
-        batch = draw_batch(self.shapes, count, config.points_per_step, config.input, generator)
-        noise = torch.randn((count, max(config.latent_dim, 1)), generator=generator)
+        batch, noise = self._draw(generator)
         device = next(self.network.parameters()).device
         take = lambda value: None if value is None else self.shard.take(value).to(device)  # noqa: E731
         if is_sdf(config):
@@ -69,13 +68,17 @@ class OccupancyTask:
     def forward_batch(self, generator: torch.Generator) -> None:
         """A whole batch (every rank's shapes) through the unwrapped network in its current mode,
         for :func:`~isofield.nn.batch_norm.recompute_batch_norm_statistics`."""
-        config, count = self.config, self.shapes_per_batch
-        batch = draw_batch(self.shapes, count, config.points_per_step, config.input, generator)
-        noise = torch.randn((count, max(config.latent_dim, 1)), generator=generator)
+        batch, noise = self._draw(generator)
         device = next(self.network.parameters()).device
         inputs = None if batch.inputs is None else batch.inputs.to(device)
-        occupancies = None if is_sdf(config) else batch.occupancies.to(device)
+        occupancies = None if is_sdf(self.config) else batch.occupancies.to(device)
         self.network(inputs, batch.points.to(device), occupancies, noise.to(device))
+
+    def _draw(self, generator: torch.Generator) -> tuple[Batch, torch.Tensor]:
+        """One step's batch of every rank's shapes and its reparameterisation noise (B, max(Z, 1))."""
+        config, count = self.config, self.shapes_per_batch
+        batch = draw_batch(self.shapes, count, config.points_per_step, config.input, generator)
+        return batch, torch.randn((count, max(config.latent_dim, 1)), generator=generator)
 
     def _occupancy_terms(self, inputs: torch.Tensor | None, points: torch.Tensor, occupancies: torch.Tensor,
                          noise: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
