@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isofield.losses import gaussian_kl
+from isofield.losses import free_bits_kl, gaussian_kl
 from isofield.nn.batch_norm import recompute_batch_norm_statistics
 from isofield.nn.convonet import AXES, LocalDecoder, LocalPoolPointNet, UNet2d, UNet3d, sample_features
 from isofield.nn.image import ImageEncoder
@@ -83,22 +83,23 @@ def test_occupancy_decoder_names_the_expected_shapes():
         OccupancyDecoder(16, hidden=32, blocks=2)(points, torch.randn(2, 16), torch.randn(2, 4))
 
 
-def test_occupancy_decoder_gradients_reach_condition_and_latent():
+@pytest.mark.parametrize("condition_dim, latent_dim", [(16, 0), (0, 4), (16, 4)])
+def test_occupancy_decoder_gradients_reach_condition_and_latent(condition_dim, latent_dim):
     torch.manual_seed(0)
     points, labels = torch.randn(2, 50, 3), (torch.rand(2, 50) > 0.5).float()
-    decoder = OccupancyDecoder(16, hidden=32, blocks=2)
-    condition = torch.randn(2, 16, requires_grad=True)
+    decoder = OccupancyDecoder(condition_dim, latent_dim, hidden=32, blocks=2)
+    condition = torch.randn(2, condition_dim, requires_grad=True) if condition_dim else None
+    latent = torch.randn(2, latent_dim, requires_grad=True) if latent_dim else None
     optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-2)
-    F.binary_cross_entropy_with_logits(decoder(points, condition), labels).backward()
-    optimizer.step()                                            # CBN starts independent of c
-    condition.grad = None
-    decoder(points, condition).sum().backward()
-    assert condition.grad.abs().sum(dim=1).min() > 0
-
-    unconditional = OccupancyDecoder(0, latent_dim=4, hidden=32, blocks=2)
-    latent = torch.randn(2, 4, requires_grad=True)
-    unconditional(points, None, latent).sum().backward()
-    assert latent.grad.abs().sum(dim=1).min() > 0
+    F.binary_cross_entropy_with_logits(decoder(points, condition, latent), labels).backward()
+    optimizer.step()                                            # CBN starts independent of c and z
+    for vector in (condition, latent):
+        if vector is not None:
+            vector.grad = None
+    decoder(points, condition, latent).sum().backward()
+    for vector in (condition, latent):
+        if vector is not None:
+            assert vector.grad.abs().sum(dim=1).min() > 0
 
 
 def _shuffled(tensor: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -234,16 +235,26 @@ def test_image_encoder_shapes(size):
 
 
 def test_gaussian_kl_by_hand():
-    assert torch.equal(gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)), torch.zeros(3))
+    assert torch.equal(gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)), torch.zeros(3, 4))
     mean, log_std = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.0, math.log(0.5)]])
-    # ½ [(1 + 1 − 1 − 0) + (4 + 0.25 − 1 − 2 log 0.5)]
-    expected = 0.5 * (1.0 + 3.25 - 2 * math.log(0.5))
+    # ½ (1 + 1 − 1 − 0) and ½ (4 + 0.25 − 1 − 2 log 0.5)
+    expected = [0.5, 0.5 * (3.25 - 2 * math.log(0.5))]
     assert torch.allclose(gaussian_kl(mean, log_std), torch.tensor([expected]))
     torch.manual_seed(0)
     mean, log_std = torch.randn(5, 8), 0.5 * torch.randn(5, 8)
     reference = torch.distributions.kl_divergence(torch.distributions.Normal(mean, log_std.exp()),
-                                                  torch.distributions.Normal(0.0, 1.0)).sum(dim=-1)
+                                                  torch.distributions.Normal(0.0, 1.0))
     assert torch.allclose(gaussian_kl(mean, log_std), reference, atol=1e-5)
+
+
+def test_free_bits_leave_the_first_nats_of_each_dimension_unpenalised():
+    kl = torch.tensor([[0.1, 0.7, 2.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    penalty = free_bits_kl(kl, 0.5)
+    assert torch.allclose(penalty, torch.tensor([0.5 + 0.7 + 2.0, 1.5]))
+    penalty.sum().backward()
+    assert torch.equal(kl.grad, torch.tensor([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    assert torch.equal(free_bits_kl(kl, 0.0), kl.sum(dim=1))
+    assert free_bits_kl(torch.zeros(4, 0), 0.5).tolist() == [0.0] * 4      # no latent code
 
 
 def test_onet_tells_two_spheres_apart_from_their_surface_points():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from isofield.errors import InputError
@@ -15,6 +16,8 @@ from isofield.geometry.groundtruth import MeshDistance
 from isofield.geometry.sampling import sample_polyline, sample_surface
 from isofield.geometry.shapes import Polygon, l_shape
 from isofield.geometry.soup import make_triangle_soup
+from isofield.methods.base import LevelSchedule, get_method
+from isofield.methods.digs import DiGSOptions
 from isofield.methods.raw_input import PoolSpec, raw_input_from_arrays, unsigned_distance_pool
 from isofield.nn import as_numpy_field
 
@@ -139,6 +142,22 @@ def test_digs_recovers_the_l_shape_and_closes_a_gap(tmp_path):
     # The gap is closed (one crossing, no leak), but in this small setting along the missing
     # arc (measured x = 0.50), not the chord (0.354) as SALD does.
     assert len(crossings) == 1 and CHORD_X - 0.05 < crossings[0] < 0.52
+
+
+def test_digs_near_samples_scatter_around_the_input_at_their_sigma():
+    points = outline(CIRCLE)
+    digs = get_method("digs")
+    options = DiGSOptions(near_fraction=0.5, near_sigma=0.05)
+    task = digs.task(torch.nn.Linear(2, 1), digs.prepare_raw(raw_input_from_arrays(points, source="c.xy"),
+                                                              options, seed=0),
+                     options, torch.device("cpu"), lr=1e-3, levels=LevelSchedule())
+    samples = task.near_samples(20_000, torch.Generator().manual_seed(0)).numpy()
+    # the input is a circle of radius r in the canonical frame; a sample's distance to it is
+    # about |radial part of N(0, σ² I)|, of mean σ sqrt(2 / π) (σ much smaller than r)
+    radius = np.linalg.norm(task.data["points"].numpy(), axis=1).mean()
+    assert abs(np.abs(np.linalg.norm(samples, axis=1) - radius).mean() - 0.05 * math.sqrt(2 / math.pi)) < 0.003
+    with pytest.raises(InputError, match="near_fraction must be in"):
+        digs.prepare_raw(raw_input_from_arrays(points, source="c.xy"), DiGSOptions(near_fraction=1.0), seed=0)
 
 
 # ------------------------------------------------------------------------------- raw inputs

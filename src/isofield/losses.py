@@ -96,8 +96,18 @@ def score_matching_errors(scores: torch.Tensor, noise: torch.Tensor, sigma: torc
 
 
 def gaussian_kl(mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, diag σ²) ‖ N(0, I)) of each shape's latent posterior, mean, log_std (B, Z) -> (B,).
+    """KL(N(μ, diag σ²) ‖ N(0, I)) of each shape's latent posterior, per latent dimension:
+    mean, log_std (B, Z) -> (B, Z).
 
-    ½ Σ_z (μ² + σ² − 1 − 2 log σ): the prior term of a variational auto-encoder's loss.
+    ½ (μ² + σ² − 1 − 2 log σ); summed over Z it is the prior term of a variational auto-encoder's loss.
     """
-    return 0.5 * (mean.square() + torch.exp(2.0 * log_std) - 1.0 - 2.0 * log_std).sum(dim=-1)
+    return 0.5 * (mean.square() + torch.exp(2.0 * log_std) - 1.0 - 2.0 * log_std)
+
+
+def free_bits_kl(kl: torch.Tensor, free_nats: float) -> torch.Tensor:
+    """Σ_z max(KL_z, free_nats) of per-dimension KLs (B, Z) -> (B,) (Kingma et al. 2016).
+
+    The first ``free_nats`` of every latent dimension cost nothing, so the encoder can carry that
+    much information about each shape before the prior pulls back: against posterior collapse.
+    """
+    return kl.clamp(min=free_nats).sum(dim=-1)

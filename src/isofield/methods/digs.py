@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from isofield.diff import divergence, gradient
+from isofield.errors import InputError
 from isofield.losses import (
     divergence_loss,
     eikonal_loss,
@@ -42,8 +43,18 @@ class DiGSOptions:
     batch: int = 4096
     """input points per step; as many uniform off-surface samples"""
     bounds: float = 1.5
-    """off-surface samples lie in [-bounds, bounds]^D (canonical frame); beyond the initial
-    sphere (radius 1), so that gaps close inside the sampled region"""
+    """uniform off-surface samples lie in [-bounds, bounds]^D (canonical frame); beyond the
+    initial sphere (radius 1), so that gaps close inside the sampled region"""
+    near_fraction: float = 0.0
+    """share of the off-surface samples drawn near the input instead of uniformly: an input
+    point plus N(0, near_sigma² I) noise (DiGS's "combined" sampling; 0: uniform only, as the
+    paper's default). The divergence term always uses uniform samples. Measured on the CGAL
+    armadillo as a triangle soup, 1200 s on one core: 0.5 with lr 2e-4 (halved every 2000
+    steps) reached normal consistency 0.916, against 0.865 at 900 s for the fast preset, whose
+    uniform samples leave extra sheets around the body. On the CGAL kitten the same settings
+    failed (NC 0.854 at 600 s, not watertight; fast preset 0.996), so the preset keeps 0"""
+    near_sigma: float = 0.05
+    """σ of the near-surface samples (canonical units)"""
     surface_weight: float = 3000.0
     off_surface_weight: float = 100.0
     off_surface_alpha: float = 100.0
@@ -84,8 +95,10 @@ class DiGSTask(FieldTask):
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         opt, points = self.options, self.data["points"]
         index = torch.randint(len(points), (opt.batch,), generator=generator).to(self.device)
-        uniform = (torch.rand((opt.batch, points.shape[1]), generator=generator) * 2 - 1) * opt.bounds
-        samples = torch.cat([points[index], uniform.to(self.device)]).requires_grad_(True)
+        near = round(opt.batch * opt.near_fraction)
+        uniform = (torch.rand((opt.batch - near, points.shape[1]), generator=generator) * 2 - 1) * opt.bounds
+        samples = torch.cat([points[index], uniform.to(self.device),
+                             self.near_samples(near, generator)]).requires_grad_(True)
         values = self.field(samples)
         grads = gradient(values, samples)
         terms = {
@@ -108,6 +121,12 @@ class DiGSTask(FieldTask):
         terms["total"] = total
         return terms
 
+    def near_samples(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """(count, D): random input points displaced by N(0, near_sigma² I)."""
+        points = self.data["points"]
+        index = torch.randint(len(points), (count,), generator=generator).to(self.device)
+        noise = torch.randn((count, points.shape[1]), generator=generator) * self.options.near_sigma
+        return points[index] + noise.to(self.device)
 
     def divergence_term(self, points: torch.Tensor) -> torch.Tensor:
         """mean |∇·∇f| at points (M, D), from a forward pass of their own (so that the second
@@ -146,6 +165,9 @@ class DiGS:
     def prepare_raw(self, raw: RawInput, options: DiGSOptions, seed: int) -> PreparedInput:
         """Training data from raw input already in the canonical frame (any dimension D)."""
         schedule_from_spec(options.divergence_schedule)     # a bad schedule fails before training
+        if not 0 <= options.near_fraction < 1 or options.near_sigma <= 0:
+            raise InputError("digs options: near_fraction must be in [0, 1) and near_sigma > 0, got "
+                             f"{options.near_fraction} and {options.near_sigma}")
         return PreparedInput({"points": torch.from_numpy(raw.points)}, raw.normalization,
                              raw.description)
 

@@ -47,7 +47,7 @@ class OccupancyNetwork(nn.Module):
 
     def forward(self, inputs: torch.Tensor | None, points: torch.Tensor, occupancies: torch.Tensor,
                 noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training pass: (logits (B, T), KL (B,)); KL is zero without a VAE.
+        """A training pass: (logits (B, T), KL per latent dimension (B, Z)); Z = 0 without a VAE.
 
         Args:
             inputs: what :meth:`encode` takes, or None.
@@ -56,7 +56,7 @@ class OccupancyNetwork(nn.Module):
         """
         condition = self.encode(inputs)
         if self.latent_encoder is None:
-            return self.decode(points, condition), points.new_zeros(len(points))
+            return self.decode(points, condition), points.new_zeros(len(points), 0)
         mean, log_std = self.latent_encoder(points, occupancies, condition)
         latent = mean + log_std.exp() * noise
         return self.decode(points, condition, latent), gaussian_kl(mean, log_std)
@@ -94,7 +94,8 @@ class SignAgnosticVAE(nn.Module):
 
     def forward(self, inputs: torch.Tensor, points: torch.Tensor, occupancies: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training pass: (SDF (B, T) at points (B, T, 3), KL (B,)); ``noise`` (B, Z) is ε."""
+        """A training pass: (SDF (B, T) at points (B, T, 3), KL per latent dimension (B, Z));
+        ``noise`` (B, Z) is ε."""
         mean, log_std = self.posterior(inputs)
         return self.decode(points, mean + log_std.exp() * noise), gaussian_kl(mean, log_std)
 

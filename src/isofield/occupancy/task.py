@@ -5,14 +5,15 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
 
     logits_i = D(p_i, E(input_i), z_i)                 p_i: K occupancy samples of shape i
     rec_i    = Σ_k BCE(logits_ik, o_ik)                ONet sums over the K points
-    total    = mean over shapes of rec_i + β · KL(q(z | p_i, o_i, c_i) ‖ N(0, I))
+    total    = mean over shapes of rec_i + β Σ_z max(KL_z(q(z | p_i, o_i, c_i) ‖ N(0, I)), λ)
 
-β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps (then stays).
+β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps (then stays); λ is
+``kl_free_nats`` (free bits; 0: the plain KL).
 
-Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's) and ``accuracy`` (the share of
+Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's, without free bits) and ``accuracy`` (the share of
 samples on the right side of probability 0.5). sald-vae (per shape, K samples x of its pool with
 unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖)
-+ β · KL, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
++ the same KL term, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
 and computes its shard of the shapes.
 """
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isofield.losses import sign_agnostic_gradient_loss, sign_agnostic_loss
+from isofield.losses import free_bits_kl, sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae, kl_weight_at
 from isofield.occupancy.network import OccupancyNetwork
 from isofield.occupancy.shapes import Batch, ShapeTensors, draw_batch
@@ -86,9 +87,10 @@ class OccupancyTask:
         logits, kl = self._network(inputs, points, occupancies, noise)
         errors = F.binary_cross_entropy_with_logits(logits, occupancies, reduction="none").sum(dim=1)
         right = ((logits > 0) == (occupancies > 0.5)).float().mean(dim=1)
-        terms = {"total": errors + kl_weight * kl, "bce": errors / points.shape[1]}
+        terms = {"total": errors + kl_weight * free_bits_kl(kl, self.config.kl_free_nats),
+                 "bce": errors / points.shape[1]}
         if is_vae(self.config):
-            terms["kl"] = kl
+            terms["kl"] = kl.sum(dim=1)
         return {**terms, "accuracy": right.detach()}
 
     def _sign_agnostic_terms(self, inputs: torch.Tensor, points: torch.Tensor, distances: torch.Tensor,
@@ -98,9 +100,9 @@ class OccupancyTask:
         points = points.requires_grad_(weight > 0)
         values, kl = self._network(inputs, points, None, noise)
         terms = {"sal": sign_agnostic_loss(values, distances, dim=1)}
-        total = terms["sal"] + kl_weight * kl
+        total = terms["sal"] + kl_weight * free_bits_kl(kl, self.config.kl_free_nats)
         if weight > 0:
             (gradients,) = torch.autograd.grad(values.sum(), points, create_graph=True)
             terms["sald"] = sign_agnostic_gradient_loss(gradients, directions, dim=1)
             total = total + weight * terms["sald"]
-        return {"total": total, **terms, "kl": kl}
+        return {"total": total, **terms, "kl": kl.sum(dim=1)}
