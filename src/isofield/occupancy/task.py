@@ -10,11 +10,11 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
 β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps (then stays); λ is
 ``kl_free_nats`` (free bits; 0: the plain KL).
 
-Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's, without free bits) and ``accuracy`` (the share of
-samples on the right side of probability 0.5). sald-vae (per shape, K samples x of its pool with
-unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean min(‖∇f − ∇h‖, ‖∇f + ∇h‖)
-+ the same KL term, logged as ``sal``, ``sald``, ``kl``. Under DDP every rank draws the whole global batch
-and computes its shard of the shapes.
+Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's, without free bits) and
+``accuracy`` (the share of samples on the right side of probability 0.5). sald-vae (per shape, K
+samples x of its pool with unsigned distance h to its points): mean | |f(x, z)| − h(x) | + λ mean
+min(‖∇f − ∇h‖, ‖∇f + ∇h‖) + the same KL term, logged as ``sal``, ``sald``, ``kl``. Under DDP
+every rank draws the whole global batch and computes its shard of the shapes.
 """
 
 from __future__ import annotations
