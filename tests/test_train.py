@@ -347,6 +347,21 @@ def test_loss_log_refuses_other_columns_and_reads_only_complete_lines(tmp_path):
     assert path.read_text() == "step,total\n0,0.5\n"
 
 
+def test_max_grad_norm_clips_the_step_and_logs_the_norm_before_clipping(tmp_path):
+    reference = ToyTask(hidden=4)
+    reference.loss(0, torch.Generator().manual_seed(7))["total"].backward()
+    gradient = torch.cat([p.grad.flatten() for p in reference.model.parameters()])
+    task = ToyTask(hidden=4)
+    before = torch.cat([p.detach().flatten() for p in task.model.parameters()])
+    make_trainer(task, tmp_path, steps=1, optimizer=torch.optim.SGD, max_grad_norm=0.01).run()
+    after = torch.cat([p.detach().flatten() for p in task.model.parameters()])
+    lr = task.param_groups()[0].lr
+    assert float(gradient.norm()) > 1.0
+    torch.testing.assert_close(before - after, lr * 0.01 * gradient / gradient.norm())
+    logged = read_loss_log(tmp_path / "losses.csv")
+    assert logged["grad_norm"][0] == pytest.approx(float(gradient.norm()), rel=1e-5)
+
+
 def test_bad_options_raise_input_error(tmp_path):
     with pytest.raises(InputError, match="give steps, time_budget or both"):
         make_trainer(ToyTask(), tmp_path)
@@ -358,6 +373,8 @@ def test_bad_options_raise_input_error(tmp_path):
         make_trainer(ToyTask(), tmp_path, steps=3, keep_numbered=-1)
     with pytest.raises(InputError, match="log_every must be a positive integer, got None"):
         make_trainer(ToyTask(), tmp_path, steps=3, log_every=None)
+    with pytest.raises(InputError, match="max_grad_norm must be"):
+        make_trainer(ToyTask(), tmp_path, steps=3, max_grad_norm=0.0)
     assert not any(tmp_path.iterdir())
 
 

@@ -28,6 +28,8 @@ class TrainConfig:
     checkpoint_every_seconds: float = 60.0
     keep_checkpoints: int = 3
     log_every: int = 10
+    max_grad_norm: Optional[float] = None
+    """clip the gradient to this L2 norm before each step (None: no clipping)"""
     grid_levels_start: int = 0
     """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
     grid_levels_every: int = 100

@@ -200,6 +200,7 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
         log_every=config.train.log_every,
         seed=config.seed,
         exit_after=exit_after,
+        max_grad_norm=config.train.max_grad_norm,
         progress=progress,
     )
     return field, trainer.run()

@@ -199,6 +199,8 @@ class Trainer:
         seed: seeds the sampling generator (``seed``) and torch's CPU generator (``seed + 1``).
         exit_after: return (reason ``exit-after``) once this process has trained this many
             seconds, for preemptible jobs; the next run resumes.
+        max_grad_norm: clip the gradient of all parameters together to this L2 norm before
+            each step (None: no clipping); the norm before clipping is logged as ``grad_norm``.
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
     """
 
@@ -217,6 +219,7 @@ class Trainer:
         log_every: int = 1,
         seed: int = 0,
         exit_after: float | None = None,
+        max_grad_norm: float | None = None,
         progress: bool = True,
     ) -> None:
         if steps is None and time_budget is None:
@@ -229,6 +232,7 @@ class Trainer:
         )
         self.log_every = _positive_int("log_every", log_every, optional=False)
         self.exit_after = _optional_positive_number("exit_after", exit_after, allow_zero=True)
+        self.max_grad_norm = _optional_positive_number("max_grad_norm", max_grad_norm)
         if not (isinstance(seed, int) and 0 <= seed <= _MAX_SEED):
             raise InputError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
         self.seed = seed
@@ -422,8 +426,15 @@ class Trainer:
         terms["total"].backward()
         if self._parallel is not None:
             self._parallel.check_synchronised(step)
+        if self.max_grad_norm is not None:
+            losses["grad_norm"] = self._clip_gradients()
         self._optimizer.step()
         return losses, lrs
+
+    def _clip_gradients(self) -> float:
+        """Scale the gradients to at most ``max_grad_norm`` in total; their norm before."""
+        params = [param for group in self._optimizer.param_groups for param in group["params"]]
+        return float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
 
     def _set_learning_rates(self, step: int) -> dict[str, float]:
         lrs = {}

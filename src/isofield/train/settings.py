@@ -25,6 +25,8 @@ class TrainConfig:
     checkpoint_every_seconds: float = 60.0
     keep_checkpoints: int = 3
     log_every: int = 10
+    max_grad_norm: Optional[float] = None
+    """clip the gradient to this L2 norm before each step (None: no clipping)"""
 
 
 def check_train_config(train: TrainConfig) -> None:
@@ -36,6 +38,7 @@ def check_train_config(train: TrainConfig) -> None:
         if value is not None and value < low:
             raise InputError(f"config.train.{name} must be at least {low}, got {value}")
     for name, value in (("lr", train.lr), ("time_budget", train.time_budget),
+                        ("max_grad_norm", train.max_grad_norm),
                         ("checkpoint_every_seconds", train.checkpoint_every_seconds)):
         if value is not None and not 0 < value < math.inf:
             raise InputError(f"config.train.{name} must be a positive finite number, got {value}")
@@ -52,7 +55,7 @@ def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, p
                    schedule=schedule_from_spec(train.schedule), checkpoint_every=train.checkpoint_every,
                    checkpoint_every_seconds=train.checkpoint_every_seconds,
                    keep_numbered=train.keep_checkpoints, log_every=train.log_every, seed=seed,
-                   progress=progress, exit_after=exit_after)
+                   max_grad_norm=train.max_grad_norm, progress=progress, exit_after=exit_after)
 
 
 @dataclass(frozen=True)
