@@ -87,11 +87,14 @@ class OccupancyTask:
         logits, kl = self._network(inputs, points, occupancies, noise)
         errors = F.binary_cross_entropy_with_logits(logits, occupancies, reduction="none").sum(dim=1)
         right = ((logits > 0) == (occupancies > 0.5)).float().mean(dim=1)
-        terms = {"total": errors + kl_weight * free_bits_kl(kl, self.config.kl_free_nats),
-                 "bce": errors / points.shape[1]}
+        terms = {"total": errors + self._kl_penalty(kl, kl_weight), "bce": errors / points.shape[1]}
         if is_vae(self.config):
             terms["kl"] = kl.sum(dim=1)
         return {**terms, "accuracy": right.detach()}
+
+    def _kl_penalty(self, kl: torch.Tensor, kl_weight: float) -> torch.Tensor:
+        """The loss's prior term per shape (b,) from per-dimension KLs (b, Z): weighted, free bits."""
+        return kl_weight * free_bits_kl(kl, self.config.kl_free_nats)
 
     def _sign_agnostic_terms(self, inputs: torch.Tensor, points: torch.Tensor, distances: torch.Tensor,
                              directions: torch.Tensor, noise: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
@@ -100,7 +103,7 @@ class OccupancyTask:
         points = points.requires_grad_(weight > 0)
         values, kl = self._network(inputs, points, None, noise)
         terms = {"sal": sign_agnostic_loss(values, distances, dim=1)}
-        total = terms["sal"] + kl_weight * free_bits_kl(kl, self.config.kl_free_nats)
+        total = terms["sal"] + self._kl_penalty(kl, kl_weight)
         if weight > 0:
             (gradients,) = torch.autograd.grad(values.sum(), points, create_graph=True)
             terms["sald"] = sign_agnostic_gradient_loss(gradients, directions, dim=1)
