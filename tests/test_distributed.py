@@ -122,6 +122,7 @@ def max_difference(a: dict, b: dict) -> float:
 def train_on_every_rank(out: Path) -> None:
     """The program torchrun runs on each rank (see ``__main__``)."""
     init_from_env("cpu")
+    finished = False
     try:
         rank = world()[0]
         run_dir = out / "autodecoder"
@@ -151,8 +152,9 @@ def train_on_every_rank(out: Path) -> None:
             },
             out / f"rank{rank}.pt",
         )
+        finished = True
     finally:
-        shutdown()
+        shutdown(finished)
 
 
 @pytest.fixture(scope="module")

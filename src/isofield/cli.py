@@ -232,12 +232,14 @@ def _split(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from isofield.train.distributed import is_main_process, shutdown
 
+    finished = False
     try:
         result = _train_shape_space(args)
         if is_main_process():
             _print_training(result)
+        finished = True
     finally:
-        shutdown()
+        shutdown(finished)
     return 0
 
 

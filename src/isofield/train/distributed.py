@@ -26,6 +26,7 @@ global batch and then takes its shard's rows (else the ranks' code tables drift 
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
@@ -90,10 +91,21 @@ def init_from_env(device: str | torch.device = "cpu") -> torch.device:
     return own_device
 
 
-def shutdown() -> None:
-    """Leave the process group, if this process is in one (call it at the end of the program)."""
-    if is_active():
-        dist.destroy_process_group()
+def shutdown(finished: bool = False) -> None:
+    """Leave the process group, if this process is in one (call it at the end of the program).
+
+    ``finished``: the program ran to its end on every rank, so each first waits for the others:
+    no rank then closes its connections while another is still in a collective, which gloo can
+    answer by aborting the process. DDP wrappers that only reference cycles still hold are
+    collected before the group goes, while the interpreter is fully alive. After an error this
+    process leaves at once (another rank may never reach the barrier).
+    """
+    if not is_active():
+        return
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def is_active() -> bool:
