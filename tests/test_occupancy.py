@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image
 
 from isofield.cli import main
 from isofield.data.datasets import ShapeRef, write_split
@@ -23,7 +24,7 @@ from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
 from isofield.occupancy.config import METHODS, kl_weight_at
-from isofield.occupancy.outputs import METHOD_TITLES
+from isofield.occupancy.outputs import METHOD_TITLES, TILE
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
 from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy.train import BATCH_NORM_BATCHES
@@ -239,6 +240,8 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
                                     train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000}}),
                             run, progress=False)
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()
+    with Image.open(run / "reconstructions.png") as picture:  # no blank input column without input
+        assert picture.width == 2 * TILE[1]
     assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 0
     # the prior's tails may decode to nothing; most draws must give a sphere
     assert re.search(r"[23] of 3 samples meshed", capsys.readouterr().out)

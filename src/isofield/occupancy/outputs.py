@@ -52,7 +52,8 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
         surface = f"the surface at probability {config.extract.threshold:g}"
     figures = [("loss.png", loss_caption)]
     rows = write_reconstructions(run, model, shapes)
-    figures.append(("reconstructions.png", f"Training shapes: the input the encoder saw, {surface} by MISE, "
+    seen = "the input the encoder saw, " if config.input.kind != "none" else ""
+    figures.append(("reconstructions.png", f"Training shapes: {seen}{surface} by MISE, "
                     "and ground-truth occupied samples."))
     if is_vae(model.config):
         write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
@@ -68,21 +69,28 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
                           shapes: ShapeTensors) -> list[dict[str, Any]]:
     """``reconstructions.png`` and ``reconstructions/*.ply`` (user frame); a row per shape."""
     rows, tiles, labels = [], [], []
+    has_input = model.config.input.kind != "none"
     for index in reconstruction_indices(len(shapes), SHOWN_SHAPES):
         inputs = fixed_input(shapes, index, model.config.input, seed=index)
         mesh = mesh_or_none(model, *shape_encoding(model, shapes, index, inputs))
         truth = occupied_points(shapes, index)
         camera = camera_for([truth], TILE, VIEW)
         shape = model.shapes[index]
-        tiles += [input_tile(inputs, camera), mesh_tile(mesh, camera), render_points(truth, camera)]
-        labels += [f"#{index} input", "MISE mesh" if mesh else "no surface", "occupied samples"]
+        mesh_label = "MISE mesh" if mesh else "no surface"
+        if has_input:
+            tiles.append(input_tile(inputs, camera))
+            labels.append(f"#{index} input")
+        else:
+            mesh_label = f"#{index} {mesh_label} of the posterior mean"
+        tiles += [mesh_tile(mesh, camera), render_points(truth, camera)]
+        labels += [mesh_label, "occupied samples"]
         row = {"index": index, "shape": shape.ref.key, "faces": 0 if mesh is None else len(mesh.faces)}
         if mesh is not None:
             write_mesh(moved_mesh(mesh, shape.normalization.to_user),
                        run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
             row["watertight"] = bool(mesh.is_watertight)
         rows.append(row)
-    write_png(tile_images(tiles, 3, labels), run.figure_path("reconstructions"))
+    write_png(tile_images(tiles, 3 if has_input else 2, labels), run.figure_path("reconstructions"))
     return rows
 
 
@@ -117,13 +125,16 @@ def shape_encoding(model: OccupancyModel, shapes: ShapeTensors, index: int,
 
 
 def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:
-    """(1, Z) μ of the VAE's posterior of a shape (sald-vae: from its input cloud, ONet: from
-    every occupancy sample); None without a VAE."""
+    """(1, Z) μ of the VAE's posterior of a shape (sald-vae: from its input cloud, ONet: from a
+    seeded draw of ``points_per_step`` occupancy samples, as many as its max-pools saw in
+    training); None without a VAE."""
     if is_sdf(model.config):
         return model.condition(fixed_input(shapes, index, model.config.input, seed=index))
     if model.network.latent_encoder is None:
         return None
-    return model.posterior_mean(shapes.points[index:index + 1], shapes.occupancies[index:index + 1].float())
+    generator = torch.Generator().manual_seed(index)
+    picks = torch.randint(shapes.points.shape[1], (1, model.config.points_per_step), generator=generator)
+    return model.posterior_mean(shapes.points[index][picks], shapes.occupancies[index][picks].float())
 
 
 def mesh_or_none(model: OccupancyModel, condition, latent, **options: Any) -> trimesh.Trimesh | None:
