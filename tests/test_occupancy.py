@@ -95,7 +95,7 @@ def test_config_rejects_unknown_keys_and_mismatched_inputs(spheres):
 def test_kl_weight_rises_linearly_over_the_warmup(spheres):
     config = resolve_config([_config(spheres, input={"kind": "none"}, latent_dim=2, kl_weight=0.5, kl_warmup=4)])
     assert [kl_weight_at(config, step) for step in range(6)] == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
-    assert kl_weight_at(resolve_config([_config(spheres, kl_warmup=0)]), 0) == 1.0
+    assert kl_weight_at(resolve_config([_config(spheres, kl_weight=0.3, kl_warmup=0)]), 0) == 0.3
     with pytest.raises(InputError, match="kl_warmup must be at least 0"):
         resolve_config([_config(spheres, kl_warmup=-1)])
 
