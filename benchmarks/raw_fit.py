@@ -15,8 +15,8 @@ normal consistency from the file's normals), the armadillo mesh for the soup
 (:func:`isofield.metrics.evaluate_meshes`). The baseline in the same run is ``igr-no-normals``:
 IGR's fast preset on the same points with the terms that need normals switched off
 (``normal_weight: 0, far_weight: 0``), which is what IGR can do with raw data. ``digs-near``
-(not run by default) is DiGS with half its off-surface samples near the input and lr 2e-4,
-the best DiGS variant measured on the armadillo soup.
+(not run by default) is DiGS with half its off-surface samples near the input (σ = 0.1) and
+lr 2e-4, the best DiGS variant measured on the armadillo soup.
 
 Usage::
 
@@ -50,7 +50,7 @@ ARMADILLO = CGAL / "meshes" / "armadillo.off"
 METHODS = {
     "sald": ("sald", {}),
     "digs": ("digs", {}),
-    "digs-near": ("digs", {"options": {"near_fraction": 0.5},
+    "digs-near": ("digs", {"options": {"near_fraction": 0.5, "near_sigma": 0.1},
                            "train": {"lr": 2e-4, "schedule": {"name": "step", "every": 2000, "factor": 0.5}}}),
     "sal": ("sal", {}),
     "igr-no-normals": ("igr", {"options": {"normal_weight": 0.0, "far_weight": 0.0}}),

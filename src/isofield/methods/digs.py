@@ -49,12 +49,14 @@ class DiGSOptions:
     """share of the off-surface samples drawn near the input instead of uniformly: an input
     point plus N(0, near_sigma² I) noise (DiGS's "combined" sampling; 0: uniform only, as the
     paper's default). The divergence term always uses uniform samples. Measured on the CGAL
-    armadillo as a triangle soup, 1200 s on one core: 0.5 with lr 2e-4 (halved every 2000
-    steps) reached normal consistency 0.916, against 0.865 at 900 s for the fast preset, whose
-    uniform samples leave extra sheets around the body. On the CGAL kitten the same settings
-    failed (NC 0.854 at 600 s, not watertight; fast preset 0.996), so the preset keeps 0"""
+    armadillo as a triangle soup, 1500 s on one core: 0.5 with ``near_sigma`` 0.1 and lr 2e-4
+    (halved every 2000 steps) reached normal consistency 0.920, against 0.865 at 900 s for the
+    fast preset, whose uniform samples leave extra sheets around the body. On the CGAL kitten
+    the same settings give 0.974 at 600 s against the fast preset's 0.996, so the preset keeps 0"""
     near_sigma: float = 0.05
-    """σ of the near-surface samples (canonical units)"""
+    """σ of the near-surface samples (canonical units). On the armadillo soup (1200-1500 s):
+    NC 0.916 at 0.05, 0.920 at 0.1, 0.917 at 0.2; at 0.05 the same settings failed on the
+    kitten (an Adam spike at step 740 flattened the field: NC 0.854, not watertight)"""
     surface_weight: float = 3000.0
     off_surface_weight: float = 100.0
     off_surface_alpha: float = 100.0
