@@ -240,6 +240,8 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
                                     train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000}}),
                             run, progress=False)
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()
+    # the interpolation joins the two spheres the codes hold farthest apart: smallest and largest
+    assert "training shapes #0 and #4" in (run / "report.html").read_text()
     with Image.open(run / "reconstructions.png") as picture:  # no blank input column without input
         assert picture.width == 2 * TILE[1]
     assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 0

@@ -152,9 +152,9 @@ def test_loss_terms_equal_the_hand_computation(chairs):
         predicted = torch.stack([decoder(samples.points[rows[i]], z[i]) for i in range(4)])
     sdf = clamped_l1(predicted.reshape(-1), samples.sdf[rows].reshape(-1), 0.1)
     prior = float((z.numpy() ** 2).sum(axis=1).mean()) / sigma ** 2
-    assert float(terms["sdf"]) == pytest.approx(float(sdf), rel=1e-5)
-    assert float(terms["code_prior"]) == pytest.approx(prior, rel=1e-5)
-    assert float(terms["total"]) == pytest.approx(float(sdf) + prior, rel=1e-5)
+    assert terms["sdf"].item() == pytest.approx(float(sdf), rel=1e-5)
+    assert terms["code_prior"].item() == pytest.approx(prior, rel=1e-5)
+    assert terms["total"].item() == pytest.approx(float(sdf) + prior, rel=1e-5)
     assert prior == pytest.approx(8 * 0.3 ** 2 / sigma ** 2, rel=0.5)  # E‖z‖² = L · std²
 
 

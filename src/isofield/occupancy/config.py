@@ -228,6 +228,12 @@ def is_vae(config: OccupancyConfig) -> bool:
     return config.latent_dim > 0
 
 
+def has_input(config: OccupancyConfig) -> bool:
+    """Whether an encoder reads an input (a point cloud or an image); not for the
+    unconditional VAE (``input.kind: none``)."""
+    return config.input.kind != "none"
+
+
 def kl_weight_at(config: OccupancyConfig, step: int) -> float:
     """The KL weight of 0-based training step ``step``: ``kl_weight``, reached linearly over the
     first ``kl_warmup`` steps."""
@@ -277,7 +283,7 @@ def _check_values(config: OccupancyConfig) -> None:
     if not 0 < config.extract.threshold < 1:
         raise InputError(f"config.extract.threshold must lie in (0, 1), got {config.extract.threshold}")
     _check_features(config)
-    if config.input.kind == "none" and config.latent_dim == 0:
+    if not has_input(config) and not is_vae(config):
         raise InputError("config: input.kind 'none' needs latent_dim > 0 (an unconditional VAE)")
     if config.method == "sald-vae" and (config.latent_dim == 0 or config.input.kind != "pointcloud"
                                         or config.encoder.kind != "pointnet"):

@@ -18,7 +18,7 @@ from isofield.nn.convonet import LocalDecoder, LocalPoolPointNet
 from isofield.nn.image import ImageEncoder
 from isofield.nn.occupancy import LatentEncoder, OccupancyDecoder, ResNetPointNet
 from isofield.nn.pointnet import PointNetEncoder
-from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
+from isofield.occupancy.config import OccupancyConfig, has_input, is_sdf, is_vae
 
 Condition = torch.Tensor | dict[str, torch.Tensor] | None
 
@@ -129,7 +129,7 @@ def build_network(config: OccupancyConfig) -> OccupancyNetwork | SignAgnosticVAE
 def _global_encoder(config: OccupancyConfig, outputs: int) -> nn.Module | None:
     """The encoder of ``config.input`` to ``outputs`` numbers, None without input."""
     encoder = config.encoder
-    if config.input.kind == "none":
+    if not has_input(config):
         return None
     if encoder.kind == "image":
         return ImageEncoder(outputs, base=encoder.hidden)

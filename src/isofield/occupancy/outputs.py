@@ -14,7 +14,7 @@ import trimesh
 from isofield.config import to_dict
 from isofield.errors import InputError
 from isofield.geometry.io import write_mesh
-from isofield.occupancy.config import is_sdf, is_vae
+from isofield.occupancy.config import has_input, is_sdf, is_vae
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import ShapeTensors, fixed_input
@@ -52,15 +52,17 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
         surface = f"the surface at probability {config.extract.threshold:g}"
     figures = [("loss.png", loss_caption)]
     rows = write_reconstructions(run, model, shapes)
-    seen = "the input the encoder saw, " if config.input.kind != "none" else ""
+    seen = "the input the encoder saw, " if has_input(config) else ""
     figures.append(("reconstructions.png", f"Training shapes: {seen}{surface} by MISE, "
                     "and ground-truth occupied samples."))
     if is_vae(model.config):
         write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
         figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I)."))
-        write_interpolation(model, shapes, (0, len(shapes) - 1), run.figure_path("interpolation"))
+        pair = most_distant_pair(model, shapes)
+        write_interpolation(model, shapes, pair, run.figure_path("interpolation"))
         figures.append(("interpolation.png", "Decoded along the straight line between the "
-                        "posterior means of two training shapes."))
+                        f"posterior means of training shapes #{pair[0]} and #{pair[1]}, the two "
+                        "whose means lie farthest apart."))
     timings["pictures"] = time.perf_counter() - start
     _write_report(run, model, result, rows, figures, timings)
 
@@ -69,7 +71,7 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
                           shapes: ShapeTensors) -> list[dict[str, Any]]:
     """``reconstructions.png`` and ``reconstructions/*.ply`` (user frame); a row per shape."""
     rows, tiles, labels = [], [], []
-    has_input = model.config.input.kind != "none"
+    with_input = has_input(model.config)
     for index in reconstruction_indices(len(shapes), SHOWN_SHAPES):
         inputs = fixed_input(shapes, index, model.config.input, seed=index)
         mesh = mesh_or_none(model, *shape_encoding(model, shapes, index, inputs))
@@ -77,7 +79,7 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
         camera = camera_for([truth], TILE, VIEW)
         shape = model.shapes[index]
         mesh_label = "MISE mesh" if mesh else "no surface"
-        if has_input:
+        if with_input:
             tiles.append(input_tile(inputs, camera))
             labels.append(f"#{index} input")
         else:
@@ -90,7 +92,7 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
                        run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
             row["watertight"] = bool(mesh.is_watertight)
         rows.append(row)
-    write_png(tile_images(tiles, 3 if has_input else 2, labels), run.figure_path("reconstructions"))
+    write_png(tile_images(tiles, 3 if with_input else 2, labels), run.figure_path("reconstructions"))
     return rows
 
 
@@ -113,6 +115,14 @@ def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple
     write_png(tile_images([mesh_tile(mesh, camera) for mesh in meshes], steps,
                           [f"t = {t:.2f}" for t in np.linspace(0, 1, steps)]), path)
     return meshes
+
+
+def most_distant_pair(model: OccupancyModel, shapes: ShapeTensors) -> tuple[int, int]:
+    """The two training shapes whose VAE posterior means are farthest apart (Euclidean), so that
+    an interpolation between them crosses the latent space rather than joining two near twins."""
+    means = torch.cat([_posterior(model, shapes, index) for index in range(len(shapes))])
+    first, second = divmod(int(torch.cdist(means, means).argmax()), len(means))
+    return min(first, second), max(first, second)
 
 
 def shape_encoding(model: OccupancyModel, shapes: ShapeTensors, index: int,
