@@ -26,6 +26,7 @@ from isofield.occupancy import load_occupancy_model, resolve_config, resume_occu
 from isofield.occupancy.config import METHODS, kl_weight_at
 from isofield.occupancy.outputs import METHOD_TITLES, TILE
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
+from isofield.occupancy.latents import posterior_means
 from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy.train import BATCH_NORM_BATCHES
 from isofield.train.checkpoint import load_checkpoint
@@ -242,6 +243,16 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()
     # the interpolation joins the two spheres the codes hold farthest apart: smallest and largest
     assert "training shapes #0 and #4" in (run / "report.html").read_text()
+    model = load_occupancy_model(run)
+    shapes = load_shapes(OccupancyDataDir(spheres), [shape.ref for shape in model.shapes], model.config.input, 0)
+    means = posterior_means(model, shapes)
+    assert np.allclose(model.latent_fit.means[0], means.mean(0).numpy(), atol=1e-5)
+    assert (run / "generated_fitted.png").is_file()
+    fitted = model.sample_latents(200, seed=1, source="fitted")[:, 0]
+    assert fitted.shape == (200, 2)          # draws stay among the codes, unlike the prior's
+    assert float((fitted.mean(0) - means.mean(0)).norm()) < 0.3 * float(means.std(0).norm()) + 0.05
+    assert main(["generate", str(run), "-n", "3", "--latent", "fitted", "-o", str(tmp_path / "fitted")]) == 0
+    assert "3 of 3 samples meshed" in capsys.readouterr().out
     with Image.open(run / "reconstructions.png") as picture:  # no blank input column without input
         assert picture.width == 2 * TILE[1]
     assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 0

@@ -331,6 +331,8 @@ def test_the_command_line_trains_generates_and_upsamples(chairs, tmp_path, capsy
     assert len(clouds) == 3 and read_points(clouds[0]).points.shape == (200, 3)
     assert main(["generate", str(run), "-n", "3"]) == 2                 # refuses to overwrite
     assert "not empty" in capsys.readouterr().err
+    assert main(["generate", str(run), "-n", "3", "--latent", "fitted", "-o", str(tmp_path / "g")]) == 2
+    assert "--latent: not used by this kind of run" in capsys.readouterr().err
     source = tmp_path / "scan.xyz"
     points = 10 * np.random.default_rng(0).normal(size=(500, 3)) + 100
     np.savetxt(source, points)

@@ -461,6 +461,7 @@ def _generate(args: argparse.Namespace) -> int:
         raise InputError(f"-n must be positive, got {args.count}")
     if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
         return _generate_occupancy(args, output)
+    _unused(args, ("--latent", args.latent))
     model = load_gradient_field(args.run)
     codes = model.generate_codes(args.count, seed=args.seed)
     clouds = model.sample(codes, args.points, seed=args.seed).points.cpu().numpy()
@@ -540,7 +541,8 @@ def _generate_occupancy(args: argparse.Namespace, output: Path) -> int:
     from isofield.occupancy.outputs import write_generated
 
     model = load_occupancy_model(args.run)
-    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed)
+    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed,
+                             latents=args.latent or "prior")
     for index, mesh in enumerate(meshes):
         if mesh is not None:
             write_mesh(mesh, output / f"sample_{index:03d}.ply")
@@ -798,6 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "or an ONet VAE's prior (meshes)")
     p.add_argument("run", help="a ShapeGF run or an occupancy-network run with latent_dim > 0")
     p.add_argument("-n", "--count", type=int, default=16, help="shapes (default 16)")
+    p.add_argument("--latent", choices=("prior", "fitted"),
+                   help="occupancy VAEs: draw z from the prior N(0, I) (default) or from the Gaussian "
+                        "fitted to the training shapes' posterior means")
     p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", help="folder (default RUN/generated)")

@@ -4,7 +4,7 @@ surface by MISE, sample the VAE's prior.
     >>> model = load_occupancy_model("runs/chairs-onet")
     >>> condition = model.condition(cloud[None])            # (1, N, 3) canonical, noisy points
     >>> mesh, stats = model.mesh(condition)                  # MISE at the configured threshold
-    >>> meshes = [model.mesh(None, z)[0] for z in model.prior_latents(8, seed=0)]   # a VAE
+    >>> meshes = [model.mesh(None, z)[0] for z in model.sample_latents(8, seed=0)]   # a VAE
     >>> condition, frame = model.encode_points(scan)         # (N, 3) user coordinates
     >>> mesh, _ = model.mesh(condition, normalization=frame) # the mesh in the scan's frame
 
@@ -31,6 +31,7 @@ from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
 from isofield.occupancy.network import Condition, OccupancyNetwork, SignAgnosticVAE, build_network
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import resize_images
+from isofield.shapegf.latent import GaussianMixtureLatent, latent_model_from_state
 from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
 
@@ -48,6 +49,7 @@ class OccupancyModel:
         shapes: the training shapes, in order.
         data_dir: the data directory it was trained on.
         step: training steps of the loaded checkpoint.
+        latent_fit: a VAE's Gaussian over its training shapes' posterior means (or None).
     """
 
     network: OccupancyNetwork | SignAgnosticVAE
@@ -55,6 +57,7 @@ class OccupancyModel:
     shapes: list[TrainingShape]
     data_dir: Path
     step: int
+    latent_fit: GaussianMixtureLatent | None = None
 
     @property
     def device(self) -> torch.device:
@@ -146,12 +149,24 @@ class OccupancyModel:
         mean, _ = self.network.latent_encoder(points.to(self.device), occupancies.to(self.device), condition)
         return mean
 
-    def prior_latents(self, count: int, seed: int = 0) -> torch.Tensor:
-        """(count, 1, Z) draws of z ~ N(0, I), one batch-of-one latent per shape."""
+    def sample_latents(self, count: int, seed: int = 0, source: str = "prior") -> torch.Tensor:
+        """(count, 1, Z) draws of z, one batch-of-one latent per shape: from the prior N(0, I)
+        (``source="prior"``), or from the Gaussian fitted to the training shapes' posterior means
+        at the end of training (``"fitted"``, :attr:`latent_fit`; see
+        :mod:`isofield.occupancy.latents` for why)."""
         if not is_vae(self.config):
             raise InputError("this run is not a VAE (latent_dim: 0): it cannot sample new shapes")
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randn((count, 1, self.config.latent_dim), generator=generator).to(self.device)
+        if source == "prior":
+            generator = torch.Generator().manual_seed(seed)
+            draws = torch.randn((count, self.config.latent_dim), generator=generator)
+        elif source == "fitted":
+            if self.latent_fit is None:
+                raise InputError("this run has no fitted latent Gaussian (it is written when training "
+                                 "ends; for an older run: isofield train --resume RUN --steps <its step>)")
+            draws = torch.from_numpy(self.latent_fit.sample(count, seed))
+        else:
+            raise InputError(f"latents must be 'prior' or 'fitted', got {source!r}")
+        return draws[:, None].to(self.device)
 
 
 def load_occupancy_model(run_dir: str | Path) -> OccupancyModel:
@@ -168,4 +183,7 @@ def load_occupancy_model(run_dir: str | Path) -> OccupancyModel:
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"{run.checkpoint_path}: does not hold this run's network "
                          f"({str(exc).splitlines()[0]})") from None
-    return OccupancyModel(network.eval(), config, shapes, data_dir, checkpoint.step)
+    latent_fit = None
+    if run.latent_fit_path.is_file():
+        latent_fit = latent_model_from_state(torch.load(run.latent_fit_path, weights_only=True))
+    return OccupancyModel(network.eval(), config, shapes, data_dir, checkpoint.step, latent_fit)

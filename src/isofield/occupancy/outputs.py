@@ -15,6 +15,7 @@ from isofield.config import to_dict
 from isofield.errors import InputError
 from isofield.geometry.io import write_mesh
 from isofield.occupancy.config import has_input, is_sdf, is_vae
+from isofield.occupancy.latents import most_distant_pair, posterior_mean, posterior_means
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import ShapeTensors, fixed_input
@@ -57,8 +58,13 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
                     "and ground-truth occupied samples."))
     if is_vae(model.config):
         write_generated(model, run.figure_path("generated"), GENERATED_SHAPES)
-        figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I)."))
-        pair = most_distant_pair(model, shapes)
+        figures.append(("generated.png", f"{GENERATED_SHAPES} shapes decoded from z ~ N(0, I), the prior."))
+        if model.latent_fit is not None:
+            write_generated(model, run.figure_path("generated_fitted"), GENERATED_SHAPES, latents="fitted")
+            figures.append(("generated_fitted.png", f"{GENERATED_SHAPES} shapes decoded from draws of the "
+                            "Gaussian fitted to the training shapes' posterior means "
+                            "(isofield generate --latent fitted)."))
+        pair = most_distant_pair(posterior_means(model, shapes))
         write_interpolation(model, shapes, pair, run.figure_path("interpolation"))
         figures.append(("interpolation.png", "Decoded along the straight line between the "
                         f"posterior means of training shapes #{pair[0]} and #{pair[1]}, the two "
@@ -96,9 +102,11 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
     return rows
 
 
-def write_generated(model: OccupancyModel, path, count: int, seed: int = 0) -> list[trimesh.Trimesh | None]:
-    """Decode ``count`` draws of the prior, draw them in a grid at ``path``; returns the meshes."""
-    meshes = [mesh_or_none(model, None, latent) for latent in model.prior_latents(count, seed)]
+def write_generated(model: OccupancyModel, path, count: int, seed: int = 0,
+                    latents: str = "prior") -> list[trimesh.Trimesh | None]:
+    """Decode ``count`` draws of z (``latents``: "prior" or "fitted", see
+    :meth:`OccupancyModel.sample_latents`), draw them in a grid at ``path``; returns the meshes."""
+    meshes = [mesh_or_none(model, None, latent) for latent in model.sample_latents(count, seed, latents)]
     tiles = [mesh_tile(mesh, None) for mesh in meshes]
     labels = [f"sample {i}" + (" (empty)" if mesh is None else "") for i, mesh in enumerate(meshes)]
     write_png(tile_images(tiles, min(4, count), labels), path)
@@ -108,7 +116,7 @@ def write_generated(model: OccupancyModel, path, count: int, seed: int = 0) -> l
 def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple[int, int], path,
                         steps: int = INTERPOLATION_STEPS) -> list[trimesh.Trimesh | None]:
     """Decode z along the line between two training shapes' posterior means; a strip at ``path``."""
-    ends = [_posterior(model, shapes, index) for index in pair]
+    ends = [posterior_mean(model, shapes, index) for index in pair]
     meshes = [mesh_or_none(model, None, (1 - t) * ends[0] + t * ends[1]) for t in np.linspace(0, 1, steps)]
     present = [np.asarray(mesh.vertices) for mesh in meshes if mesh is not None]
     camera = camera_for(present, TILE, VIEW) if present else None
@@ -117,34 +125,13 @@ def write_interpolation(model: OccupancyModel, shapes: ShapeTensors, pair: tuple
     return meshes
 
 
-def most_distant_pair(model: OccupancyModel, shapes: ShapeTensors) -> tuple[int, int]:
-    """The two training shapes whose VAE posterior means are farthest apart (Euclidean), so that
-    an interpolation between them crosses the latent space rather than joining two near twins."""
-    means = torch.cat([_posterior(model, shapes, index) for index in range(len(shapes))])
-    first, second = divmod(int(torch.cdist(means, means).argmax()), len(means))
-    return min(first, second), max(first, second)
-
-
 def shape_encoding(model: OccupancyModel, shapes: ShapeTensors, index: int,
                    inputs: torch.Tensor | None) -> tuple[Any, torch.Tensor | None]:
     """(condition, latent) shape ``index`` decodes with: its input's encoding, or without input
     the VAE's posterior mean."""
     if inputs is None:
-        return None, _posterior(model, shapes, index)
+        return None, posterior_mean(model, shapes, index)
     return model.condition(inputs), None
-
-
-def _posterior(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:
-    """(1, Z) μ of the VAE's posterior of a shape (sald-vae: from its input cloud, ONet: from a
-    seeded draw of ``points_per_step`` occupancy samples, as many as its max-pools saw in
-    training); None without a VAE."""
-    if is_sdf(model.config):
-        return model.condition(fixed_input(shapes, index, model.config.input, seed=index))
-    if model.network.latent_encoder is None:
-        return None
-    generator = torch.Generator().manual_seed(index)
-    picks = torch.randint(shapes.points.shape[1], (1, model.config.points_per_step), generator=generator)
-    return model.posterior_mean(shapes.points[index][picks], shapes.occupancies[index][picks].float())
 
 
 def mesh_or_none(model: OccupancyModel, condition, latent, **options: Any) -> trimesh.Trimesh | None:

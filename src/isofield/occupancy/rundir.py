@@ -7,7 +7,8 @@
     RUN/checkpoints/           latest.pt + numbered snapshots: the network, optimiser, RNG
     RUN/losses.csv             step, total, bce (sald-vae: sal, sald), kl (VAEs), accuracy, lr per logged step
     RUN/loss.png, reconstructions.png, report.html      at the end of training
-    RUN/generated.png, interpolation.png                at the end of training a VAE
+    RUN/latent_fit.pt          a VAE's Gaussian over its training shapes' posterior means
+    RUN/generated.png, generated_fitted.png, interpolation.png   at the end of training a VAE
     RUN/reconstructions/*.ply  the shown training shapes, meshed, in their own coordinates
 """
 
@@ -27,6 +28,10 @@ class OccupancyRun(ShapeSpaceRun):
 
     config_type = OccupancyConfig
     description = "isofield occupancy-network run"
+
+    @property
+    def latent_fit_path(self) -> Path:
+        return self.root / "latent_fit.pt"
 
     @property
     def reconstructions_dir(self) -> Path:

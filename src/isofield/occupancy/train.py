@@ -8,7 +8,8 @@ pictures and report.
 Training goes through the shared trainer (checkpoints, resume, SIGINT/SIGTERM, time budget, DDP
 under torchrun). Only the main process writes files. When training ends (not when it pauses), the
 batch-norm statistics are recomputed over 100 training batches and stored in the latest
-checkpoint (:mod:`isofield.nn.batch_norm`).
+checkpoint (:mod:`isofield.nn.batch_norm`), and a VAE's Gaussian over its training shapes'
+posterior means is written (:mod:`isofield.occupancy.latents`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import torch
 from isofield.config import load_yaml
 from isofield.data.onet import OccupancyDataDir
 from isofield.errors import InputError
+from isofield.files import atomic_path
 from isofield.methods.raw_input import PoolSpec
 from isofield.nn.batch_norm import recompute_batch_norm_statistics
-from isofield.occupancy.config import OccupancyConfig, is_sdf, resolve_config
+from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae, resolve_config
+from isofield.occupancy.latents import fit_latent_gaussian, posterior_means
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.network import build_network
 from isofield.occupancy.outputs import write_final_outputs
@@ -117,4 +120,10 @@ def _finish(run: OccupancyRun, model: OccupancyModel, task: OccupancyTask, resul
     start = time.perf_counter()
     _calibrate_batch_norm(run, task)
     timings = {"training": result.elapsed, "batch-norm statistics": time.perf_counter() - start}
+    if is_vae(model.config):
+        start = time.perf_counter()
+        model.latent_fit = fit_latent_gaussian(posterior_means(model, task.shapes))
+        with atomic_path(run.latent_fit_path) as path:
+            torch.save(model.latent_fit.to_state(), path)
+        timings["latent fit"] = time.perf_counter() - start
     write_final_outputs(run, model, task.shapes, result, timings)
