@@ -251,13 +251,13 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     fitted = model.sample_latents(200, seed=1, source="fitted")[:, 0]
     assert fitted.shape == (200, 2)          # draws stay among the codes, unlike the prior's
     assert float((fitted.mean(0) - means.mean(0)).norm()) < 0.3 * float(means.std(0).norm()) + 0.05
-    assert main(["generate", str(run), "-n", "3", "--latent", "fitted", "-o", str(tmp_path / "fitted")]) == 0
-    assert "3 of 3 samples meshed" in capsys.readouterr().out
+    assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "fitted")]) == 0   # the default
+    assert "3 of 3 samples meshed from z ~ the Gaussian fitted" in capsys.readouterr().out
     with Image.open(run / "reconstructions.png") as picture:  # no blank input column without input
         assert picture.width == 2 * TILE[1]
-    assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 0
+    assert main(["generate", str(run), "-n", "3", "--latent", "prior", "-o", str(tmp_path / "samples")]) == 0
     # the prior's tails may decode to nothing; most draws must give a sphere
-    assert re.search(r"[23] of 3 samples meshed", capsys.readouterr().out)
+    assert re.search(r"[23] of 3 samples meshed from z ~ the prior", capsys.readouterr().out)
     assert main(["generate", str(run), "-n", "3", "-o", str(tmp_path / "samples")]) == 2
     assert "not empty" in capsys.readouterr().err
 

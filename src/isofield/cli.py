@@ -541,14 +541,15 @@ def _generate_occupancy(args: argparse.Namespace, output: Path) -> int:
     from isofield.occupancy.outputs import write_generated
 
     model = load_occupancy_model(args.run)
-    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed,
-                             latents=args.latent or "prior")
+    latents = args.latent or ("fitted" if model.latent_fit is not None else "prior")
+    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed, latents=latents)
     for index, mesh in enumerate(meshes):
         if mesh is not None:
             write_mesh(mesh, output / f"sample_{index:03d}.ply")
     written = sum(mesh is not None for mesh in meshes)
-    print(f"{output}: {written} of {args.count} samples meshed (canonical unit-cube frame), "
-          f"picture {output / 'generated.png'}")
+    source = "the prior N(0, I)" if latents == "prior" else "the Gaussian fitted to the training codes"
+    print(f"{output}: {written} of {args.count} samples meshed from z ~ {source} (canonical unit-cube "
+          f"frame), picture {output / 'generated.png'}")
     return 0
 
 
@@ -801,8 +802,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a ShapeGF run or an occupancy-network run with latent_dim > 0")
     p.add_argument("-n", "--count", type=int, default=16, help="shapes (default 16)")
     p.add_argument("--latent", choices=("prior", "fitted"),
-                   help="occupancy VAEs: draw z from the prior N(0, I) (default) or from the Gaussian "
-                        "fitted to the training shapes' posterior means")
+                   help="occupancy VAEs: draw z from the Gaussian fitted to the training shapes' "
+                        "posterior means (default where the run has one) or from the prior N(0, I)")
     p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", help="folder (default RUN/generated)")

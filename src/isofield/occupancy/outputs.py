@@ -63,7 +63,7 @@ def write_final_outputs(run: OccupancyRun, model: OccupancyModel, shapes: ShapeT
             write_generated(model, run.figure_path("generated_fitted"), GENERATED_SHAPES, latents="fitted")
             figures.append(("generated_fitted.png", f"{GENERATED_SHAPES} shapes decoded from draws of the "
                             "Gaussian fitted to the training shapes' posterior means "
-                            "(isofield generate --latent fitted)."))
+                            "(what isofield generate samples)."))
         pair = most_distant_pair(posterior_means(model, shapes))
         write_interpolation(model, shapes, pair, run.figure_path("interpolation"))
         figures.append(("interpolation.png", "Decoded along the straight line between the "
