@@ -10,6 +10,13 @@ holes and gaps close with minimal-area patches (a straight segment across a gap 
 Its weight anneals to zero (``divergence_schedule``: linear, quintic or step) so that detail
 can form later. The network is a SIREN with the multi-frequency geometric initialisation
 (field preset ``siren``).
+
+Known failure (measured on the CGAL armadillo as a soup with four holes, one CPU core): once the
+divergence weight is zero nothing holds the patches across the holes, and with more capacity
+(``high_frequency_fraction`` 0.5) or more steps (7816 at lr 1e-4) a patch balloons into a closed
+bubble around the hand or foot next to it (normal consistency 0.83-0.89 against 0.920 for the
+1500 s ``near_fraction`` run). Loss spikes build over ~70 steps with gradient norms only 3-5x
+their median (1.3e5), so a fixed ``max_grad_norm`` cannot single them out.
 """
 
 from __future__ import annotations
