@@ -315,6 +315,24 @@ def test_exploding_learning_rate_ends_with_one_line_error(short_inputs, tmp_path
     assert_checkpoint_loadable_or_none(run_dir)
 
 
+def test_spike_rollback_from_the_config_logs_rollbacks_and_refuses_a_bad_factor(short_inputs, tmp_path,
+                                                                                capsys):
+    base = "options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  spike_factor: "
+    for factor in ("3.0", "1.0"):
+        (tmp_path / f"{factor}.yaml").write_text(base + factor + "\n")
+        capsys.readouterr()
+        code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config",
+                     str(tmp_path / f"{factor}.yaml"), "--steps", "3", "-o", str(tmp_path / factor), "-q"])
+        if factor == "3.0":
+            assert code == 0
+            assert read_loss_log(tmp_path / factor / "losses.csv")["rollbacks"].tolist() == [0.0]
+        else:
+            err = capsys.readouterr().err
+            assert code == 2 and len(err.strip().splitlines()) == 1
+            assert "spike_factor must be a number > 1, got 1.0" in err
+            assert not (tmp_path / factor).exists()      # refused before the run starts
+
+
 def test_divergence_after_a_checkpoint_keeps_it(short_inputs, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(short_inputs["config"]),

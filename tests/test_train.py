@@ -37,7 +37,8 @@ class ToyTask:
     ``hidden=0``: a linear model (the exact answer is weight 3, bias -1); ``hidden>0``: a small
     MLP with dropout, which also exercises torch's global generator. Hooks inject failures:
     ``nan_at`` (NaN loss), ``signal_at`` (a signal sent to this process inside the loss),
-    ``hang_at`` (touch ``marker`` and sleep, for a kill from outside), ``sleep`` (seconds per step).
+    ``hang_at`` (touch ``marker`` and sleep, for a kill from outside), ``sleep`` (seconds per step),
+    ``spike_at`` (steps whose loss is 1000x, as in a SIREN loss spike).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class ToyTask:
         hang_at: int | None = None,
         marker: Path | None = None,
         sleep: float = 0.0,
+        spike_at: tuple[int, ...] = (),
     ) -> None:
         init = torch.Generator().manual_seed(123)
         if hidden:
@@ -64,6 +66,7 @@ class ToyTask:
         self.two_groups = two_groups
         self.nan_at, self.signal_at, self.hang_at = nan_at, signal_at, hang_at
         self.marker, self.sleep = marker, sleep
+        self.spike_at = spike_at
 
     def modules(self) -> dict[str, nn.Module]:
         return {"field": self.model}
@@ -81,6 +84,8 @@ class ToyTask:
         mse = ((self.model(x) - (SLOPE * x + INTERCEPT)) ** 2).mean()
         if step == self.nan_at:
             mse = mse * float("nan")
+        if step in self.spike_at:
+            mse = mse * 1000.0
         l2 = sum((p**2).sum() for p in self.model.parameters())
         return {"total": mse + 1e-8 * l2, "mse": mse, "l2": l2}
 
@@ -362,6 +367,25 @@ def test_max_grad_norm_clips_the_step_and_logs_the_norm_before_clipping(tmp_path
     assert logged["grad_norm"][0] == pytest.approx(float(gradient.norm()), rel=1e-5)
 
 
+def test_a_loss_spike_rolls_back_to_the_oldest_copy_and_training_goes_on(tmp_path):
+    reference = ToyTask(hidden=4)
+    make_trainer(reference, tmp_path / "reference", steps=150).run()
+    # copies before steps 150, 200 and 250; the spike at 250 loads the one of step 150, the one
+    # at 260 (before the next copy) loads it again: each time the state after 150 steps
+    for spikes, steps in (((250,), 251), ((250, 260), 261)):
+        task = ToyTask(hidden=4, spike_at=spikes)
+        run_dir = tmp_path / f"spikes-{len(spikes)}"
+        make_trainer(task, run_dir, steps=steps, spike_factor=3.0).run()
+        assert_same_parameters(parameters(task), parameters(reference))
+        rollbacks = read_loss_log(run_dir / "losses.csv")["rollbacks"]
+        assert rollbacks[spikes[0] - 1] == 0 and rollbacks[-1] == len(spikes)
+    make_trainer(ToyTask(hidden=4, spike_at=(250,)), tmp_path / "on", steps=600, spike_factor=3.0,
+                 spike_lr_factor=0.5).run()
+    log = read_loss_log(tmp_path / "on" / "losses.csv")
+    assert log["mse"][-1] < 0.5 * log["mse"][249]       # it trains on from the copy
+    assert (log["lr"][250], log["lr"][251], log["lr"][-1]) == pytest.approx((0.05, 0.025, 0.025))
+
+
 def test_bad_options_raise_input_error(tmp_path):
     with pytest.raises(InputError, match="give steps, time_budget or both"):
         make_trainer(ToyTask(), tmp_path)
@@ -375,6 +399,10 @@ def test_bad_options_raise_input_error(tmp_path):
         make_trainer(ToyTask(), tmp_path, steps=3, log_every=None)
     with pytest.raises(InputError, match="max_grad_norm must be"):
         make_trainer(ToyTask(), tmp_path, steps=3, max_grad_norm=0.0)
+    with pytest.raises(InputError, match="spike_factor must be a number > 1, got 0.5"):
+        make_trainer(ToyTask(), tmp_path, steps=3, spike_factor=0.5)
+    with pytest.raises(InputError, match="spike_lr_factor must be in"):
+        make_trainer(ToyTask(), tmp_path, steps=3, spike_factor=2.0, spike_lr_factor=0.0)
     assert not any(tmp_path.iterdir())
 
 
@@ -471,3 +499,14 @@ def test_anneal_schedules_go_from_one_to_zero_between_start_and_end():
         Anneal(300, 100)
     with pytest.raises(InputError, match="shape"):
         Anneal(0, 10, "cubic")
+
+
+def test_anneal_to_a_final_factor_keeps_it_after_the_end():
+    from isofield.train.schedules import Anneal
+
+    linear = schedule_from_spec({"name": "anneal", "start": 100, "end": 300, "final": 0.2})
+    assert [linear(s) for s in (0, 200, 300, 5000)] == pytest.approx([1.0, 0.6, 0.2, 0.2])
+    assert Anneal(100, 300, "quintic", final=0.2)(200) == pytest.approx(0.6)
+    assert (Anneal(100, 300, "step", final=0.2)(299), Anneal(100, 300, "step", final=0.2)(300)) == (1.0, 0.2)
+    with pytest.raises(InputError, match="'final' must be in"):
+        Anneal(0, 10, final=1.5)

@@ -13,6 +13,7 @@ from typing import Any, Literal, Mapping, Optional
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
 from isofield.nn import resolve_field_config
+from isofield.train.spikes import check_spike_settings
 
 
 @dataclass
@@ -30,6 +31,11 @@ class TrainConfig:
     log_every: int = 10
     max_grad_norm: Optional[float] = None
     """clip the gradient to this L2 norm before each step (None: no clipping)"""
+    spike_factor: Optional[float] = None
+    """roll back ~100-150 steps instead of a step whose loss exceeds this many times the median
+    of the last 100 (isofield.train.spikes; None: never)"""
+    spike_lr_factor: float = 1.0
+    """each rollback multiplies the learning rate by this"""
     grid_levels_start: int = 0
     """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
     grid_levels_every: int = 100
@@ -85,6 +91,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     config.field = resolve_field_config(config.field)
     if not (0 < config.train.lr < math.inf):
         raise InputError(f"config.train.lr must be a positive finite number, got {config.train.lr}")
+    if config.train.spike_factor is not None:
+        check_spike_settings(config.train.spike_factor, config.train.spike_lr_factor)
     if config.train.steps is None and config.train.time_budget is None:
         raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
     return config

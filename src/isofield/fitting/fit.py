@@ -201,6 +201,8 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
         seed=config.seed,
         exit_after=exit_after,
         max_grad_norm=config.train.max_grad_norm,
+        spike_factor=config.train.spike_factor,
+        spike_lr_factor=config.train.spike_lr_factor,
         progress=progress,
     )
     return field, trainer.run()

@@ -16,7 +16,11 @@ divergence weight is zero nothing holds the patches across the holes, and with m
 (``high_frequency_fraction`` 0.5) or more steps (7816 at lr 1e-4) a patch balloons into a closed
 bubble around the hand or foot next to it (normal consistency 0.83-0.89 against 0.920 for the
 1500 s ``near_fraction`` run). Loss spikes build over ~70 steps with gradient norms only 3-5x
-their median (1.3e5), so a fixed ``max_grad_norm`` cannot single them out.
+their median (1.3e5), so a fixed ``max_grad_norm`` cannot single them out; one at step 3900
+(lr 1e-4) took a run from 0.916 to 0.822. ``train.spike_factor`` (isofield.train.spikes) rolls
+such spikes back: with it, MFGI ``high_frequency_fraction`` 0.5 and a divergence weight kept at
+1% after the anneal (``divergence_schedule.final`` 0.01), 3000 s (8590 steps, 24 rollbacks)
+ended watertight at 0.922, the best DiGS result on this input so far, still short of detail.
 """
 
 from __future__ import annotations

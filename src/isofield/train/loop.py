@@ -53,6 +53,7 @@ from isofield.train.checkpoint import Checkpoint, CheckpointStore
 from isofield.train.distributed import DataParallelModules, Shard, is_main_process
 from isofield.train.logging import LOG_NAME, LossLog
 from isofield.train.schedules import Constant, Schedule
+from isofield.train.spikes import SpikeGuard
 
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 """Builds an optimiser from torch-style parameter-group dicts, e.g. ``torch.optim.Adam``."""
@@ -201,6 +202,11 @@ class Trainer:
             seconds, for preemptible jobs; the next run resumes.
         max_grad_norm: clip the gradient of all parameters together to this L2 norm before
             each step (None: no clipping); the norm before clipping is logged as ``grad_norm``.
+        spike_factor: roll back to the state of 100-150 steps earlier instead of taking a step
+            whose total loss exceeds this many times the median of the last 100 steps
+            (:class:`~isofield.train.spikes.SpikeGuard`; None: never); the number of rollbacks
+            so far is logged as ``rollbacks``.
+        spike_lr_factor: each rollback multiplies the learning rates by this, in (0, 1].
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
     """
 
@@ -220,6 +226,8 @@ class Trainer:
         seed: int = 0,
         exit_after: float | None = None,
         max_grad_norm: float | None = None,
+        spike_factor: float | None = None,
+        spike_lr_factor: float = 1.0,
         progress: bool = True,
     ) -> None:
         if steps is None and time_budget is None:
@@ -233,6 +241,8 @@ class Trainer:
         self.log_every = _positive_int("log_every", log_every, optional=False)
         self.exit_after = _optional_positive_number("exit_after", exit_after, allow_zero=True)
         self.max_grad_norm = _optional_positive_number("max_grad_norm", max_grad_norm)
+        self._spike_guard = (None if spike_factor is None
+                             else SpikeGuard(spike_factor, lr_factor=spike_lr_factor))
         if not (isinstance(seed, int) and 0 <= seed <= _MAX_SEED):
             raise InputError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
         self.seed = seed
@@ -333,6 +343,8 @@ class Trainer:
                 saved_elapsed=checkpoint.elapsed,
                 losses=dict(checkpoint.losses),
             )
+            if self._spike_guard is not None:
+                self._spike_guard.rollbacks = int(checkpoint.losses.get("rollbacks", 0))
         if is_main_process():
             self._store.remove_stale_temporaries()
             log.truncate(before_step=state.step)
@@ -405,7 +417,10 @@ class Trainer:
     def _train_step(
         self, step: int, state: "_LoopState"
     ) -> tuple[dict[str, float], dict[str, float]]:
-        """One optimiser step: (loss terms as floats, learning rate per group)."""
+        """One optimiser step: (loss terms as floats, learning rate per group). With a spike
+        guard, a spike rolls the state back instead (still a step of the count)."""
+        if self._spike_guard is not None:
+            self._spike_guard.remember(step, self._modules, self._optimizer)
         lrs = self._set_learning_rates(step)
         self._optimizer.zero_grad(set_to_none=True)
         if self._parallel is not None:
@@ -423,12 +438,19 @@ class Trainer:
                 f"training diverged at step {step}: loss term {culprits[0]!r} is "
                 f"{losses[culprits[0]]}; {self._kept_checkpoint_note(state)}"
             )
-        terms["total"].backward()
-        if self._parallel is not None:
-            self._parallel.check_synchronised(step)
-        if self.max_grad_norm is not None:
-            losses["grad_norm"] = self._clip_gradients()
-        self._optimizer.step()
+        if self._spike_guard is not None and self._spike_guard.is_spike(losses["total"]):
+            self._spike_guard.roll_back(self._modules, self._optimizer)
+            if self.max_grad_norm is not None:
+                losses["grad_norm"] = math.nan      # no gradient was taken
+        else:
+            terms["total"].backward()
+            if self._parallel is not None:
+                self._parallel.check_synchronised(step)
+            if self.max_grad_norm is not None:
+                losses["grad_norm"] = self._clip_gradients()
+            self._optimizer.step()
+        if self._spike_guard is not None:
+            losses["rollbacks"] = float(self._spike_guard.rollbacks)
         return losses, lrs
 
     def _clip_gradients(self) -> float:
@@ -438,10 +460,11 @@ class Trainer:
 
     def _set_learning_rates(self, step: int) -> dict[str, float]:
         lrs = {}
+        scale = 1.0 if self._spike_guard is None else self._spike_guard.lr_scale
         for group, name, base, schedule in zip(
             self._optimizer.param_groups, self._group_names, self._base_lrs, self._schedules
         ):
-            group["lr"] = lrs[name] = base * schedule(step)
+            group["lr"] = lrs[name] = base * schedule(step) * scale
         return lrs
 
     def _save(self, state: "_LoopState", numbered: bool) -> None:

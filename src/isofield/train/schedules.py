@@ -92,16 +92,18 @@ ANNEAL_SHAPES = ("linear", "quintic", "step")
 
 @dataclass(frozen=True)
 class Anneal:
-    """A weight that anneals from 1 to 0 between steps ``start`` and ``end`` (DiGS's divergence).
+    """A weight that anneals from 1 to ``final`` between steps ``start`` and ``end`` (DiGS's
+    divergence; its decay parameters also end at a value that need not be 0).
 
-    With ``t = (step - start) / (end - start)`` clipped to [0, 1]: ``linear`` gives ``1 - t``,
-    ``quintic`` gives ``1 - (6t^5 - 15t^4 + 10t^3)`` (smooth at both ends), ``step`` gives 1
-    until ``end`` and 0 from there on.
+    With ``t = (step - start) / (end - start)`` clipped to [0, 1] and ``a(t)`` = ``1 - t``
+    (``linear``), ``1 - (6t^5 - 15t^4 + 10t^3)`` (``quintic``, smooth at both ends) or 1 until
+    ``end`` and 0 from there on (``step``), the factor is ``final + (1 - final) a(t)``.
     """
 
     start: int
     end: int
     shape: str = "linear"
+    final: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -110,14 +112,18 @@ class Anneal:
         )
         _require(self.shape in ANNEAL_SHAPES,
                  f"anneal 'shape' must be one of {ANNEAL_SHAPES}, got {self.shape!r}")
+        _require(_is_number(self.final) and 0 <= self.final <= 1,
+                 f"anneal 'final' must be in [0, 1], got {self.final!r}")
 
     def __call__(self, step: int) -> float:
         t = min(1.0, max(0.0, (step - self.start) / (self.end - self.start)))
         if self.shape == "linear":
-            return 1.0 - t
-        if self.shape == "quintic":
-            return 1.0 - t ** 3 * (10.0 - 15.0 * t + 6.0 * t ** 2)
-        return 1.0 if step < self.end else 0.0
+            remaining = 1.0 - t
+        elif self.shape == "quintic":
+            remaining = 1.0 - t ** 3 * (10.0 - 15.0 * t + 6.0 * t ** 2)
+        else:
+            remaining = 1.0 if step < self.end else 0.0
+        return self.final + (1.0 - self.final) * remaining
 
 
 _BY_NAME: dict[str, type] = {"constant": Constant, "step": StepDecay, "cosine": WarmupCosine,
@@ -128,7 +134,7 @@ def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
     """A schedule from a config mapping, e.g. ``{"name": "step", "every": 500, "factor": 0.5}``.
 
     Names: ``constant``; ``step`` (every, factor); ``cosine`` (total_steps, warmup_steps,
-    final_factor); ``anneal`` (start, end, shape). Raises InputError for an unknown name or key, or a bad value.
+    final_factor); ``anneal`` (start, end, shape, final). Raises InputError for an unknown name or key, or a bad value.
     """
     options = dict(spec)
     name = options.pop("name", None)
