@@ -14,7 +14,7 @@ from PIL import Image
 from skimage.measure import find_contours
 
 from isofield.errors import InputError
-from isofield.viz.curves import plot_loss_curves, read_history_csv
+from isofield.viz.curves import loss_curves_figure, plot_loss_curves, read_history_csv
 from isofield.viz.render import (
     Camera,
     bounding_sphere,
@@ -294,6 +294,16 @@ def test_loss_curves_per_group_learning_rates_and_cut_last_line(tmp_path):
     assert history["total"][1].tolist() == [1.0, 0.5]
     plot_loss_curves(csv, tmp_path / "groups.png")
     assert png_size(tmp_path / "groups.png") == (825, 660)  # the learning-rate panel is there
+
+
+def test_rollbacks_are_vertical_lines_where_the_count_grew_not_a_loss_curve(tmp_path):
+    csv = write_csv(tmp_path / "losses.csv",
+                    "step,total,rollbacks,lr\n0,9,0,1\n10,8,0,1\n20,7,1,1\n30,6,1,1\n40,5,3,1\n")
+    loss_ax = loss_curves_figure(csv).axes[0]
+    assert [line.get_label() for line in loss_ax.get_lines() if not line.get_label().startswith("_")] == [
+        "total", "loss-spike rollback (3)"]
+    verticals = [line.get_xdata()[0] for line in loss_ax.get_lines() if line.get_linestyle() == ":"]
+    assert verticals == [20, 40]
 
 
 def test_loss_curves_survive_non_positive_values(tmp_path):

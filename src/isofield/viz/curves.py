@@ -25,6 +25,7 @@ from isofield.viz.slices import save_figure
 Series = tuple[np.ndarray, np.ndarray]  # (steps (K,), values (K,)), float64
 LR_NAME = "lr"
 LR_PREFIX = "lr_"
+ROLLBACKS_NAME = "rollbacks"
 # Above this many points a term is drawn faint and a running geometric mean on top of it.
 _SMOOTH_ABOVE = 200
 
@@ -69,18 +70,29 @@ def plot_loss_curves(
     title: str | None = None,
     terms: Sequence[str] | None = None,
 ) -> None:
-    """Plot loss terms against the step (log y) and write a PNG to ``path``.
+    """Plot loss terms against the step (log y) and write a PNG to ``path``
+    (the figure of :func:`loss_curves_figure`)."""
+    save_figure(loss_curves_figure(history, title, terms), path)
 
-    ``terms`` selects the columns to draw (default: all but ``step`` and the learning rates). A
-    log axis cannot show zero or negative values: they are left out (the line breaks there),
-    and the legend entry of a term says how many were left out ("3 values <= 0 not shown").
-    Terms with more than 200 points are drawn faint with a running geometric mean on top.
-    Learning-rate series (``lr``, ``lr_<group>``), if present, are drawn in a second panel below
-    (log y, shared step axis).
+
+def loss_curves_figure(
+    history: Mapping[str, Sequence[tuple[float, float]]] | str | os.PathLike,
+    title: str | None = None,
+    terms: Sequence[str] | None = None,
+) -> Figure:
+    """Loss terms against the step (log y).
+
+    ``terms`` selects the columns to draw (default: all but ``step``, the learning rates and the
+    ``rollbacks`` count). A log axis cannot show zero or negative values: they are left out (the
+    line breaks there), and the legend entry of a term says how many were left out ("3 values
+    <= 0 not shown"). Terms with more than 200 points are drawn faint with a running geometric
+    mean on top. Learning-rate series (``lr``, ``lr_<group>``), if present, are drawn in a
+    second panel below (log y, shared step axis). The trainer's ``rollbacks`` count (loss-spike
+    rollbacks) is drawn as a dotted vertical line at each logged step where it grew.
     """
     series = read_history_csv(history) if isinstance(history, (str, os.PathLike)) else _from_mapping(history)
     rates = [n for n in series if _is_learning_rate(n)]
-    names = [n for n in series if n not in rates] if terms is None else list(terms)
+    names = [n for n in series if n not in rates and n != ROLLBACKS_NAME] if terms is None else list(terms)
     unknown = [n for n in names if n not in series]
     if unknown:
         raise InputError(f"plot_loss_curves: unknown loss terms {unknown}; the history has {sorted(series)}")
@@ -90,6 +102,8 @@ def plot_loss_curves(
     loss_ax = figure.axes[0]
     for index, name in enumerate(names):
         _plot_positive(loss_ax, *series[name], name, f"C{index % 10}")
+    if ROLLBACKS_NAME in series:
+        _mark_rollbacks(loss_ax, *series[ROLLBACKS_NAME])
     loss_ax.set_ylabel("loss")
     loss_ax.set_title(title or "training losses")
     loss_ax.legend(fontsize=8, loc="upper right")
@@ -104,7 +118,19 @@ def plot_loss_curves(
         lr_ax.set_xlabel("step")
     else:
         loss_ax.set_xlabel("step")
-    save_figure(figure, path)
+    return figure
+
+
+def _mark_rollbacks(ax: object, steps: np.ndarray, counts: np.ndarray) -> None:
+    """A dotted vertical line at each logged step where the rollback count grew."""
+    order = np.argsort(steps, kind="stable")
+    steps, counts = steps[order], counts[order]
+    grew = steps[1:][np.diff(counts) > 0]
+    if counts.size and counts[0] > 0:
+        grew = np.concatenate([steps[:1], grew])
+    for index, step in enumerate(grew):
+        label = f"loss-spike rollback ({int(counts.max())})" if index == 0 else None
+        ax.axvline(step, color="0.45", linestyle=":", linewidth=0.8, label=label)
 
 
 def _is_learning_rate(name: str) -> bool:
