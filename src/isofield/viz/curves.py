@@ -125,9 +125,7 @@ def _mark_rollbacks(ax: object, steps: np.ndarray, counts: np.ndarray) -> None:
     """A dotted vertical line at each logged step where the rollback count grew."""
     order = np.argsort(steps, kind="stable")
     steps, counts = steps[order], counts[order]
-    grew = steps[1:][np.diff(counts) > 0]
-    if counts.size and counts[0] > 0:
-        grew = np.concatenate([steps[:1], grew])
+    grew = steps[1:][np.diff(counts) > 0]     # the first row has none: no rollback at step 0
     for index, step in enumerate(grew):
         label = f"loss-spike rollback ({int(counts.max())})" if index == 0 else None
         ax.axvline(step, color="0.45", linestyle=":", linewidth=0.8, label=label)
