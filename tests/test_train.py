@@ -27,6 +27,7 @@ from isofield.train.loop import (
     progress_postfix,
 )
 from isofield.train.schedules import Constant, StepDecay, WarmupCosine, schedule_from_spec
+from isofield.train.settings import TrainConfig, build_trainer, check_train_config
 
 SLOPE, INTERCEPT = 3.0, -1.0
 
@@ -385,6 +386,18 @@ def test_a_loss_spike_rolls_back_to_the_oldest_copy_and_training_goes_on(tmp_pat
     assert log["mse"][-1] < 0.5 * log["mse"][249]       # it trains on from the copy
     assert (log["lr"][250], log["lr"][251], log["lr"][-1]) == pytest.approx((0.05, 0.025, 0.025))
 
+
+
+def test_the_shared_train_section_turns_the_spike_rollback_on(tmp_path):
+    settings = TrainConfig(steps=251, checkpoint_every=5, checkpoint_every_seconds=None,
+                           log_every=1, spike_factor=3.0, spike_lr_factor=0.5)
+    check_train_config(settings)
+    build_trainer(ToyTask(hidden=4, spike_at=(250,)), tmp_path, settings, seed=7, progress=False,
+                  exit_after=None).run()
+    log = read_loss_log(tmp_path / "losses.csv")
+    assert (log["rollbacks"][-1], log["lr"][-1]) == pytest.approx((1.0, 0.05))
+    with pytest.raises(InputError, match=r"^config\.train\.spike_factor must be a number > 1, got 1\.0$"):
+        check_train_config(TrainConfig(steps=3, spike_factor=1.0))
 
 def test_bad_options_raise_input_error(tmp_path):
     with pytest.raises(InputError, match="give steps, time_budget or both"):

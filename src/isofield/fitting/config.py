@@ -6,36 +6,20 @@ arguments / command-line flags. Unknown keys are errors (see :mod:`isofield.conf
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field as _field
 from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
 from isofield.nn import resolve_field_config
-from isofield.train.spikes import check_spike_settings
+from isofield.train.settings import TrainConfig, check_train_config
 
 
 @dataclass
-class TrainConfig:
-    steps: Optional[int] = None
-    """stop after this many steps (across resumes)"""
-    time_budget: Optional[float] = None
-    """stop after this many seconds of training (across resumes)"""
-    lr: float = 1e-3
-    schedule: dict = _field(default_factory=lambda: {"name": "constant"})
-    """see isofield.train.schedules.schedule_from_spec"""
+class FitTrainConfig(TrainConfig):
+    """The shared ``train`` section, plus the coarse-to-fine schedule of grid encodings."""
+
     checkpoint_every: int = 500
-    checkpoint_every_seconds: float = 60.0
-    keep_checkpoints: int = 3
-    log_every: int = 10
-    max_grad_norm: Optional[float] = None
-    """clip the gradient to this L2 norm before each step (None: no clipping)"""
-    spike_factor: Optional[float] = None
-    """roll back ~100-150 steps instead of a step whose loss exceeds this many times the median
-    of the last 100 (isofield.train.spikes; None: never)"""
-    spike_lr_factor: float = 1.0
-    """each rollback multiplies the learning rate by this"""
     grid_levels_start: int = 0
     """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
     grid_levels_every: int = 100
@@ -65,7 +49,7 @@ class FitConfig:
     """network (isofield.nn.build_field): {"preset": "fast" | "paper", ...overrides}"""
     options: dict = _field(default_factory=dict)
     """the method's own options (e.g. isofield.methods.igr.IGROptions)"""
-    train: TrainConfig = _field(default_factory=TrainConfig)
+    train: FitTrainConfig = _field(default_factory=FitTrainConfig)
     extract: ExtractConfig = _field(default_factory=ExtractConfig)
 
 
@@ -89,12 +73,9 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     config = from_dict(FitConfig, merge(base, merged))
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
-    if not (0 < config.train.lr < math.inf):
-        raise InputError(f"config.train.lr must be a positive finite number, got {config.train.lr}")
-    if config.train.spike_factor is not None:
-        check_spike_settings(config.train.spike_factor, config.train.spike_lr_factor)
     if config.train.steps is None and config.train.time_budget is None:
         raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
+    check_train_config(config.train)
     return config
 
 

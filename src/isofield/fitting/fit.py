@@ -25,8 +25,8 @@ from isofield.methods.base import LevelSchedule, PreparedInput
 from isofield.methods.raw_input import raw_input_from_arrays
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
-from isofield.train.loop import StopReason, Trainer, TrainResult
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.loop import StopReason, TrainResult
+from isofield.train.settings import build_trainer
 
 
 @dataclass(frozen=True)
@@ -188,23 +188,8 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
     field = build_field(config.field).to(device)
     levels = LevelSchedule(config.train.grid_levels_start, config.train.grid_levels_every)
     task = method.task(field, data, options, device, config.train.lr, levels)
-    trainer = Trainer(
-        task,
-        Path(run_dir),
-        steps=config.train.steps,
-        time_budget=config.train.time_budget,
-        schedule=schedule_from_spec(config.train.schedule),
-        checkpoint_every=config.train.checkpoint_every,
-        checkpoint_every_seconds=config.train.checkpoint_every_seconds,
-        keep_numbered=config.train.keep_checkpoints,
-        log_every=config.train.log_every,
-        seed=config.seed,
-        exit_after=exit_after,
-        max_grad_norm=config.train.max_grad_norm,
-        spike_factor=config.train.spike_factor,
-        spike_lr_factor=config.train.spike_lr_factor,
-        progress=progress,
-    )
+    trainer = build_trainer(task, run_dir, config.train, config.seed, progress=progress,
+                            exit_after=exit_after)
     return field, trainer.run()
 
 

@@ -1,6 +1,6 @@
-"""The ``train`` section shared by the shape-space configs (ShapeGF, the occupancy family): limits,
-learning rate and its schedule, checkpoints, logging, the trainer built from them and what a
-training call returns."""
+"""The ``train`` section shared by the fit config and the shape-space configs (ShapeGF, the
+occupancy family): limits, learning rate and its schedule, checkpoints, logging, gradient clipping
+and spike rollback, the trainer built from them and what a training call returns."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Optional
 from isofield.errors import InputError
 from isofield.train.loop import Trainer, TrainResult
 from isofield.train.schedules import schedule_from_spec
+from isofield.train.spikes import check_spike_settings
 
 
 @dataclass
@@ -27,6 +28,11 @@ class TrainConfig:
     log_every: int = 10
     max_grad_norm: Optional[float] = None
     """clip the gradient to this L2 norm before each step (None: no clipping)"""
+    spike_factor: Optional[float] = None
+    """roll back ~100-150 steps instead of a step whose loss exceeds this many times the median
+    of the last 100 (isofield.train.spikes; None: never)"""
+    spike_lr_factor: float = 1.0
+    """each rollback multiplies the learning rate by this"""
 
 
 def check_train_config(train: TrainConfig) -> None:
@@ -46,6 +52,11 @@ def check_train_config(train: TrainConfig) -> None:
         schedule_from_spec(train.schedule)
     except InputError as exc:
         raise InputError(f"config.train.schedule: {exc}") from None
+    if train.spike_factor is not None:
+        try:
+            check_spike_settings(train.spike_factor, train.spike_lr_factor)
+        except InputError as exc:
+            raise InputError(f"config.train.{exc}") from None
 
 
 def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, progress: bool,
@@ -55,7 +66,8 @@ def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, p
                    schedule=schedule_from_spec(train.schedule), checkpoint_every=train.checkpoint_every,
                    checkpoint_every_seconds=train.checkpoint_every_seconds,
                    keep_numbered=train.keep_checkpoints, log_every=train.log_every, seed=seed,
-                   max_grad_norm=train.max_grad_norm, progress=progress, exit_after=exit_after)
+                   max_grad_norm=train.max_grad_norm, spike_factor=train.spike_factor,
+                   spike_lr_factor=train.spike_lr_factor, progress=progress, exit_after=exit_after)
 
 
 @dataclass(frozen=True)
