@@ -73,8 +73,6 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     config = from_dict(FitConfig, merge(base, merged))
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
-    if config.train.steps is None and config.train.time_budget is None:
-        raise InputError("give a training limit: train.steps or train.time_budget (--steps / --time-budget)")
     check_train_config(config.train)
     return config
 

@@ -38,7 +38,8 @@ class TrainConfig:
 def check_train_config(train: TrainConfig) -> None:
     """Raise InputError naming the first value of ``config.train`` out of range."""
     if train.steps is None and train.time_budget is None:
-        raise InputError("config.train: give a training limit, steps or time_budget")
+        raise InputError("config.train: give a training limit, steps or time_budget "
+                         "(--steps / --time-budget)")
     for name, value, low in (("steps", train.steps, 1), ("checkpoint_every", train.checkpoint_every, 1),
                              ("keep_checkpoints", train.keep_checkpoints, 0), ("log_every", train.log_every, 1)):
         if value is not None and value < low:
