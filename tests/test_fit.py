@@ -333,6 +333,28 @@ def test_spike_rollback_from_the_config_logs_rollbacks_and_refuses_a_bad_factor(
             assert not (tmp_path / factor).exists()      # refused before the run starts
 
 
+def test_a_weight_average_from_the_config_makes_the_outputs_and_a_bad_decay_is_refused(
+        short_inputs, tmp_path, capsys):
+    base = "options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  lr: 1.0e-4\n  ema_decay: "
+    for decay in ("0.9", "1.0"):
+        (tmp_path / f"{decay}.yaml").write_text(base + decay + "\n")
+        capsys.readouterr()
+        code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config",
+                     str(tmp_path / f"{decay}.yaml"), "--steps", "3", "-o", str(tmp_path / decay), "-q"])
+        if decay == "0.9":
+            assert code == 0 and (tmp_path / decay / "mesh.ply").is_file()
+            checkpoint = load_checkpoint(tmp_path / decay / "checkpoints" / "latest.pt")
+            averaged = load_field(RunDir.open(tmp_path / decay)).state_dict()
+            trained = checkpoint.modules["field"]
+            assert all(torch.equal(averaged[key], checkpoint.weights_to_use("field")[key]) for key in trained)
+            assert not all(torch.equal(averaged[key], trained[key]) for key in trained)
+        else:
+            err = capsys.readouterr().err
+            assert code == 2 and len(err.strip().splitlines()) == 1
+            assert "config.train.ema_decay must be a number in (0, 1), got 1.0" in err
+            assert not (tmp_path / decay).exists()
+
+
 def test_divergence_after_a_checkpoint_keeps_it(short_inputs, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(short_inputs["config"]),

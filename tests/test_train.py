@@ -17,6 +17,7 @@ from torch import nn
 
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
+from isofield.train.averaging import averaged_copies
 from isofield.train.checkpoint import CheckpointStore, load_checkpoint
 from isofield.train.logging import LossLog, read_loss_log
 from isofield.train.loop import (
@@ -146,6 +147,8 @@ def test_schedule_factors():
     assert [Constant()(s) for s in (0, 10**6)] == [1.0, 1.0]
     decay = StepDecay(every=10, factor=0.5)
     assert [decay(s) for s in (0, 9, 10, 25, 30)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+    floored = StepDecay(every=10, factor=0.5, min_factor=0.2)
+    assert [floored(s) for s in (9, 10, 19, 20, 30, 10**6)] == [1.0, 0.5, 0.5, 0.25, 0.2, 0.2]
     cosine = WarmupCosine(total_steps=110, warmup_steps=10, final_factor=0.1)
     assert cosine(0) == pytest.approx(0.1)
     assert cosine(9) == pytest.approx(1.0)
@@ -164,6 +167,8 @@ def test_schedule_from_spec_and_bad_specs():
         schedule_from_spec({"name": "cosine", "total_steps": 10, "warmpu_steps": 2})
     with pytest.raises(InputError, match="'every' must be a positive integer"):
         StepDecay(every=0)
+    with pytest.raises(InputError, match=r"'min_factor' must be in \[0, 1\], got -0\.1"):
+        schedule_from_spec({"name": "step", "every": 4, "min_factor": -0.1})
     with pytest.raises(InputError, match="'warmup_steps'"):
         WarmupCosine(total_steps=10, warmup_steps=10)
 
@@ -246,6 +251,11 @@ def test_checkpoint_content_loads_with_weights_only(tmp_path):
     assert torch.equal(raw["modules"]["field"]["weight"], task.model.weight.detach())
     assert raw["losses"]["mse"] == result.losses["mse"]
     assert load_checkpoint(result.checkpoint).elapsed == pytest.approx(result.elapsed)
+    # a checkpoint from before weight averages existed loads, with none
+    assert raw.pop("averages") == {}
+    torch.save(raw, tmp_path / "older.pt")
+    older = load_checkpoint(tmp_path / "older.pt")
+    assert older.averages == {} and torch.equal(older.weights_to_use("field")["weight"], task.model.weight)
 
 
 def test_extra_state_is_restored_on_resume(tmp_path):
@@ -398,6 +408,56 @@ def test_the_shared_train_section_turns_the_spike_rollback_on(tmp_path):
     assert (log["rollbacks"][-1], log["lr"][-1]) == pytest.approx((1.0, 0.05))
     with pytest.raises(InputError, match=r"^config\.train\.spike_factor must be a number > 1, got 1\.0$"):
         check_train_config(TrainConfig(steps=3, spike_factor=1.0))
+
+# --- weight average -------------------------------------------------------------------------
+
+
+def test_the_weight_average_is_a_warmed_up_ema_of_the_trained_weights():
+    weight = nn.Parameter(torch.zeros(()))
+    module = nn.Module()
+    module.weight = weight
+    average = averaged_copies({"m": module}, decay=0.3)["m"]
+    expected = None
+    for update, value in enumerate([4.0, 8.0, 2.0, 6.0, 10.0]):
+        with torch.no_grad():
+            weight.fill_(value)
+        average.update_parameters(module)
+        # the first update copies; then d = min(0.3, (1 + n) / (10 + n)) at the n-th: 2/11, 3/12,
+        # then 0.3
+        decay = min(0.3, (1 + update) / (10 + update))
+        expected = value if expected is None else decay * expected + (1 - decay) * value
+        assert average.module.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx(8.5586, abs=1e-4)   # 4, 7.2727, 3.3182, 5.1955, 8.5586
+    with pytest.raises(InputError, match=r"^ema_decay must be a number in \(0, 1\), got 1$"):
+        averaged_copies({"m": module}, decay=1)
+
+
+def test_a_trainer_with_an_average_ends_on_it_checkpoints_it_and_resumes_it_exactly(tmp_path):
+    straight = ToyTask(hidden=8)
+    make_trainer(straight, tmp_path / "straight", steps=20, ema_decay=0.8).run()
+    checkpoint = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    averaged = checkpoint.weights_to_use("field")
+    assert_same_parameters(parameters(straight), {name: averaged[name] for name in averaged})
+    assert not torch.equal(checkpoint.modules["field"]["0.weight"], averaged["0.weight"])
+    assert int(checkpoint.averages["field"]["n_averaged"]) == 20
+
+    make_trainer(ToyTask(hidden=8), tmp_path / "resumed", steps=10, ema_decay=0.8).run()
+    resumed = ToyTask(hidden=8)
+    make_trainer(resumed, tmp_path / "resumed", steps=20, ema_decay=0.8).run()
+    assert_same_parameters(parameters(straight), parameters(resumed))
+    # a plain trainer on the same run trains on from the trained weights, not the average
+    plain = ToyTask(hidden=8)
+    make_trainer(plain, tmp_path / "resumed", steps=20).run()
+    assert torch.equal(plain.model[0].weight, checkpoint.modules["field"]["0.weight"])
+
+
+def test_a_spike_rollback_also_rolls_the_average_back(tmp_path):
+    reference = ToyTask(hidden=4)
+    make_trainer(reference, tmp_path / "reference", steps=150, ema_decay=0.9).run()
+    task = ToyTask(hidden=4, spike_at=(250,))
+    make_trainer(task, tmp_path / "spike", steps=251, spike_factor=3.0, ema_decay=0.9).run()
+    assert_same_parameters(parameters(task), parameters(reference))
+
 
 def test_bad_options_raise_input_error(tmp_path):
     with pytest.raises(InputError, match="give steps, time_budget or both"):

@@ -12,18 +12,23 @@ from typing import Any, Literal, Mapping, Optional
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
 from isofield.nn import resolve_field_config
+from isofield.train.averaging import check_average_decay
 from isofield.train.settings import TrainConfig, check_train_config
 
 
 @dataclass
 class FitTrainConfig(TrainConfig):
-    """The shared ``train`` section, plus the coarse-to-fine schedule of grid encodings."""
+    """The shared ``train`` section, plus the coarse-to-fine schedule of grid encodings and the
+    weight average the outputs are made with."""
 
     checkpoint_every: int = 500
     grid_levels_start: int = 0
     """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
     grid_levels_every: int = 100
     """coarse-to-fine: steps between adding one grid level"""
+    ema_decay: Optional[float] = None
+    """keep an exponential moving average of the field's weights with this decay, in (0, 1), and
+    make the mesh and the report with it (isofield.train.averaging; None: the trained weights)"""
 
 
 @dataclass
@@ -74,6 +79,11 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
     check_train_config(config.train)
+    if config.train.ema_decay is not None:
+        try:
+            check_average_decay(config.train.ema_decay)
+        except InputError as exc:
+            raise InputError(f"config.train.{exc}") from None
     return config
 
 

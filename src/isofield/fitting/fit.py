@@ -155,13 +155,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.Module:
-    """The trained field of a run (CPU, eval mode, canonical frame), from its latest checkpoint."""
+    """The trained field of a run (CPU, eval mode, canonical frame), from its latest checkpoint
+    (its weight average when the run keeps one)."""
     run = run if isinstance(run, RunDir) else RunDir.open(run)
     config = config or run.load_config()
     field = build_field(config.field)
     if not run.has_checkpoint():
         raise InputError(f"{run.root}: the run has no checkpoint yet")
-    field.load_state_dict(load_checkpoint(run.checkpoint_path).modules["field"])
+    field.load_state_dict(load_checkpoint(run.checkpoint_path).weights_to_use("field"))
     return field.eval()
 
 
@@ -179,7 +180,8 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
 
     The data's points may be 2-D (set ``field.in_dim: 2``): this is how planar problems are
     fitted (see ``examples/curve_2d.py``). Returns the field (resumed from the run's latest
-    checkpoint when there is one) and the trainer's result.
+    checkpoint when there is one; with ``train.ema_decay``, holding the averaged weights) and the
+    trainer's result.
     """
     method = get_method(config.method)
     options = from_dict(method.options_type, config.options, "config.options")
@@ -189,7 +191,7 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
     levels = LevelSchedule(config.train.grid_levels_start, config.train.grid_levels_every)
     task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = build_trainer(task, run_dir, config.train, config.seed, progress=progress,
-                            exit_after=exit_after)
+                            exit_after=exit_after, ema_decay=config.train.ema_decay)
     return field, trainer.run()
 
 

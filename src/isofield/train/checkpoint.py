@@ -47,6 +47,8 @@ class Checkpoint:
         global_rng_state: uint8 tensor, state of torch's default CPU generator (dropout, ...).
         losses: loss terms of the last completed step (empty before the first step).
         extra: the task's own state (see ``StatefulTask`` in :mod:`isofield.train.loop`).
+        averages: name -> ``state_dict()`` of the module's weight average
+            (:mod:`isofield.train.averaging`; empty when the run keeps none).
     """
 
     step: int
@@ -57,6 +59,15 @@ class Checkpoint:
     global_rng_state: torch.Tensor
     losses: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    averages: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def weights_to_use(self, name: str) -> dict[str, torch.Tensor]:
+        """The weights module ``name``'s outputs are made with: its average when the run keeps
+        one, else the trained weights. Raises KeyError for a module the checkpoint lacks."""
+        if name not in self.averages:
+            return self.modules[name]
+        return {key.removeprefix(_AVERAGED_PREFIX): value
+                for key, value in self.averages[name].items() if key.startswith(_AVERAGED_PREFIX)}
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict written to disk (loads under ``weights_only=True``)."""
@@ -71,6 +82,7 @@ class Checkpoint:
             "global_rng_state": self.global_rng_state,
             "losses": dict(self.losses),
             "extra": self.extra,
+            "averages": self.averages,
         }
 
     @classmethod
@@ -84,12 +96,14 @@ class Checkpoint:
                 f"(this isofield reads version {VERSION})"
             )
         try:
-            return cls(**{key: data[key] for key in _FIELDS})
+            return cls(**{key: data[key] for key in _FIELDS if key in data or key not in _OPTIONAL})
         except KeyError as exc:
             raise InputError(f"{source}: checkpoint lacks the entry {exc.args[0]!r}") from None
 
 
 _FIELDS = tuple(Checkpoint.__dataclass_fields__)
+_OPTIONAL = ("averages",)       # absent from checkpoints written before weight averaging
+_AVERAGED_PREFIX = "module."    # AveragedModel's state_dict: "module.<key>" and "n_averaged"
 
 
 def check_weights_only_safe(value: Any, where: str = "checkpoint") -> None:

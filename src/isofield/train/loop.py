@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from isofield.errors import InputError
 from isofield.train import distributed
+from isofield.train.averaging import averaged_copies, load_averaged_weights
 from isofield.train.checkpoint import Checkpoint, CheckpointStore
 from isofield.train.distributed import DataParallelModules, Shard, is_main_process
 from isofield.train.logging import LOG_NAME, LossLog
@@ -207,6 +208,9 @@ class Trainer:
             (:class:`~isofield.train.spikes.SpikeGuard`; None: never); the number of rollbacks
             so far is logged as ``rollbacks``.
         spike_lr_factor: each rollback multiplies the learning rates by this, in (0, 1].
+        ema_decay: keep an exponential moving average of the weights with this decay, in (0, 1)
+            (:mod:`~isofield.train.averaging`; None: none). It is checkpointed (and rolled back
+            with the weights); when :meth:`run` returns, the modules hold the averaged weights.
         progress: show a tqdm bar on stderr (only when stderr is a terminal).
     """
 
@@ -228,6 +232,7 @@ class Trainer:
         max_grad_norm: float | None = None,
         spike_factor: float | None = None,
         spike_lr_factor: float = 1.0,
+        ema_decay: float | None = None,
         progress: bool = True,
     ) -> None:
         if steps is None and time_budget is None:
@@ -251,6 +256,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self._store = CheckpointStore(self.run_dir, keep_numbered)
         self._modules = dict(task.modules())
+        self._averages = {} if ema_decay is None else averaged_copies(self._modules, ema_decay)
         groups = list(task.param_groups())
         self._group_names = _unique_group_names(groups)
         self._base_lrs = [float(group.lr) for group in groups]
@@ -275,7 +281,8 @@ class Trainer:
         """Train until ``steps``, ``time_budget``, ``exit_after`` or SIGINT/SIGTERM stops it.
 
         Resumes from ``checkpoints/latest.pt`` when the run has one (the log is cut back to
-        that step). Always ends with ``latest.pt`` holding the final state. SIGINT/SIGTERM
+        that step). Always ends with ``latest.pt`` holding the final state, and with the
+        modules holding the averaged weights when the trainer keeps an average. SIGINT/SIGTERM
         finish the current step, save and return (reason ``interrupted``); a second signal
         raises KeyboardInterrupt at once. Raises TrainingDivergedError at the first NaN/Inf
         loss term, without saving.
@@ -297,6 +304,7 @@ class Trainer:
                 self._save(state, numbered=False)
             if self._parallel is not None:
                 distributed.barrier()  # every rank returns once latest.pt is written
+            load_averaged_weights(self._modules, self._averages)
         return TrainResult(
             step=state.step,
             steps_run=state.step - first_step,
@@ -371,6 +379,9 @@ class Trainer:
             raise InputError(
                 f"{source}: optimizer state does not fit the task ({_first_line(exc)})"
             ) from None
+        for name, average in self._averages.items():
+            if name in checkpoint.averages:   # else it starts over from the trained weights
+                average.load_state_dict(checkpoint.averages[name])
         self._generator.set_state(checkpoint.generator_state)
         torch.set_rng_state(checkpoint.global_rng_state)
         if isinstance(self.task, StatefulTask):
@@ -420,7 +431,7 @@ class Trainer:
         """One optimiser step: (loss terms as floats, learning rate per group). With a spike
         guard, a spike rolls the state back instead (still a step of the count)."""
         if self._spike_guard is not None:
-            self._spike_guard.remember(step, self._modules, self._optimizer)
+            self._spike_guard.remember(step, self._guarded_modules(), self._optimizer)
         lrs = self._set_learning_rates(step)
         self._optimizer.zero_grad(set_to_none=True)
         if self._parallel is not None:
@@ -439,7 +450,7 @@ class Trainer:
                 f"{losses[culprits[0]]}; {self._kept_checkpoint_note(state)}"
             )
         if self._spike_guard is not None and self._spike_guard.is_spike(losses["total"]):
-            self._spike_guard.roll_back(self._modules, self._optimizer)
+            self._spike_guard.roll_back(self._guarded_modules(), self._optimizer)
             if self.max_grad_norm is not None:
                 losses["grad_norm"] = math.nan      # no gradient was taken
         else:
@@ -449,9 +460,16 @@ class Trainer:
             if self.max_grad_norm is not None:
                 losses["grad_norm"] = self._clip_gradients()
             self._optimizer.step()
+            for name, average in self._averages.items():
+                average.update_parameters(self._modules[name])
         if self._spike_guard is not None:
             losses["rollbacks"] = float(self._spike_guard.rollbacks)
         return losses, lrs
+
+    def _guarded_modules(self) -> dict[str, nn.Module]:
+        """The modules a spike rollback restores: the trained ones and their averages."""
+        return {**self._modules, **{f"average of {name}": average
+                                    for name, average in self._averages.items()}}
 
     def _clip_gradients(self) -> float:
         """Scale the gradients to at most ``max_grad_norm`` in total; their norm before."""
@@ -494,6 +512,7 @@ class Trainer:
             global_rng_state=torch.get_rng_state(),
             losses=losses,
             extra=extra,
+            averages={name: average.state_dict() for name, average in self._averages.items()},
         )
 
     def _kept_checkpoint_note(self, state: "_LoopState") -> str:

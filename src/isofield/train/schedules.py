@@ -30,13 +30,17 @@ class Constant:
 
 @dataclass(frozen=True)
 class StepDecay:
-    """Multiply by ``factor`` every ``every`` steps: ``factor ** (step // every)``.
+    """Multiply by ``factor`` every ``every`` steps, down to ``min_factor``:
+    ``max(factor ** (step // every), min_factor)``.
 
-    IGR and DeepSDF halve their learning rates this way (``factor=0.5``).
+    IGR and DeepSDF halve their learning rates this way (``factor=0.5``). A floor suits a run
+    with a weight average (``train.ema_decay`` of a fit), which finds the centre of the noise a
+    moderate learning rate leaves, while that rate keeps the weights improving.
     """
 
     every: int
     factor: float = 0.5
+    min_factor: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -47,9 +51,13 @@ class StepDecay:
             _is_number(self.factor) and 0 < self.factor <= 1,
             f"step decay 'factor' must be in (0, 1], got {self.factor!r}",
         )
+        _require(
+            _is_number(self.min_factor) and 0 <= self.min_factor <= 1,
+            f"step decay 'min_factor' must be in [0, 1], got {self.min_factor!r}",
+        )
 
     def __call__(self, step: int) -> float:
-        return self.factor ** (step // self.every)
+        return max(self.factor ** (step // self.every), self.min_factor)
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ _BY_NAME: dict[str, type] = {"constant": Constant, "step": StepDecay, "cosine": 
 def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
     """A schedule from a config mapping, e.g. ``{"name": "step", "every": 500, "factor": 0.5}``.
 
-    Names: ``constant``; ``step`` (every, factor); ``cosine`` (total_steps, warmup_steps,
+    Names: ``constant``; ``step`` (every, factor, min_factor); ``cosine`` (total_steps, warmup_steps,
     final_factor); ``anneal`` (start, end, shape, final). Raises InputError for an unknown name or key, or a bad value.
     """
     options = dict(spec)

@@ -61,14 +61,16 @@ def check_train_config(train: TrainConfig) -> None:
 
 
 def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, progress: bool,
-                  exit_after: float | None) -> Trainer:
-    """The shared trainer of ``task`` with the limits, schedule and checkpoints of ``train``."""
+                  exit_after: float | None, ema_decay: float | None = None) -> Trainer:
+    """The shared trainer of ``task`` with the limits, schedule and checkpoints of ``train``
+    (and a weight average of this decay, for the fits whose outputs use it)."""
     return Trainer(task, run_dir, steps=train.steps, time_budget=train.time_budget,
                    schedule=schedule_from_spec(train.schedule), checkpoint_every=train.checkpoint_every,
                    checkpoint_every_seconds=train.checkpoint_every_seconds,
                    keep_numbered=train.keep_checkpoints, log_every=train.log_every, seed=seed,
                    max_grad_norm=train.max_grad_norm, spike_factor=train.spike_factor,
-                   spike_lr_factor=train.spike_lr_factor, progress=progress, exit_after=exit_after)
+                   spike_lr_factor=train.spike_lr_factor, ema_decay=ema_decay, progress=progress,
+                   exit_after=exit_after)
 
 
 @dataclass(frozen=True)
