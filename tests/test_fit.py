@@ -315,44 +315,43 @@ def test_exploding_learning_rate_ends_with_one_line_error(short_inputs, tmp_path
     assert_checkpoint_loadable_or_none(run_dir)
 
 
+def fit_with_train_option(short_inputs, tmp_path, capsys, option: str) -> tuple[int, str, Path]:
+    """A 3-step CLI fit of the sphere's SDF samples with ``option`` (a YAML line) added to the
+    ``train`` section: (exit code, stderr, run directory)."""
+    run_dir = tmp_path / option.replace(":", "").replace(" ", "_")
+    config = run_dir.with_suffix(".yaml")
+    config.write_text(f"options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  lr: 1.0e-4\n  {option}\n")
+    capsys.readouterr()
+    code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config", str(config),
+                 "--steps", "3", "-o", str(run_dir), "-q"])
+    return code, capsys.readouterr().err, run_dir
+
+
+def assert_refused_in_one_line(code: int, err: str, run_dir: Path, message: str) -> None:
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+    assert not run_dir.exists()      # refused before the run starts
+
+
 def test_spike_rollback_from_the_config_logs_rollbacks_and_refuses_a_bad_factor(short_inputs, tmp_path,
                                                                                 capsys):
-    base = "options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  spike_factor: "
-    for factor in ("3.0", "1.0"):
-        (tmp_path / f"{factor}.yaml").write_text(base + factor + "\n")
-        capsys.readouterr()
-        code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config",
-                     str(tmp_path / f"{factor}.yaml"), "--steps", "3", "-o", str(tmp_path / factor), "-q"])
-        if factor == "3.0":
-            assert code == 0
-            assert read_loss_log(tmp_path / factor / "losses.csv")["rollbacks"].tolist() == [0.0]
-        else:
-            err = capsys.readouterr().err
-            assert code == 2 and len(err.strip().splitlines()) == 1
-            assert "spike_factor must be a number > 1, got 1.0" in err
-            assert not (tmp_path / factor).exists()      # refused before the run starts
+    code, _, run_dir = fit_with_train_option(short_inputs, tmp_path, capsys, "spike_factor: 3.0")
+    assert code == 0
+    assert read_loss_log(run_dir / "losses.csv")["rollbacks"].tolist() == [0.0]
+    assert_refused_in_one_line(*fit_with_train_option(short_inputs, tmp_path, capsys, "spike_factor: 1.0"),
+                               "spike_factor must be a number > 1, got 1.0")
 
 
 def test_a_weight_average_from_the_config_makes_the_outputs_and_a_bad_decay_is_refused(
         short_inputs, tmp_path, capsys):
-    base = "options:\n  batch: 256\nextract:\n  resolution: 32\ntrain:\n  lr: 1.0e-4\n  ema_decay: "
-    for decay in ("0.9", "1.0"):
-        (tmp_path / f"{decay}.yaml").write_text(base + decay + "\n")
-        capsys.readouterr()
-        code = main(["fit", str(short_inputs["samples"]), "--method", "sdf", "--config",
-                     str(tmp_path / f"{decay}.yaml"), "--steps", "3", "-o", str(tmp_path / decay), "-q"])
-        if decay == "0.9":
-            assert code == 0 and (tmp_path / decay / "mesh.ply").is_file()
-            checkpoint = load_checkpoint(tmp_path / decay / "checkpoints" / "latest.pt")
-            averaged = load_field(RunDir.open(tmp_path / decay)).state_dict()
-            trained = checkpoint.modules["field"]
-            assert all(torch.equal(averaged[key], checkpoint.weights_to_use("field")[key]) for key in trained)
-            assert not all(torch.equal(averaged[key], trained[key]) for key in trained)
-        else:
-            err = capsys.readouterr().err
-            assert code == 2 and len(err.strip().splitlines()) == 1
-            assert "config.train.ema_decay must be a number in (0, 1), got 1.0" in err
-            assert not (tmp_path / decay).exists()
+    code, _, run_dir = fit_with_train_option(short_inputs, tmp_path, capsys, "ema_decay: 0.9")
+    assert code == 0 and (run_dir / "mesh.ply").is_file()
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    averaged = load_field(RunDir.open(run_dir)).state_dict()
+    trained = checkpoint.modules["field"]
+    assert all(torch.equal(averaged[key], checkpoint.weights_to_use("field")[key]) for key in trained)
+    assert not all(torch.equal(averaged[key], trained[key]) for key in trained)
+    assert_refused_in_one_line(*fit_with_train_option(short_inputs, tmp_path, capsys, "ema_decay: 1.0"),
+                               "config.train.ema_decay must be a number in (0, 1), got 1.0")
 
 
 def test_divergence_after_a_checkpoint_keeps_it(short_inputs, tmp_path, capsys):
