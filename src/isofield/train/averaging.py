@@ -9,9 +9,10 @@ on DiGS / the CGAL armadillo as a triangle soup: from a converged state (NC 0.92
 
 The averages are torch's :class:`~torch.optim.swa_utils.AveragedModel` copies. After each
 optimiser step every floating-point parameter and buffer ``a`` of a copy moves towards the
-trained one ``w`` (other buffers, counters, are copied): ``a <- a + (1 - d) (w - a)`` with ``d = min(decay, (1 + n) / (10 + n))`` at the
-``n``-th update (the warm-up of TensorFlow's ``ExponentialMovingAverage``, so that the initial
-weights are forgotten within tens of steps, not thousands).
+trained one ``w``: ``a <- a + (1 - d) (w - a)`` with ``d = min(decay, (1 + n) / (10 + n))`` at
+the ``n``-th update (the warm-up of TensorFlow's ``ExponentialMovingAverage``, so that the
+initial weights are forgotten within tens of steps, not thousands); other buffers (counters)
+are copied.
 """
 
 from __future__ import annotations
