@@ -4,6 +4,7 @@ directories as DeepSDF writes them."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from isofield.data.datasets import (
     DeepSDFDataDir,
     ShapeRef,
     derived_seed,
+    describe_shapes,
     discover,
+    find_shapes,
     make_split,
     match_split,
     read_deepsdf_normalization,
@@ -25,6 +28,8 @@ from isofield.data.datasets import (
     write_split,
 )
 from isofield.data.formats import write_sdf_samples
+from isofield.data.onet import OccupancyDataDir
+from isofield.cli import main
 from isofield.errors import InputError
 from isofield.geometry.io import write_mesh
 from isofield.geometry.normalization import Normalization
@@ -192,6 +197,38 @@ def test_make_split_takes_the_fraction_of_each_class_deterministically():
         make_split(refs, 1.5)
 
 
+def test_make_split_holds_out_the_named_shapes_and_draws_the_fraction_from_the_others():
+    refs = [ShapeRef("d", CHAIRS, f"c{i:02d}") for i in range(10)]
+    named = [refs[7], refs[2]]
+    others = [r for r in refs if r not in named]
+    assert make_split(refs, 0.0, held_out=named) == (others, named[::-1])
+    train, test = make_split(refs, 0.25, seed=3, held_out=named)
+    assert len(test) == 2 + 2 and set(named) <= set(test)  # 2 named + floor(0.25 * 8 + 0.5)
+    assert sorted(train + test) == refs and test == sorted(test)
+    # the random part is the same draw as a split of the other eight shapes
+    assert sorted(set(test) - set(named)) == make_split(others, 0.25, seed=3)[1]
+
+
+def test_find_shapes_by_id_class_and_id_or_key(shapenet):
+    refs = discover(shapenet)
+    pairs = [(CHAIRS, "a1"), (CHAIRS, "b2"), (TABLES, "c3")]
+    a1, b2, c3 = (ShapeRef("ShapeNetCore.v2", klass, shape_id) for klass, shape_id in pairs)
+    names = ["b2", f"{TABLES}/c3", f"ShapeNetCore.v2/{CHAIRS}/a1", "b2"]
+    assert find_shapes(refs, names, "here") == [b2, c3, a1]  # order of the names, once each
+    flat = [ShapeRef("chairs", "", "x"), ShapeRef("chairs", "", "y")]
+    assert find_shapes(flat, ["chairs/y", "x"], "here") == flat[::-1]
+    with pytest.raises(InputError) as error:
+        find_shapes(refs, ["b2", "zz", f"{TABLES}/a1"], "data/meshes")
+    assert str(error.value) == (
+        f"data/meshes: no shape named 'zz', '{TABLES}/a1' among its 5 shapes "
+        "(give an id, class/id or dataset/class/id)"
+    )
+    twins = [ShapeRef("d", CHAIRS, "same"), ShapeRef("d", TABLES, "same")]
+    with pytest.raises(InputError, match=rf"here: shape id 'same' is ambiguous \(d/{CHAIRS}/"):
+        find_shapes(twins, ["same"], "here")
+    assert find_shapes(twins, [f"{TABLES}/same"], "here") == twins[1:]
+
+
 def test_match_split_keeps_the_split_names_and_finds_the_meshes(shapenet):
     split = [ShapeRef("ShapeNetV2", CHAIRS, "b2"), ShapeRef("ShapeNetV2", CHAIRS, "gone")]
     matched = match_split(split, discover(shapenet))
@@ -305,3 +342,181 @@ def test_bad_normalization_parameters_file(tmp_path):
     np.savez(path, offset=np.zeros(2), scale=np.ones(1))
     with pytest.raises(InputError, match="needs 'offset' of 3 numbers"):
         read_deepsdf_normalization(path)
+
+
+# ------------------------------------------- refused shapes, one split for both data layouts
+
+
+def _chair(index: int) -> ShapeRef:
+    return ShapeRef("chairs", "", f"chair_{index:04d}")  # a flat mesh folder: no class
+
+
+REFUSED = ShapeRef("chairs", "", "zz_empty")
+TINY_DEEPSDF = {
+    "method": "deepsdf", "preset": "cpu", "latent_dim": 8, "shapes_per_batch": 2,
+    "samples_per_shape": 64, "reconstruction_every": 1000, "reconstruction_shapes": 1,
+    "decoder": {"depth": 2, "hidden": 16, "skip": []},
+    "extract": {"resolution": 8, "progress_resolution": 8},
+    "train": {"log_every": 1, "checkpoint_every": 1000},
+}
+
+
+@pytest.fixture(scope="module")
+def readme(tmp_path_factory) -> Path:
+    """The README's dataset commands on 3 procedural chairs plus an empty mesh, which
+    preprocessing refuses: ``chairs/`` (meshes), ``chairs-sdf/`` (deepsdf protocol),
+    ``chairs-onet/`` (onet protocol). Tests only read it."""
+    base = tmp_path_factory.mktemp("readme")
+    assert main(["shapes", "chairs", "-n", "3", "-o", str(base / "chairs"), "--resolution", "32",
+                 "-q"]) == 0
+    (base / "chairs" / "zz_empty.off").write_text("OFF\n0 0 0\n")
+    # 10,000 surface points: what an occupancy network keeps of each shape's cloud
+    for protocol, out, surface in (("deepsdf", "chairs-sdf", 300), ("onet", "chairs-onet", 10_000)):
+        assert main(["preprocess", str(base / "chairs"), "-o", str(base / out), "--protocol",
+                     protocol, "-n", "2000", "--surface-points", str(surface), "-q"]) == 0
+    return base
+
+
+def _warning(text: str) -> str:
+    return f"isofield: warning: {text}\n"
+
+
+def test_readme_order_with_a_refused_mesh_splits_and_trains(readme, tmp_path, capsys):
+    sdf, onet = readme / "chairs-sdf", readme / "chairs-onet"
+    capsys.readouterr()
+    assert main(["split", str(sdf), "--test-shapes", "chair_0002", "-o", str(tmp_path / "a")]) == 0
+    refused = "leaving 1 shape out of the split: chairs/zz_empty (preprocessing failed)"
+    assert capsys.readouterr().err == _warning(f"{sdf}: {refused}")
+    assert read_split(tmp_path / "a" / "train.json") == [_chair(0), _chair(1)]
+    assert read_split(tmp_path / "a" / "test.json") == [_chair(2)]
+    # the ONet layout of the same meshes gives the same split, byte for byte ...
+    assert main(["split", str(onet), "--test-shapes", "chair_0002", "-o", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().err == _warning(f"{onet}: {refused}")
+    for name in ("train.json", "test.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # ... and one split file names the shapes of both layouts
+    train = read_split(tmp_path / "a" / "train.json")
+    assert OccupancyDataDir(onet).training_shapes(tmp_path / "a" / "train.json") == train
+    config = {**TINY_DEEPSDF, "data": str(sdf), "split": str(tmp_path / "a" / "train.json")}
+    (tmp_path / "chairs.yaml").write_text(json.dumps(config))
+    code = main(["train", str(tmp_path / "chairs.yaml"), "-o", str(tmp_path / "run"), "--steps",
+                 "2", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "" and "finished after 2 steps" in out
+    shapes = json.loads((tmp_path / "run" / "shapes.json").read_text())["shapes"]
+    assert [entry["id"] for entry in shapes] == ["chair_0000", "chair_0001"]
+
+
+TINY_SHAPEGF = {
+    "method": "shapegf", "latent_dim": 4, "points_per_shape": 200, "input_points": 64,
+    "target_points": 64, "shapes_per_batch": 2, "noise": {"levels": 2, "sigma_min": 0.02},
+    "encoder": {"widths": [8], "head": [8]}, "score": {"hidden": 8, "blocks": 1},
+    "train": {"log_every": 1, "checkpoint_every": 1000},
+}
+TINY_ONET = {
+    "method": "onet", "shapes_per_batch": 2, "points_per_step": 64, "input": {"points": 64},
+    "encoder": {"condition_dim": 8, "hidden": 8}, "decoder": {"hidden": 8, "blocks": 1},
+    "train": {"log_every": 1, "checkpoint_every": 1000},
+}
+
+
+@pytest.mark.parametrize("config, layout", [(TINY_DEEPSDF, "chairs-sdf"),
+                                            (TINY_SHAPEGF, "chairs-sdf"),
+                                            (TINY_ONET, "chairs-onet")])
+def test_every_family_trains_without_the_shape_that_preprocessing_refused(
+    readme, tmp_path, capsys, config, layout
+):
+    # a split of the mesh folder does not know what preprocessing refused
+    assert main(["split", str(readme / "chairs"), "--test-fraction", "0", "-o", str(tmp_path)]) == 0
+    split = tmp_path / "train.json"
+    assert read_split(split) == [_chair(0), _chair(1), _chair(2), REFUSED]
+    (tmp_path / "config.yaml").write_text(json.dumps({**config, "data": str(readme / layout),
+                                                      "split": str(split)}))
+    capsys.readouterr()
+    code = main(["train", str(tmp_path / "config.yaml"), "-o", str(tmp_path / "run"), "--steps",
+                 "1", "--exit-after", "0", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "exit-after after 0 steps" in out
+    assert err == _warning(
+        f"training without 1 of the 4 shapes of {split}: chairs/zz_empty (preprocessing failed)"
+    )
+    shapes = json.loads((tmp_path / "run" / "shapes.json").read_text())["shapes"]
+    assert [entry["id"] for entry in shapes] == ["chair_0000", "chair_0001", "chair_0002"]
+
+
+def test_shapes_that_preprocessing_refused_are_not_read_even_with_files_left(readme, tmp_path):
+    sdf = tmp_path / "chairs-sdf"
+    shutil.copytree(readme / "chairs-sdf", sdf)
+    data = DeepSDFDataDir(sdf)
+    assert data.shapes() == [_chair(0), _chair(1), _chair(2)]
+    assert data.refused() == {REFUSED: "preprocessing failed"}
+    # a file of the refused shape (e.g. from an earlier run) is not read: the manifest wins
+    shutil.copy(data.path(SDF_SAMPLES, _chair(0)), data.path(SDF_SAMPLES, REFUSED))
+    manifest = json.loads((sdf / "manifest.json").read_text())
+    for entry in manifest["shapes"]:
+        entry["status"] = "pending" if entry["id"] == "chair_0001" else entry["status"]
+    (sdf / "manifest.json").write_text(json.dumps(manifest))
+    data = DeepSDFDataDir(sdf)
+    assert data.shapes() == [_chair(0), _chair(2)]
+    assert data.refused() == {
+        _chair(1): "preprocessing unfinished", REFUSED: "preprocessing failed"
+    }
+    with pytest.raises(InputError) as error:
+        data.shapes([_chair(0), REFUSED])
+    assert str(error.value) == (
+        f"{data.path(SDF_SAMPLES, REFUSED)}: preprocessing failed (1 of the 2 shapes of the split "
+        "have none or were refused by preprocessing)"
+    )
+
+
+def test_training_shapes_warn_once_naming_the_shapes_left_out(readme, capsys):
+    ghosts = [ShapeRef("chairs", "", f"ghost{i}") for i in range(6)]
+    for data in (DeepSDFDataDir(readme / "chairs-sdf"), OccupancyDataDir(readme / "chairs-onet")):
+        chairs = [_chair(0), _chair(1), _chair(2)]
+        split = [REFUSED, *chairs, *ghosts[:2]]
+        assert data.training_shapes(split) == chairs
+        assert capsys.readouterr().err == _warning(
+            "training without 3 of the 6 shapes of the split: chairs/zz_empty (preprocessing "
+            "failed), chairs/ghost0 (no samples), chairs/ghost1 (no samples)"
+        )
+        assert data.training_shapes(split, quiet=True) == chairs  # e.g. ranks other than 0
+        assert capsys.readouterr().err == ""
+        with pytest.raises(InputError) as error:  # fewer than half: a split of other data
+            data.training_shapes([_chair(0), REFUSED, ghosts[0]])
+        assert str(error.value) == (
+            f"the split: only 1 of its 3 shapes can be read from {data.root}, not chairs/zz_empty "
+            "(preprocessing failed), chairs/ghost0 (no samples); preprocess them, or split the "
+            f"preprocessed folder: isofield split {data.root} -o SPLITS"
+        )
+        with pytest.raises(InputError, match=r"^the split: no training shapes \(the split is "):
+            data.training_shapes([])
+        assert data.training_shapes() == chairs  # no split: every shape preprocessing took
+        assert capsys.readouterr().err == _warning(
+            f"{data.root}: training without chairs/zz_empty (preprocessing failed)"
+        )
+
+
+def test_warnings_name_the_first_five_shapes_and_count_the_rest():
+    reasons = {ShapeRef("d", "", f"s{i}"): "no samples" for i in range(7)}
+    assert describe_shapes(reasons) == (
+        "d/s0 (no samples), d/s1 (no samples), d/s2 (no samples), d/s3 (no samples), "
+        "d/s4 (no samples) and 2 more"
+    )
+    assert describe_shapes(dict(list(reasons.items())[:1])) == "d/s0 (no samples)"
+
+
+def test_split_holds_out_named_shapes_and_an_unknown_name_is_one_line(readme, tmp_path, capsys):
+    sdf = readme / "chairs-sdf"
+    assert main(["split", str(sdf), "--test-shapes", "chair_0001", "nope", "zz_empty", "-o",
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"isofield: error: {sdf}: no shape named 'nope', 'zz_empty' among its 3 shapes "
+        "(give an id, class/id or dataset/class/id)\n"
+    )
+    assert not any(tmp_path.iterdir())
+    # named shapes and a fraction: floor(0.5 * 3 + 0.5) = 2 of the 3 others join chair_0001
+    assert main(["split", str(readme / "chairs"), "--test-shapes", "chairs/chair_0001",
+                 "--test-fraction", "0.5", "-o", str(tmp_path)]) == 0
+    test = read_split(tmp_path / "test.json")
+    assert len(test) == 3 and _chair(1) in test
+    assert sorted(test + read_split(tmp_path / "train.json")) == [*map(_chair, range(3)), REFUSED]

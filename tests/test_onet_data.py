@@ -12,13 +12,16 @@ import pytest
 from PIL import Image
 from scipy.ndimage import binary_dilation
 
-from isofield.data.datasets import ShapeRef, discover, write_split
+import trimesh
+
+from isofield.data.datasets import DeepSDFDataDir, ShapeRef, discover, write_split
 from isofield.data.formats import write_onet_points
 from isofield.data.onet import (
     IOU_POINTS_NAME,
     POINTCLOUD_NAME,
     POINTS_NAME,
     OccupancyDataDir,
+    open_data_dir,
     read_lst,
     shape_dir,
     write_lst,
@@ -35,7 +38,7 @@ from isofield.data.views import (
 )
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import MeshDistance
-from isofield.geometry.io import read_mesh
+from isofield.geometry.io import read_mesh, write_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import ONET_PADDING, OccupancySamples
 
@@ -263,19 +266,33 @@ def test_onet_protocol_writes_the_layout_and_records_it(done):
 def test_json_and_folder_splits_name_the_same_shapes(done, tmp_path):
     _, data = done
     reader = OccupancyDataDir(data)
-    assert reader.shapes() == [ShapeRef("onet", "chairs", i) for i in CHAIRS]
+    # named as the mesh folder named them (the manifest), not after the output folder "onet"
+    assert reader.shapes() == [_ours(i) for i in CHAIRS]
     write_split(tmp_path / "split.json", [_ours("chair_0002"), _ours("chair_0000")])
     assert reader.shapes(tmp_path / "split.json") == [_ours("chair_0002"), _ours("chair_0000")]
     ours, _ = reader.load_points(_ours("chair_0002"))
-    theirs, _ = reader.load_points(ShapeRef("onet", "chairs", "chair_0002"))
+    theirs, _ = reader.load_points(ShapeRef("onet", "chairs", "chair_0002"))  # the same folder
     np.testing.assert_array_equal(ours.points, theirs.points)
     write_lst(tmp_path / "chairs" / "test.lst", ["chair_0001"])  # its folder names the category
-    assert reader.shapes(tmp_path / "chairs" / "test.lst") == [
-        ShapeRef("onet", "chairs", "chair_0001")
-    ]
+    assert reader.shapes(tmp_path / "chairs" / "test.lst") == [_ours("chair_0001")]
     write_split(tmp_path / "more.json", [_ours("chair_0001"), _ours("chair_0009")])
     with pytest.raises(InputError, match=r"chair_0009/points.npz: occupancy points not found \(1 "):
         reader.shapes(tmp_path / "more.json")
+
+
+def test_both_layouts_of_a_shapenet_folder_name_its_shapes_alike(tmp_path):
+    root = tmp_path / "ShapeNetCore.v2"
+    for shape_id in ("b2", "a1"):
+        path = root / "03001627" / shape_id / "models" / "model_normalized.obj"
+        write_mesh(trimesh.creation.box(), path)
+    small = {"samples": 500, "surface_points": 100, "progress": False}
+    preprocess(root, tmp_path / "sdf", **small)
+    preprocess(root, tmp_path / "onet", protocol="onet", **small)
+    expected = [ShapeRef("ShapeNetCore.v2", "03001627", shape_id) for shape_id in ("a1", "b2")]
+    sdf, onet = open_data_dir(tmp_path / "sdf"), open_data_dir(tmp_path / "onet")
+    assert isinstance(sdf, DeepSDFDataDir) and isinstance(onet, OccupancyDataDir)
+    assert sdf.shapes() == onet.shapes() == expected  # not ("onet", "03001627", ...)
+    assert open_data_dir(root) is None  # meshes
 
 
 def test_inside_labels_match_the_mesh_volume_and_the_frame_is_the_unit_cube(done):

@@ -215,13 +215,24 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 @_command("split")
 def _split(args: argparse.Namespace) -> int:
-    from isofield.data.datasets import DeepSDFDataDir, discover, make_split, write_split
+    from isofield.data.datasets import (describe_shapes, discover, find_shapes, make_split, warn,
+                                        write_split)
+    from isofield.data.onet import open_data_dir
 
     root = Path(args.dataset)
-    refs = DeepSDFDataDir(root).shapes() if (root / "SdfSamples").is_dir() else discover(root)
-    train, test = make_split(refs, args.test_fraction, seed=args.seed)
+    data = open_data_dir(root)
+    refs = discover(root) if data is None else data.shapes()
+    if not refs:
+        raise InputError(f"{root}: no preprocessed shapes to split")
+    held_out = find_shapes(refs, args.test_shapes or (), str(root))
+    fraction = args.test_fraction if args.test_fraction is not None else 0.0 if held_out else 0.1
+    train, test = make_split(refs, fraction, seed=args.seed, held_out=held_out)
     output = Path(args.output)
     paths = [_new_file(output / name, args.overwrite) for name in ("train.json", "test.json")]
+    refused = {} if data is None else data.refused()
+    if refused:  # after every check, so that an error stays the only line
+        count = f"{len(refused)} shape{'s' if len(refused) != 1 else ''}"
+        warn(f"{root}: leaving {count} out of the split: {describe_shapes(refused)}")
     for path, refs_of_split in zip(paths, (train, test)):
         write_split(path, refs_of_split)
     print(f"{paths[0]}: {len(train)} shapes; {paths[1]}: {len(test)} shapes")
@@ -714,8 +725,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("split", help="random train/test split of a dataset, class by class (DeepSDF's split JSON)")
-    p.add_argument("dataset", help="a folder of meshes (flat or ShapeNet-style) or a DeepSDF data directory")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="share of each class held out (default 0.1)")
+    p.add_argument("dataset", help="a preprocessed folder (DeepSDF or ONet layout; shapes that preprocessing refused "
+                   "are left out) or a folder of meshes (flat or ShapeNet-style)")
+    p.add_argument("--test-fraction", type=float, help="share of each class held out at random (default 0.1, or 0 "
+                   "with --test-shapes; given with --test-shapes, that share of the other shapes joins the named ones)")
+    p.add_argument("--test-shapes", nargs="+", metavar="NAME", help="hold out these shapes (id, class/id or dataset/class/id)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing split files")

@@ -29,6 +29,13 @@ reading and writing: DeepSDF numbers its latent codes in that order.
 - ``NormalizationParameters/<dataset>/<class>/<id>.npz`` (DeepSDF only): ``offset`` (3,),
   ``scale`` (1,) with ``x_canonical = (x_user + offset) * scale``, i.e. in isofield's convention
   ``center = -offset`` and ``scale = 1 / scale``.
+
+**Usable shapes** (:class:`PreprocessedDir`, shared with the ONet layout of
+:mod:`isofield.data.onet`): a shape can be read when its samples file exists and the folder's
+``manifest.json`` (isofield's preprocessing), if any, does not mark it failed or pending.
+Listing a folder leaves the others out; :meth:`PreprocessedDir.training_shapes` leaves out the
+split shapes that cannot be read with one warning line, and refuses a split of which fewer than
+:data:`MIN_USABLE_FRACTION` can be read.
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Collection, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -258,29 +267,67 @@ def _unique(refs: list[ShapeRef], where: str) -> list[ShapeRef]:
 
 
 def make_split(
-    refs: Sequence[ShapeRef], test_fraction: float, seed: int = 0
+    refs: Sequence[ShapeRef],
+    test_fraction: float,
+    seed: int = 0,
+    held_out: Collection[ShapeRef] = (),
 ) -> tuple[list[ShapeRef], list[ShapeRef]]:
     """Split shapes into train and test, class by class.
 
-    In each (dataset, class) of n shapes, ``floor(test_fraction * n + 0.5)`` shapes chosen at
-    random go to test. The draw depends only on ``seed`` and the names in that class, not on
-    the order of ``refs`` nor on the other classes.
+    The shapes of ``held_out`` (e.g. from :func:`find_shapes`) go to test. Of the n other shapes
+    of each (dataset, class), ``floor(test_fraction * n + 0.5)`` chosen at random join them. The
+    draw depends only on ``seed`` and the names of those n shapes, not on the order of ``refs``
+    nor on the other classes.
 
     Returns:
         (train, test), each sorted by (dataset, class, id).
     """
     if not 0.0 <= test_fraction <= 1.0:
         raise InputError(f"test fraction must be in [0, 1], got {test_fraction!r}")
+    held = set(held_out)
     groups: dict[tuple[str, str], list[ShapeRef]] = {}
     for ref in sorted(_unique(list(refs), "shapes to split")):
-        groups.setdefault((ref.dataset, ref.klass), []).append(ref)
-    train, test = [], []
+        if ref not in held:
+            groups.setdefault((ref.dataset, ref.klass), []).append(ref)
+    train, test = [], [ref for ref in sorted(refs) if ref in held]
     for (dataset, klass), members in groups.items():
         rng = np.random.default_rng(derived_seed(seed, dataset, klass))
         chosen = set(rng.permutation(len(members))[: int(test_fraction * len(members) + 0.5)])
         for index, ref in enumerate(members):
             (test if index in chosen else train).append(ref)
-    return train, test
+    return train, sorted(test)
+
+
+def find_shapes(refs: Sequence[ShapeRef], names: Iterable[str], where: str) -> list[ShapeRef]:
+    """The shapes of ``refs`` that ``names`` give, each by its id, ``<class>/<id>`` or key
+    (``<dataset>/<class>/<id>``, ``<dataset>/<id>`` without a class), in the order of ``names``
+    (a shape named twice is listed once).
+
+    Raises:
+        InputError: naming ``where`` (e.g. the dataset folder), for names that match no shape
+            (all of them listed) or an id that several classes share.
+    """
+    by_name: dict[str, list[ShapeRef]] = {}
+    for ref in refs:
+        within_class = {f"{ref.klass}/{ref.shape_id}"} if ref.klass else set()
+        for name in {ref.shape_id, ref.key} | within_class:
+            by_name.setdefault(name, []).append(ref)
+    names = list(dict.fromkeys(names))
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)
+        raise InputError(
+            f"{where}: no shape named {listed} among its {len(refs)} shapes "
+            "(give an id, class/id or dataset/class/id)"
+        )
+    for name in names:
+        if len(by_name[name]) > 1:
+            keys = ", ".join(ref.key for ref in by_name[name][:3])
+            raise InputError(
+                f"{where}: shape id {name!r} is ambiguous ({keys}); give class/id or "
+                "dataset/class/id"
+            )
+    return list(dict.fromkeys(by_name[name][0] for name in names))
 
 
 def match_split(split: Sequence[ShapeRef], available: Sequence[ShapeRef]) -> list[ShapeRef]:
@@ -308,9 +355,173 @@ def data_path(root: str | os.PathLike, folder: str, ref: ShapeRef, suffix: str =
     return Path(root) / folder / ref.relative_path(suffix)
 
 
-class DeepSDFDataDir:
+REFUSED_STATUSES = {"failed": "preprocessing failed", "pending": "preprocessing unfinished"}
+"""Manifest statuses (:mod:`isofield.data.preprocess`) of shapes that cannot be trained on, and
+how warnings name them; other statuses count as preprocessed."""
+
+NO_SAMPLES = "no samples"
+"""How warnings name a shape whose samples file is missing and that no manifest refuses."""
+
+MIN_USABLE_FRACTION = 0.5
+"""Training stops when fewer than this share of a split's shapes have samples: so many missing
+shapes mean a split written for other data, not a few meshes that preprocessing refused."""
+
+LISTED_SHAPES = 5
+"""Warnings name at most this many shapes, then count the rest."""
+
+
+def warn(message: str) -> None:
+    """One line ``isofield: warning: MESSAGE`` on stderr."""
+    print(f"isofield: warning: {message}", file=sys.stderr)
+
+
+def describe_shapes(reasons: Mapping[ShapeRef, str], limit: int = LISTED_SHAPES) -> str:
+    """``"a/x (why), a/y (why) and 3 more"``: the first ``limit`` shapes with their reasons."""
+    items = [f"{ref.key} ({why})" for ref, why in list(reasons.items())[:limit]]
+    more = len(reasons) - len(items)
+    return ", ".join(items) + (f" and {more} more" if more else "")
+
+
+class PreprocessedDir:
+    """What DeepSDF and ONet data directories share: which shapes of a split have samples, and
+    which shapes the folder's ``manifest.json`` (isofield's preprocessing) refused.
+
+    A shape is *usable* when its samples file exists and the manifest, if any, does not mark it
+    failed or pending (:data:`REFUSED_STATUSES`): files left from an earlier run of a shape
+    that failed since are not read. Subclasses give the layout: :meth:`_samples_path`,
+    :meth:`_read_split`, :meth:`_present_shapes`, :meth:`_files_key`, :attr:`samples_name`.
+    """
+
+    root: Path
+    samples_name = "samples"
+    """What a shape's samples file holds, for messages (e.g. "SDF samples")."""
+
+    def _samples_path(self, ref: ShapeRef) -> Path:
+        """The file whose presence makes ``ref`` usable."""
+        raise NotImplementedError
+
+    def _read_split(self, split: str | os.PathLike) -> list[ShapeRef]:
+        """The shapes of a split file, in its order."""
+        raise NotImplementedError
+
+    def _split_refs(self, split: str | os.PathLike | Sequence[ShapeRef]) -> list[ShapeRef]:
+        return self._read_split(split) if isinstance(split, (str, os.PathLike)) else list(split)
+
+    def _present_shapes(self) -> list[ShapeRef]:
+        """Every shape with a samples file, sorted."""
+        raise NotImplementedError
+
+    def _files_key(self, ref: ShapeRef) -> Hashable:
+        """What identifies ``ref``'s files: two refs with the same key read the same files."""
+        return ref
+
+    @cached_property
+    def _manifest_records(self) -> dict[Hashable, tuple[ShapeRef, str]]:
+        """``files key -> (ref, status)`` of the manifest's shapes (empty without a manifest);
+        an ``ok`` entry wins over others with the same files."""
+        # Imported here: preprocess writes these folders and imports this module.
+        from isofield.data.preprocess import MANIFEST_NAME, Manifest
+
+        path = self.root / MANIFEST_NAME
+        records: dict[Hashable, tuple[ShapeRef, str]] = {}
+        for ref, record in (Manifest.load(path).records if path.is_file() else {}).items():
+            key = self._files_key(ref)
+            if key not in records or record.status == "ok":
+                records[key] = (ref, record.status)
+        return records
+
+    def refused(self) -> dict[ShapeRef, str]:
+        """The shapes that the manifest marks failed or pending, in its order, with the reason
+        as warnings name it (:data:`REFUSED_STATUSES`)."""
+        return {
+            ref: REFUSED_STATUSES[status]
+            for ref, status in self._manifest_records.values()
+            if status in REFUSED_STATUSES
+        }
+
+    def unusable(self, refs: Sequence[ShapeRef]) -> dict[ShapeRef, str]:
+        """The shapes of ``refs`` that cannot be read, in order, each with its reason."""
+        records = self._manifest_records
+        reasons = {}
+        for ref in refs:
+            status = records.get(self._files_key(ref), (ref, "ok"))[1]
+            if status in REFUSED_STATUSES:
+                reasons[ref] = REFUSED_STATUSES[status]
+            elif not self._samples_path(ref).is_file():
+                reasons[ref] = NO_SAMPLES
+        return reasons
+
+    def shapes(
+        self,
+        split: str | os.PathLike | Sequence[ShapeRef] | None = None,
+        skip_missing: bool = False,
+    ) -> list[ShapeRef]:
+        """The usable shapes of a split (a split file or ShapeRefs, order kept), or every usable
+        shape (sorted) when ``split`` is None.
+
+        A split shape that is not usable raises InputError naming the first one's samples file
+        and the count, unless ``skip_missing`` leaves such shapes out silently.
+        """
+        if split is None:
+            present = self._present_shapes()
+            unusable = self.unusable(present)
+            return [ref for ref in present if ref not in unusable]
+        refs = self._split_refs(split)
+        unusable = self.unusable(refs)
+        if unusable and not skip_missing:
+            first, why = next(iter(unusable.items()))
+            what = f"{self.samples_name} not found" if why == NO_SAMPLES else why
+            raise InputError(
+                f"{self._samples_path(first)}: {what} ({len(unusable)} of the {len(refs)} "
+                "shapes of the split have none or were refused by preprocessing)"
+            )
+        return [ref for ref in refs if ref not in unusable]
+
+    def training_shapes(
+        self, split: str | os.PathLike | Sequence[ShapeRef] | None = None, quiet: bool = False
+    ) -> list[ShapeRef]:
+        """The shapes to train on: the usable shapes of ``split`` (order kept), or every usable
+        shape when ``split`` is None. Shapes left out (split shapes that are not usable, or,
+        without a split, those the manifest refused) are named in one warning line with the
+        reason (unless ``quiet``, e.g. on the other ranks of a multi-process run).
+
+        Raises:
+            InputError: the split is empty, the folder has no usable shape, or fewer than
+                :data:`MIN_USABLE_FRACTION` of the split's shapes are usable.
+        """
+        if split is None:
+            refs, refused = self.shapes(), self.refused()
+            if not refs:
+                raise InputError(f"{self.root}: no training shapes (no preprocessed shapes)")
+            if refused and not quiet:
+                warn(f"{self.root}: training without {describe_shapes(refused)}")
+            return refs
+        refs = self._split_refs(split)
+        where = str(split) if isinstance(split, (str, os.PathLike)) else "the split"
+        if not refs:
+            raise InputError(f"{where}: no training shapes (the split is empty)")
+        unusable = self.unusable(refs)
+        usable = len(refs) - len(unusable)
+        if usable < MIN_USABLE_FRACTION * len(refs):
+            raise InputError(
+                f"{where}: only {usable} of its {len(refs)} shapes can be read from {self.root}, "
+                f"not {describe_shapes(unusable, 2)}; preprocess them, or split the preprocessed "
+                f"folder: isofield split {self.root} -o SPLITS"
+            )
+        if unusable and not quiet:
+            warn(
+                f"training without {len(unusable)} of the {len(refs)} shapes of {where}: "
+                f"{describe_shapes(unusable)}"
+            )
+        return [ref for ref in refs if ref not in unusable]
+
+
+class DeepSDFDataDir(PreprocessedDir):
     """A DeepSDF data directory, written by DeepSDF or by
-    :func:`~isofield.data.preprocess.preprocess`, read as it is (layout: see the module notes)."""
+    :func:`~isofield.data.preprocess.preprocess`, read as it is (layout: see the module notes).
+    A shape is usable when it has an SDF samples file (:class:`PreprocessedDir`)."""
+
+    samples_name = "SDF samples"
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
@@ -322,30 +533,13 @@ class DeepSDFDataDir:
         """The file of ``ref`` under ``folder`` (see :func:`data_path`)."""
         return data_path(self.root, folder, ref, suffix)
 
-    def shapes(
-        self,
-        split: str | os.PathLike | Sequence[ShapeRef] | None = None,
-        skip_missing: bool = False,
-    ) -> list[ShapeRef]:
-        """The shapes of a split (a split file or ShapeRefs, order kept), or every shape with SDF
-        samples (sorted) when ``split`` is None.
+    def _samples_path(self, ref: ShapeRef) -> Path:
+        return self.path(SDF_SAMPLES, ref)
 
-        A split shape without an SDF samples file raises InputError naming the first missing
-        file and the count, unless ``skip_missing`` leaves such shapes out.
-        """
-        if split is None:
-            return self._all_shapes()
-        refs = read_split(split) if isinstance(split, (str, os.PathLike)) else list(split)
-        missing = [ref for ref in refs if not self.path(SDF_SAMPLES, ref).is_file()]
-        if missing and not skip_missing:
-            raise InputError(
-                f"{self.path(SDF_SAMPLES, missing[0])}: SDF samples not found "
-                f"({len(missing)} of the {len(refs)} shapes of the split have none)"
-            )
-        absent = set(missing)
-        return [ref for ref in refs if ref not in absent]
+    def _read_split(self, split: str | os.PathLike) -> list[ShapeRef]:
+        return read_split(split)
 
-    def _all_shapes(self) -> list[ShapeRef]:
+    def _present_shapes(self) -> list[ShapeRef]:
         refs = []
         for dataset in _subfolders(self.root / SDF_SAMPLES):
             refs += _npz_shapes(dataset, dataset.name, "")

@@ -18,8 +18,11 @@ to the unit cube ``[-0.5, 0.5]^3``; ``x_user = x * scale + loc``):
 Shapes are :class:`~isofield.data.datasets.ShapeRef`; a ref lives in
 ``ROOT/<klass or dataset>/<shape_id>``, so isofield's JSON splits (``{"chairs": {"": [...]}}``
 for a flat mesh folder ``chairs``, or ``{"ShapeNetV2": {"03001627": [...]}}``) and ONet's
-``.lst`` files both name the same folders. Shapes found by reading a root are
-``ShapeRef(<ROOT's name>, <category>, <id>)``.
+``.lst`` files both name the same folders. The layout drops one of the three names (the class
+of a flat folder, the dataset of ShapeNet's), so shapes found by reading a root take their names
+from the folder's ``manifest.json``, written by the preprocessing: the names the mesh folder gave
+them, as in the DeepSDF layout of the same meshes, so that one split file serves both. Shapes
+that no manifest names (ONet's own folders) are ``ShapeRef(<ROOT's name>, <category>, <id>)``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from isofield.data.datasets import (
+    SDF_SAMPLES,
+    DeepSDFDataDir,
+    PreprocessedDir,
     ShapeRef,
     _check_name,
     _folder_name,
@@ -94,8 +100,21 @@ def _check_ids(ids: list[str], path: Path) -> None:
         seen.add(shape_id)
 
 
-class OccupancyDataDir:
-    """A folder in Occupancy Networks' layout (module notes), ours or ONet's, read as it is."""
+class OccupancyDataDir(PreprocessedDir):
+    """A folder in Occupancy Networks' layout (module notes), ours or ONet's, read as it is.
+
+    Shapes found in the folder (and those of ``.lst`` splits) are named as the folder's
+    ``manifest.json`` names them, the names of the meshes they came from, so that they match
+    the DeepSDF preprocessing of the same meshes; shapes that no manifest names (ONet's own
+    folders) are ``ShapeRef(<root's name>, <category>, <id>)``. A shape is usable when it has
+    ``points.npz`` (:class:`~isofield.data.datasets.PreprocessedDir`).
+
+    A split (of :meth:`shapes`, :meth:`training_shapes`) is a JSON split file (``.json``), one
+    ONet ``.lst`` file (its folder names the category), a split name such as ``"train"``
+    (``<category>/train.lst`` of every category folder, categories sorted), or ShapeRefs.
+    """
+
+    samples_name = "occupancy points"
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
@@ -108,38 +127,26 @@ class OccupancyDataDir:
         """The folder of ``ref`` (see :func:`shape_dir`)."""
         return shape_dir(self.root, ref)
 
-    def shapes(
-        self,
-        split: str | os.PathLike | Sequence[ShapeRef] | None = None,
-        skip_missing: bool = False,
-    ) -> list[ShapeRef]:
-        """The shapes of a split, in its order, or every shape folder with a ``points.npz``
-        (sorted) when ``split`` is None.
+    def _samples_path(self, ref: ShapeRef) -> Path:
+        return self.shape_dir(ref) / POINTS_NAME
 
-        ``split`` is a JSON split file (``.json``), one ONet ``.lst`` file (its folder names the
-        category), a split name such as ``"train"`` (``<category>/train.lst`` of every
-        category folder, categories sorted), or ShapeRefs. A split shape without
-        ``points.npz`` raises InputError naming the first missing file and the count, unless
-        ``skip_missing`` leaves such shapes out.
-        """
-        if split is None:
-            return sorted(
-                ShapeRef(self.name, category.name, shape.name)
-                for category in _subfolders(self.root)
-                for shape in _subfolders(category)
-                if (shape / POINTS_NAME).is_file()
-            )
-        refs = self._split(split) if isinstance(split, (str, os.PathLike)) else list(split)
-        missing = [ref for ref in refs if not (self.shape_dir(ref) / POINTS_NAME).is_file()]
-        if missing and not skip_missing:
-            raise InputError(
-                f"{self.shape_dir(missing[0]) / POINTS_NAME}: occupancy points not found "
-                f"({len(missing)} of the {len(refs)} shapes of the split have none)"
-            )
-        absent = set(missing)
-        return [ref for ref in refs if ref not in absent]
+    def _files_key(self, ref: ShapeRef) -> tuple[str, str]:
+        return ref.klass or ref.dataset, ref.shape_id
 
-    def _split(self, split: str | os.PathLike) -> list[ShapeRef]:
+    def _named(self, category: str, shape_id: str) -> ShapeRef:
+        """The shape in ``<category>/<shape_id>``, named by the manifest when it lists it."""
+        record = self._manifest_records.get((category, shape_id))
+        return ShapeRef(self.name, category, shape_id) if record is None else record[0]
+
+    def _present_shapes(self) -> list[ShapeRef]:
+        return sorted(
+            self._named(category.name, shape.name)
+            for category in _subfolders(self.root)
+            for shape in _subfolders(category)
+            if (shape / POINTS_NAME).is_file()
+        )
+
+    def _read_split(self, split: str | os.PathLike) -> list[ShapeRef]:
         path = Path(split)
         if path.suffix == ".json":
             return read_split(path)
@@ -161,7 +168,7 @@ class OccupancyDataDir:
         return [ref for file in files for ref in self._lst_refs(file, file.parent.name)]
 
     def _lst_refs(self, path: Path, category: str) -> list[ShapeRef]:
-        return [ShapeRef(self.name, category, shape_id) for shape_id in read_lst(path)]
+        return [self._named(category, shape_id) for shape_id in read_lst(path)]
 
     def load_points(self, ref: ShapeRef) -> tuple[OccupancySamples, Normalization]:
         """``points.npz``: labelled points (N, 3) / (N,) in the canonical frame, and the frame."""
@@ -190,3 +197,15 @@ class OccupancyDataDir:
             f"{folder / VIEWS_FOLDER}: shape {ref.key} has no rendered views (nor "
             f"{ONET_VIEWS_FOLDER}/); preprocess with views > 0 to render them"
         )
+
+
+def open_data_dir(root: str | os.PathLike) -> PreprocessedDir | None:
+    """The preprocessed data directory at ``root``: DeepSDF's layout when it has ``SdfSamples/``,
+    Occupancy Networks' when it has a ``<category>/<id>/points.npz``; None for any other folder
+    (e.g. a folder of meshes)."""
+    root = Path(root)
+    if (root / SDF_SAMPLES).is_dir():
+        return DeepSDFDataDir(root)
+    if root.is_dir() and next(root.glob(f"*/*/{POINTS_NAME}"), None) is not None:
+        return OccupancyDataDir(root)
+    return None

@@ -22,7 +22,6 @@ import torch
 
 from isofield.config import load_yaml
 from isofield.data.onet import OccupancyDataDir
-from isofield.errors import InputError
 from isofield.files import atomic_path
 from isofield.methods.raw_input import PoolSpec
 from isofield.nn.batch_norm import recompute_batch_norm_statistics
@@ -37,7 +36,7 @@ from isofield.occupancy.task import OccupancyTask
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
 from isofield.train.checkpoint import CheckpointStore
-from isofield.train.distributed import on_main_process
+from isofield.train.distributed import is_main_process, on_main_process
 from isofield.train.loop import StopReason
 from isofield.train.settings import TrainingOutcome, build_trainer
 
@@ -55,9 +54,7 @@ def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str 
     resolved = resolve_config([layer, dict(overrides or {})])
     device = join_process_group(resolved.device)
     data = OccupancyDataDir(resolved.data)
-    refs = data.shapes(resolved.split)
-    if not refs:
-        raise InputError(f"{resolved.split or data.root}: no training shapes")
+    refs = data.training_shapes(resolved.split, quiet=not is_main_process())
     shapes = load_shapes(data, refs, resolved.input, resolved.seed, pool_spec(resolved))
     records = [TrainingShape(index, ref, frame, shapes.points.shape[1])
                for index, (ref, frame) in enumerate(zip(refs, shapes.frames))]

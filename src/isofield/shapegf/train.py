@@ -22,7 +22,6 @@ import torch
 
 from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir
-from isofield.errors import InputError
 from isofield.files import atomic_path
 from isofield.shapegf.clouds import load_clouds
 from isofield.shapegf.config import ShapeGFConfig, resolve_config, sigma_levels
@@ -33,7 +32,7 @@ from isofield.shapegf.rundir import ShapeGFRun
 from isofield.shapegf.task import GradientFieldTask
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.train import join_process_group
-from isofield.train.distributed import on_main_process
+from isofield.train.distributed import is_main_process, on_main_process
 from isofield.train.loop import StopReason
 from isofield.train.settings import TrainingOutcome, build_trainer
 
@@ -48,9 +47,7 @@ def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | P
     resolved = resolve_config([layer, dict(overrides or {})])
     device = join_process_group(resolved.device)
     data = DeepSDFDataDir(resolved.data)
-    refs = data.shapes(resolved.split)
-    if not refs:
-        raise InputError(f"{resolved.split or data.root}: no training shapes")
+    refs = data.training_shapes(resolved.split, quiet=not is_main_process())
     clouds, frames = load_clouds(data, refs, resolved.points_per_shape, resolved.seed)
     shapes = [TrainingShape(index, ref, frame, resolved.points_per_shape)
               for index, (ref, frame) in enumerate(zip(refs, frames))]

@@ -28,7 +28,6 @@ import torch
 
 from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
-from isofield.errors import InputError
 from isofield.fitting.fit import resolve_device
 from isofield.nn import build_field
 from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
@@ -104,10 +103,7 @@ def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path
     resolved = resolve_config([layer, dict(overrides or {})])
     device = join_process_group(resolved.device)
     data = DeepSDFDataDir(resolved.data)
-    refs = data.shapes(resolved.split)
-    if not refs:
-        where = resolved.split or f"{data.root}/SdfSamples"
-        raise InputError(f"{where}: no training shapes (the {'split' if resolved.split else 'folder'} is empty)")
+    refs = data.training_shapes(resolved.split, quiet=not is_main_process())
     prepared = _prepare(resolved, data, refs)
     on_main_process(lambda: ShapeSpaceRun.create(output, resolved).save_shapes(data.root, prepared.shapes))
     return _train_and_finish(ShapeSpaceRun.open(output), resolved, prepared, device, exit_after,
