@@ -41,6 +41,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/shapegf.py
 	$(PY) benchmarks/cloud_metrics.py
 	$(PY) benchmarks/completion.py
+	$(PY) benchmarks/normals.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).
 lock:

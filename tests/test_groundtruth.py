@@ -189,9 +189,10 @@ def test_inverted_mesh_keeps_the_signs(sphere, sphere_distance):
 def test_orient_outward_reports_the_enclosed_volume():
     box = trimesh.creation.box(extents=(1.0, 2.0, 3.0))
     vertices, faces = np.asarray(box.vertices, float), np.asarray(box.faces, np.int64)
-    faces, volume = orient_outward(vertices, faces)
-    assert volume == pytest.approx(6.0, rel=1e-12)
-    np.testing.assert_array_equal(faces, box.faces)  # already outward: unchanged
+    oriented = orient_outward(vertices, faces)
+    assert oriented.volume == pytest.approx(6.0, rel=1e-12)
+    np.testing.assert_array_equal(oriented.faces, box.faces)  # already outward: unchanged
+    assert oriented.kept.all() and oriented.cleanup.dropped == 0
 
 
 def test_two_disjoint_spheres_each_oriented_outward(sphere):

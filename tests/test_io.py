@@ -191,10 +191,41 @@ def test_describe_closed_cube():
         "bounds_min": [0.0, 0.0, 0.0],
         "bounds_max": [1.0, 1.0, 1.0],
         "diagonal": pytest.approx(np.sqrt(3.0)),
+        "duplicate_faces": 0,
+        "reverse_duplicate_faces": 0,
+        "open_edges": 0,
+        "non_manifold_edges": 0,
+        "deduplicated_watertight": True,
+        "deduplicated_consistently_oriented": True,
     }
     assert format_mesh_description(description) == (
         "8 vertices, 12 faces, 1 component; watertight: yes, consistently oriented: yes, "
-        "degenerate faces: 0\nbounds [0, 0, 0] to [1, 1, 1], diagonal 1.732"
+        "degenerate faces: 0\nbounds [0, 0, 0] to [1, 1, 1], diagonal 1.732\n"
+        "repeated faces: 0 same winding, 0 reversed; open edges: 0, non-manifold edges: 0"
+    )
+
+
+def test_describe_a_cube_stored_in_both_windings_says_why_it_is_not_consistent():
+    cube = unit_cube()
+    faces = np.asarray(cube.faces)
+    # the reversed copy on its own vertices (merged by position), plus one same-winding repeat
+    doubled = trimesh.Trimesh(
+        np.vstack([cube.vertices, cube.vertices]),
+        np.vstack([faces, faces[:, ::-1] + 8, faces[:1]]),
+        process=False,
+    )
+    description = describe_mesh(doubled)
+    assert description["watertight"] is False and description["consistently_oriented"] is False
+    assert (description["duplicate_faces"], description["reverse_duplicate_faces"]) == (1, 12)
+    # each of the cube's 18 edges is used by 4 faces (3 faces twice: by 5)
+    assert (description["open_edges"], description["non_manifold_edges"]) == (0, 18)
+    assert description["deduplicated_watertight"] is True
+    assert description["deduplicated_consistently_oriented"] is True
+    first, _, third = format_mesh_description(description).split("\n")
+    assert "consistently oriented: no (12 faces stored twice, in both windings)" in first
+    assert third == (
+        "repeated faces: 1 same winding, 12 reversed; open edges: 0, non-manifold edges: 18; "
+        "without the repeats: watertight: yes, consistently oriented: yes"
     )
 
 
@@ -203,6 +234,7 @@ def test_describe_open_flipped_split_and_degenerate_meshes():
     opened = trimesh.Trimesh(cube.vertices, cube.faces[1:], process=False)
     assert describe_mesh(opened)["watertight"] is False
     assert describe_mesh(opened)["consistently_oriented"] is True
+    assert describe_mesh(opened)["open_edges"] == 3  # the missing triangle's edges
 
     flipped_faces = cube.faces.copy()
     flipped_faces[0] = flipped_faces[0, ::-1]

@@ -24,6 +24,7 @@ from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import OccupancySamples, SurfaceSamples
 from isofield.occupancy import load_occupancy_model, resolve_config, resume_occupancy_network, train_occupancy_network
 from isofield.occupancy.config import METHODS, kl_weight_at
+from isofield.train.schedules import StepInfo
 from isofield.occupancy.outputs import METHOD_TITLES, TILE
 from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
 from isofield.occupancy.latents import posterior_means
@@ -95,8 +96,13 @@ def test_config_rejects_unknown_keys_and_mismatched_inputs(spheres):
 
 def test_kl_weight_rises_linearly_over_the_warmup(spheres):
     config = resolve_config([_config(spheres, input={"kind": "none"}, latent_dim=2, kl_weight=0.5, kl_warmup=4)])
-    assert [kl_weight_at(config, step) for step in range(6)] == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
-    assert kl_weight_at(resolve_config([_config(spheres, kl_weight=0.3, kl_warmup=0)]), 0) == 0.3
+    assert [kl_weight_at(config, StepInfo(step, 0.0)) for step in range(6)] == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
+    assert kl_weight_at(resolve_config([_config(spheres, kl_weight=0.3, kl_warmup=0)]), StepInfo(0, 0.0)) == 0.3
+    by_progress = resolve_config([_config(spheres, input={"kind": "none"}, latent_dim=2, kl_weight=0.5,
+                                          kl_warmup=0.25, kl_warmup_unit="progress")])
+    assert [kl_weight_at(by_progress, StepInfo(0, p)) for p in (0.0, 0.125, 0.25, 0.9)] == [0.0, 0.25, 0.5, 0.5]
+    with pytest.raises(InputError, match="kl_warmup is a fraction of the run"):
+        resolve_config([_config(spheres, latent_dim=2, kl_warmup=1500, kl_warmup_unit="progress")])
     with pytest.raises(InputError, match="kl_warmup must be at least 0"):
         resolve_config([_config(spheres, kl_warmup=-1)])
 
@@ -238,7 +244,7 @@ def test_vae_generates_from_the_prior(spheres, tmp_path, capsys):
     torch.manual_seed(0)
     run = tmp_path / "vae"
     train_occupancy_network(_config(spheres, input={"kind": "none"}, latent_dim=2, kl_warmup=0,
-                                    train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000}}),
+                                    train={"steps": 600, "log_every": 100, "schedule": {"every": 10_000, "unit": "steps"}}),
                             run, progress=False)
     assert (run / "generated.png").is_file() and (run / "interpolation.png").is_file()
     # the interpolation joins the two spheres the codes hold farthest apart: smallest and largest

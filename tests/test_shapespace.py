@@ -29,7 +29,7 @@ from isofield.shapespace.samples import ShapeSamples, balanced_subset, load_trai
 from isofield.shapespace.train import EpochSchedule
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log
-from isofield.train.schedules import StepDecay
+from isofield.train.schedules import StepDecay, StepInfo
 
 CHAIRS = 6
 
@@ -316,7 +316,7 @@ def test_a_paused_run_writes_no_final_outputs_and_resumes(chairs, tmp_path):
 
 def test_epochs_count_steps_of_all_shapes_and_schedules_change_per_epoch(chairs, tmp_path):
     assert steps_per_epoch(6, 4) == 2 and steps_per_epoch(180, 16) == 12 and steps_per_epoch(3, 64) == 1
-    assert [EpochSchedule(StepDecay(every=1), 2)(step) for step in range(5)] == [1, 1, 0.5, 0.5, 0.25]
+    assert [EpochSchedule(StepDecay(every=1), 2)(StepInfo(step, 0.0)) for step in range(5)] == [1, 1, 0.5, 0.5, 0.25]
     config = tiny_config(chairs, shapes_per_batch=4, reconstruction_every=None, reconstruction_shapes=0,
                          train={"unit": "epochs", "steps": 3, "log_every": 1,
                                 "schedule_decoder": {"name": "step", "every": 1, "factor": 0.5}})

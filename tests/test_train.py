@@ -27,7 +27,7 @@ from isofield.train.loop import (
     TrainingDivergedError,
     progress_postfix,
 )
-from isofield.train.schedules import Constant, StepDecay, WarmupCosine, schedule_from_spec
+from isofield.train.schedules import Constant, StepDecay, StepInfo, WarmupCosine, schedule_from_spec
 from isofield.train.settings import TrainConfig, build_trainer, check_train_config
 
 SLOPE, INTERCEPT = 3.0, -1.0
@@ -136,41 +136,61 @@ def assert_same_parameters(a: dict, b: dict) -> None:
         assert torch.equal(a[name], b[name]), name
 
 
-def log_lines(run_dir: Path) -> list[str]:
-    return (run_dir / "losses.csv").read_text().splitlines()
+def log_lines(run_dir: Path, without: str | None = None) -> list[str]:
+    """The lines of the run's loss log, optionally without one column."""
+    lines = (run_dir / "losses.csv").read_text().splitlines()
+    if without is None:
+        return lines
+    drop = lines[0].split(",").index(without)
+    return [",".join(cell for index, cell in enumerate(line.split(",")) if index != drop)
+            for line in lines]
 
 
 # --- schedules ------------------------------------------------------------------------------
 
 
+def at(step: int, progress: float = 0.0) -> StepInfo:
+    return StepInfo(step, progress)
+
+
 def test_schedule_factors():
-    assert [Constant()(s) for s in (0, 10**6)] == [1.0, 1.0]
+    assert [Constant()(at(s)) for s in (0, 10**6)] == [1.0, 1.0]
     decay = StepDecay(every=10, factor=0.5)
-    assert [decay(s) for s in (0, 9, 10, 25, 30)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+    assert [decay(at(s)) for s in (0, 9, 10, 25, 30)] == [1.0, 1.0, 0.5, 0.25, 0.125]
     floored = StepDecay(every=10, factor=0.5, min_factor=0.2)
-    assert [floored(s) for s in (9, 10, 19, 20, 30, 10**6)] == [1.0, 0.5, 0.5, 0.25, 0.2, 0.2]
-    cosine = WarmupCosine(total_steps=110, warmup_steps=10, final_factor=0.1)
-    assert cosine(0) == pytest.approx(0.1)
-    assert cosine(9) == pytest.approx(1.0)
-    assert cosine(10) == pytest.approx(1.0)
-    assert cosine(60) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert cosine(110) == pytest.approx(0.1)
-    assert cosine(500) == pytest.approx(0.1)
+    assert [floored(at(s)) for s in (9, 10, 19, 20, 30, 10**6)] == [1.0, 0.5, 0.5, 0.25, 0.2, 0.2]
+    cosine = WarmupCosine(end=110, warmup=10, final_factor=0.1)
+    assert cosine(at(0)) == pytest.approx(0.1)
+    assert cosine(at(9)) == pytest.approx(1.0)
+    assert cosine(at(10)) == pytest.approx(1.0)
+    assert cosine(at(60)) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert cosine(at(110)) == pytest.approx(0.1)
+    assert cosine(at(500)) == pytest.approx(0.1)
 
 
 def test_schedule_from_spec_and_bad_specs():
-    assert schedule_from_spec({"name": "step", "every": 4, "factor": 0.25})(8) == 0.0625
-    assert schedule_from_spec({"name": "constant"})(3) == 1.0
+    assert schedule_from_spec({"name": "step", "every": 4, "factor": 0.25})(at(8)) == 0.0625
+    assert schedule_from_spec({"name": "constant"})(at(3)) == 1.0
     with pytest.raises(InputError, match="unknown schedule 'linear'"):
         schedule_from_spec({"name": "linear"})
     with pytest.raises(InputError, match="'cosine': unexpected or missing keys"):
-        schedule_from_spec({"name": "cosine", "total_steps": 10, "warmpu_steps": 2})
-    with pytest.raises(InputError, match="'every' must be a positive integer"):
+        schedule_from_spec({"name": "cosine", "end": 10, "warmpu": 2})
+    older = schedule_from_spec({"name": "cosine", "total_steps": 110, "warmup_steps": 10})
+    assert older == WarmupCosine(end=110, warmup=10)
+    with pytest.raises(InputError, match="'total_steps' counts steps; give 'end' instead"):
+        schedule_from_spec({"name": "cosine", "total_steps": 100, "unit": "progress"})
+    with pytest.raises(InputError, match="'every' must be positive"):
         StepDecay(every=0)
     with pytest.raises(InputError, match=r"'min_factor' must be in \[0, 1\], got -0\.1"):
         schedule_from_spec({"name": "step", "every": 4, "min_factor": -0.1})
-    with pytest.raises(InputError, match="'warmup_steps'"):
-        WarmupCosine(total_steps=10, warmup_steps=10)
+    with pytest.raises(InputError, match="0 <= warmup < end"):
+        WarmupCosine(end=10, warmup=10)
+    with pytest.raises(InputError, match="'every' counts steps and must be an integer, got 0.5"):
+        schedule_from_spec({"name": "step", "every": 0.5})
+    with pytest.raises(InputError, match=r"'every' is a fraction of the run \(unit: progress\) and must be in \[0, 1\], got 750"):
+        schedule_from_spec({"name": "step", "every": 750, "unit": "progress"})
+    with pytest.raises(InputError, match="unit must be one of"):
+        schedule_from_spec({"name": "step", "every": 5, "unit": "epochs"})
 
 
 # --- training -------------------------------------------------------------------------------
@@ -187,7 +207,8 @@ def test_linear_fit_converges_to_the_known_line(tmp_path):
     assert task.model.weight.item() == pytest.approx(SLOPE, abs=1e-3)
     assert task.model.bias.item() == pytest.approx(INTERCEPT, abs=1e-3)
     log = read_loss_log(tmp_path / "losses.csv")
-    assert list(log) == ["step", "total", "mse", "l2", "lr"]
+    assert list(log) == ["step", "total", "mse", "l2", "lr", "progress"]
+    np.testing.assert_array_equal(log["progress"], np.arange(400) / 400)
     np.testing.assert_array_equal(log["step"], np.arange(400))
     assert log["lr"][[0, 99, 100, 399]].tolist() == [0.05, 0.05, 0.025, 0.00625]
     assert log["mse"][-1] == result.losses["mse"]
@@ -216,9 +237,13 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
     assert (second.step, second.steps_run, second.reason) == (20, 10, "finished")
 
     assert_same_parameters(parameters(straight), parameters(resumed_task))
-    resumed_lines = log_lines(tmp_path / "resumed")
-    assert resumed_lines == log_lines(tmp_path / "straight")
+    resumed_lines = log_lines(tmp_path / "resumed", without="progress")
+    assert resumed_lines == log_lines(tmp_path / "straight", without="progress")
     assert [int(line.split(",")[0]) for line in resumed_lines[1:]] == list(range(20))
+    # the first call ran a 10-step run to its end; progress never goes back, so the longer
+    # limit holds it at 1 (schedules in steps, as here, are unaffected)
+    progress = read_loss_log(tmp_path / "resumed" / "losses.csv")["progress"]
+    np.testing.assert_array_equal(progress, [step / 10 for step in range(10)] + [1.0] * 10)
 
 
 def test_the_callers_global_random_stream_is_left_alone(tmp_path):
@@ -345,7 +370,7 @@ def test_resume_drops_log_rows_after_the_checkpoint_and_partial_lines(tmp_path):
     resumed = ToyTask()
     make_trainer(resumed, run_dir, steps=12).run()
     assert_same_parameters(parameters(straight), parameters(resumed))
-    assert log_lines(run_dir) == log_lines(tmp_path / "straight")
+    assert log_lines(run_dir, without="progress") == log_lines(tmp_path / "straight", without="progress")
     assert not list((run_dir / "checkpoints").glob(".*"))
 
 
@@ -361,6 +386,17 @@ def test_loss_log_refuses_other_columns_and_reads_only_complete_lines(tmp_path):
         LossLog(path).append({"step": 3, "eikonal": 1.0})
     LossLog(path).truncate(before_step=1)
     assert path.read_text() == "step,total\n0,0.5\n"
+
+
+def test_a_log_of_an_older_run_is_widened_by_the_columns_a_resumed_run_adds(tmp_path):
+    path = tmp_path / "losses.csv"
+    path.write_text("step,total,lr\n0,0.5,0.01\n1,0.25,0.01\n")
+    with LossLog(path) as log:
+        log.append({"step": 2, "total": 0.125, "lr": 0.01, "progress": 0.5})
+    assert path.read_text() == (
+        "step,total,lr,progress\n0,0.5,0.01,nan\n1,0.25,0.01,nan\n2,0.125,0.01,0.5\n"
+    )
+    assert read_loss_log(path)["progress"][2] == 0.5
 
 
 def test_max_grad_norm_clips_the_step_and_logs_the_norm_before_clipping(tmp_path):
@@ -562,12 +598,12 @@ def test_anneal_schedules_go_from_one_to_zero_between_start_and_end():
     from isofield.train.schedules import Anneal
 
     linear = schedule_from_spec({"name": "anneal", "start": 100, "end": 300})
-    assert [linear(s) for s in (0, 100, 150, 200, 300, 1000)] == [1.0, 1.0, 0.75, 0.5, 0.0, 0.0]
+    assert [linear(at(s)) for s in (0, 100, 150, 200, 300, 1000)] == [1.0, 1.0, 0.75, 0.5, 0.0, 0.0]
     quintic = Anneal(100, 300, "quintic")
-    assert quintic(100) == 1.0 and quintic(200) == pytest.approx(0.5) and quintic(300) == 0.0
-    assert quintic(110) == pytest.approx(1 - (10 * 0.05**3 - 15 * 0.05**4 + 6 * 0.05**5))
+    assert quintic(at(100)) == 1.0 and quintic(at(200)) == pytest.approx(0.5) and quintic(at(300)) == 0.0
+    assert quintic(at(110)) == pytest.approx(1 - (10 * 0.05**3 - 15 * 0.05**4 + 6 * 0.05**5))
     step = Anneal(100, 300, "step")
-    assert (step(299), step(300)) == (1.0, 0.0)
+    assert (step(at(299)), step(at(300))) == (1.0, 0.0)
     with pytest.raises(InputError, match="start < end"):
         Anneal(300, 100)
     with pytest.raises(InputError, match="shape"):
@@ -578,8 +614,9 @@ def test_anneal_to_a_final_factor_keeps_it_after_the_end():
     from isofield.train.schedules import Anneal
 
     linear = schedule_from_spec({"name": "anneal", "start": 100, "end": 300, "final": 0.2})
-    assert [linear(s) for s in (0, 200, 300, 5000)] == pytest.approx([1.0, 0.6, 0.2, 0.2])
-    assert Anneal(100, 300, "quintic", final=0.2)(200) == pytest.approx(0.6)
-    assert (Anneal(100, 300, "step", final=0.2)(299), Anneal(100, 300, "step", final=0.2)(300)) == (1.0, 0.2)
+    assert [linear(at(s)) for s in (0, 200, 300, 5000)] == pytest.approx([1.0, 0.6, 0.2, 0.2])
+    assert Anneal(100, 300, "quintic", final=0.2)(at(200)) == pytest.approx(0.6)
+    step = Anneal(100, 300, "step", final=0.2)
+    assert (step(at(299)), step(at(300))) == (1.0, 0.2)
     with pytest.raises(InputError, match="'final' must be in"):
         Anneal(0, 10, final=1.5)

@@ -126,6 +126,28 @@ def test_flipped_faces_render_lit_like_proper_ones():
     assert front_pixel.min() > 0.8 * 255
 
 
+def test_vertex_colours_are_interpolated_across_faces():
+    square = trimesh.Trimesh([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], [[0, 1, 2], [0, 2, 3]], process=False)
+    options = {"resolution": (64, 64), "view": (0, 0), "projection": "orthographic"}
+    # red on the left edge (x = -1), blue on the right (x = 1): lighting is uniform on a flat square
+    # seen orthographically, so red falls and blue rises linearly along a row, and they meet halfway
+    image = render_mesh(square, vertex_color=[[1.0, 0, 0], [0, 0, 1.0], [0, 0, 1.0], [1.0, 0, 0]], **options)
+    row = image[32].astype(int)
+    covered = np.flatnonzero(row[:, 1] < 200)                       # green stays 0 on the square
+    red, blue = row[covered, 0], row[covered, 2]
+    assert len(covered) > 40 and np.all(np.diff(red) <= 0) and np.all(np.diff(blue) >= 0)
+    assert red[0] > 150 > 20 > blue[0] and blue[-1] > 150 > 20 > red[-1]
+    assert np.ptp(red + blue) <= 2                                    # (1 - t) + t: the same sum everywhere
+    middle = covered[len(covered) // 2]
+    assert abs(row[middle, 0] - row[middle, 2]) <= 8
+    # one colour at every vertex (uint8 here) renders like that colour given for the whole mesh
+    uniform = render_mesh(square, vertex_color=np.tile([[51, 153, 102]], (4, 1)).astype(np.uint8), **options)
+    plain = render_mesh(square, color=(0.2, 0.6, 0.4), **options)
+    assert np.abs(uniform.astype(int) - plain.astype(int)).max() <= 1
+    with pytest.raises(InputError, match=r"vertex_color: per-vertex colours must have shape \(4, 3\)"):
+        render_mesh(square, vertex_color=np.zeros((3, 3)), **options)
+
+
 def test_render_views_and_comparison_write_tiled_pngs(tmp_path):
     sphere = trimesh.creation.icosphere(subdivisions=2)
     image = render_views(sphere, tmp_path / "views.png", resolution=(80, 60), supersample=1)
@@ -392,6 +414,20 @@ def test_report_figure_problems_raise_and_write_nothing(tmp_path):
     with pytest.raises(InputError, match="outside the report folder"):
         Report("r").add_figure(tmp_path / "outside.png").write(run)
     assert list(run.iterdir()) == []
+
+
+def test_report_links_are_relative_and_must_lie_in_the_folder(tmp_path):
+    run = tmp_path / "run"
+    (run / "view").mkdir(parents=True)
+    (run / "view" / "mesh.html").write_text("<html></html>")
+    page = Report("r").add_links("3-D", [("view/mesh.html", "open <the> view")]).write(run).read_text()
+    assert '<h2>3-D</h2>\n<ul><li><a href="view/mesh.html">open &lt;the&gt; view</a></li></ul>' in page
+    (tmp_path / "outside.html").write_text("")
+    with pytest.raises(InputError, match="report link .* is outside the report folder"):
+        Report("r").add_links("3-D", [(tmp_path / "outside.html", "x")]).write(run / "other.html")
+    with pytest.raises(InputError, match="report link .* does not exist"):
+        Report("r").add_links("3-D", [("view/missing.html", "x")]).write(run / "other.html")
+    assert not (run / "other.html").exists()
 
 
 def test_number_and_duration_formatting():

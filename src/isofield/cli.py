@@ -64,12 +64,15 @@ def _info(args: argparse.Namespace) -> int:
 @_command("sample")
 def _sample(args: argparse.Namespace) -> int:
     from isofield.data.formats import write_samples
+    from isofield.geometry.groundtruth import MeshDistance
     from isofield.geometry.io import read_mesh
     from isofield.geometry.samples import make_samples
 
     output = _check_output(args.output, args.mesh)
-    mesh = read_mesh(args.mesh)
-    samples, normalization = make_samples(mesh, kind=args.kind, n=args.n, seed=args.seed)
+    distance = MeshDistance(read_mesh(args.mesh))
+    if args.kind != "surface":
+        _warn_about_signs(distance, args.mesh)
+    samples, normalization = make_samples(distance, kind=args.kind, n=args.n, seed=args.seed)
     write_samples(args.kind, samples, normalization, output)
     print(f"wrote {len(samples.points)} {args.kind} samples to {output}")
     return 0
@@ -102,8 +105,19 @@ def _field_source(args: argparse.Namespace):
 
     mesh = read_mesh(args.source)
     normalization = Normalization.fit(mesh.vertices, "sphere")
-    field = MeshDistance(mesh).signed_in(normalization)
+    distance = MeshDistance(mesh)
+    field = distance.signed_in(normalization)
+    _warn_about_signs(distance, args.source)
     return field, ((-1.0,) * 3, (1.0,) * 3), normalization, Path(args.source).name
+
+
+def _warn_about_signs(distance, path: str | Path) -> None:
+    """Print the one-line warning of a mesh whose signs are often ambiguous (stderr)."""
+    from isofield.geometry.groundtruth import sign_warning
+
+    warning = sign_warning(str(path), distance.sign_method, distance.ambiguous_fraction)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 @_command("mesh")
@@ -199,6 +213,31 @@ def _scan(args: argparse.Namespace) -> int:
     origin = " ".join(f"{value:.6g}" for value in scan.origin)
     print(f"camera origin (for free space: isofield complete RUN {output} --camera-origin {origin}): "
           f"{origin}")
+    return 0
+
+
+@_command("normals")
+def _normals(args: argparse.Namespace) -> int:
+    import time
+
+    from isofield.geometry.io import POINT_WRITE_SUFFIXES, PointCloud, read_points, write_points
+    from isofield.geometry.normals import estimate_normals
+
+    output = _new_file(_check_output(Path(args.output), args.cloud), args.overwrite)
+    if output.suffix.lower() not in POINT_WRITE_SUFFIXES:
+        raise InputError(f"{output}: unknown point cloud format {output.suffix or '(no suffix)'!r}; "
+                         f"supported: {', '.join(POINT_WRITE_SUFFIXES)}")
+    cloud = read_points(args.cloud)
+    start = time.perf_counter()
+    try:
+        normals = estimate_normals(cloud.points, args.neighbours, toward=args.toward)
+    except InputError as exc:
+        raise InputError(f"{args.cloud}: {exc}") from None
+    seconds = time.perf_counter() - start
+    write_points(PointCloud(cloud.points, normals, source=cloud.source), output)
+    facing = "toward " + " ".join(f"{v:g}" for v in args.toward) if args.toward else "outward"
+    print(f"{output}: {len(cloud)} points, normals from {min(args.neighbours, len(cloud) - 1)} "
+          f"neighbours, oriented {facing}, {seconds:.1f} s")
     return 0
 
 
@@ -307,8 +346,9 @@ def _trainers(method: str):
 
 
 def _print_training(result) -> None:
-    print(f"{result.run_dir}: {result.reason} after {result.step} steps "
-          f"({result.elapsed:.0f} s of training)")
+    from isofield.train.loop import describe_stop
+
+    print(f"{result.run_dir}: {describe_stop(result.reason, result.step, result.elapsed, result.progress)}")
     if result.reason in ("exit-after", "interrupted"):
         print(f"resume with: isofield train --resume {result.run_dir}")
     else:
@@ -361,27 +401,44 @@ def _complete(args: argparse.Namespace) -> int:
         return _complete_occupancy(args, output)
     space = load_shape_space(args.run)
     scan = read_points(args.points)
-    if scan.normals is None:
-        raise InputError(f"{args.points}: completion needs oriented points (normals); "
-                         "make a scan with isofield scan, or estimate normals first")
+    origin = None if args.camera_origin is None else np.array(args.camera_origin)
+    normals = scan.normals
+    if normals is None:
+        from isofield.geometry.normals import estimate_normals
+
+        normals = estimate_normals(scan.points, toward=origin)
     frame = None if args.frame is None else load_samples(space, args.frame)[1]
     free_space = None
     if args.free_space:
-        if args.camera_origin is None:
+        if origin is None:
             raise InputError("--free-space needs --camera-origin X Y Z (printed by isofield scan)")
         margin = args.free_space_margin * float(np.linalg.norm(np.ptp(scan.points, axis=0)))
-        free_space = free_space_along_rays(scan.points, np.array(args.camera_origin), args.free_space,
-                                           args.seed, margin)
-    elif args.camera_origin is not None:
-        raise InputError("--camera-origin is only used with --free-space N")
-    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts)) if value is not None}
-    inference = complete(space, scan.points, scan.normals, frame=frame, free_space=free_space,
-                         resolution=args.resolution, seed=args.seed, **options)
+        free_space = free_space_along_rays(scan.points, origin, args.free_space, args.seed, margin)
+    elif origin is not None and scan.normals is not None:
+        raise InputError("--camera-origin is only used with --free-space N (or to orient estimated normals)")
+    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
+                                             ("rotations", args.rotations)) if value is not None}
+    inference = complete(space, scan.points, normals, frame=frame, free_space=free_space, up=args.up,
+                         front=args.front, resolution=args.resolution, seed=args.seed, **options)
     write_mesh(inference.mesh, output)
     _print_fit(Path(args.points).name, inference, output)
+    if scan.normals is None:
+        print("normals: estimated (the points have none), "
+              + ("facing the camera origin" if origin is not None else "oriented outward"))
+    print(_rotation_line(inference))
     if frame is None:
         print("frame: estimated from the scan (pass --frame SHAPE when the complete shape's is known)")
     return 0
+
+
+def _rotation_line(inference) -> str:
+    """The rotation a completion chose, with the flags that fix it."""
+    fit, pose = inference.fit, inference.pose
+    tried = len(fit.initial_losses) // len(fit.initial_codes)
+    how = f"best of {tried}" if tried > 1 else "not searched"
+    up, front = (" ".join(f"{value:.3g}" for value in vector.round(3) + 0.0) for vector in (pose.up, pose.front))
+    return (f"rotation: {pose.degrees:g} deg about the up axis ({how}); the space's up is {up} and its front "
+            f"{front} in the points' coordinates (--up {up} --front {front} fixes it)")
 
 
 def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
@@ -394,7 +451,8 @@ def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
     from isofield.shapespace.inference import find_shape
 
     _unused(args, ("--steps", args.steps), ("--restarts", args.restarts), ("--free-space", args.free_space),
-            ("--camera-origin", args.camera_origin))
+            ("--camera-origin", args.camera_origin), ("--up", args.up), ("--front", args.front),
+            ("--rotations", args.rotations))
     model = load_occupancy_model(args.run)
     source = Path(args.points)
     if source.suffix.lower() in IMAGE_SUFFIXES:
@@ -589,17 +647,22 @@ def _fit(args: argparse.Namespace) -> int:
     if args.resume:
         if args.input:
             raise InputError("give either INPUT or --resume RUN_DIR, not both")
+        if args.normals:
+            raise InputError("--normals is set when a fit starts, not on --resume")
         result = resume(args.resume, steps=args.steps, time_budget=args.time_budget,
                         exit_after=args.exit_after, progress=not args.quiet)
     else:
         if not args.input:
             raise InputError("give an INPUT file (mesh or points), or --resume RUN_DIR")
-        overrides = {"device": args.device} if args.device else {}
+        overrides: dict = {"device": args.device} if args.device else {}
+        if args.normals:
+            _check_uses_normals(args.method)
+            overrides["options"] = {"normals": args.normals}
         result = fit(args.input, method=args.method, preset=args.preset, output=args.output,
                      config_file=args.config, overrides=overrides, steps=args.steps,
                      time_budget=args.time_budget, reference=args.reference,
                      exit_after=args.exit_after, progress=not args.quiet)
-    print(f"{result.run_dir}: {result.reason} after {result.step} steps ({result.elapsed:.0f} s of training)")
+    print(f"{result.run_dir}: {_stop_line(result)}")
     if result.mesh_path is None:
         print(f"resume with: isofield fit --resume {result.run_dir}")
         return 0
@@ -607,9 +670,35 @@ def _fit(args: argparse.Namespace) -> int:
     if result.metrics:
         m = result.metrics
         print(f"chamfer_l1 {m['chamfer_l1']:.4g} ({m['chamfer_l1_percent_of_diagonal']:.3f}% of diagonal), "
-              f"normal consistency {m['normal_consistency']:.4f}, F-score {m['f_score']:.4f}")
+              f"normal consistency {_consistency(m)}, F-score {m['f_score']:.4f}")
     print(f"report: {result.run_dir / 'report.html'}")
     return 0
+
+
+def _check_uses_normals(method: str) -> None:
+    """InputError unless the fit method ``method`` has the ``normals`` option (igr)."""
+    from dataclasses import fields
+
+    from isofield.methods.base import get_method
+
+    if "normals" not in {option.name for option in fields(get_method(method).options_type)}:
+        raise InputError(f"--normals: method {method} does not use normals (igr does); "
+                         f"leave the flag out")
+
+
+def _stop_line(result) -> str:
+    """Where a fit stopped: steps, time, steps/s and its schedule position."""
+    from isofield.train.loop import describe_stop
+
+    return describe_stop(result.reason, result.step, result.elapsed, result.progress, result.schedule)
+
+
+def _consistency(metrics: dict) -> str:
+    """Normal consistency for a summary line: the value, or n/a with the reason."""
+    value = metrics["normal_consistency"]
+    if value is None:
+        return f"n/a ({metrics.get('skipped', {}).get('normal_consistency', 'not computed')})"
+    return f"{value:.4f}"
 
 
 @_command("demo")
@@ -618,11 +707,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     result = run_demo(Path(args.output), time_budget=args.time_budget, progress=not args.quiet)
     m = result.metrics
-    print(f"demo: fitted the built-in CSG shape with igr (fast preset) in {result.elapsed:.0f} s, "
-          f"{result.step} steps")
+    print(f"demo: fitted the built-in CSG shape with igr (fast preset): {_stop_line(result)}")
     print(f"  against the exact surface: chamfer_l1 {m['chamfer_l1']:.4g} "
           f"({m['chamfer_l1_percent_of_diagonal']:.3f}% of diagonal), normal consistency "
-          f"{m['normal_consistency']:.4f}, F-score {m['f_score']:.4f}")
+          f"{_consistency(m)}, F-score {m['f_score']:.4f}")
     print(f"  mean |SDF error| within 0.1 of the surface: {exact_sdf_error(result):.4f}")
     print(f"  mesh:   {result.mesh_path}")
     print(f"  report: {result.run_dir / 'report.html'}")
@@ -709,6 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="output point cloud (.ply .xyz .pwn .npy .npz)")
 
+    p = sub.add_parser("normals", help="estimate outward normals of a point cloud (normals in the file are ignored)")
+    p.add_argument("cloud", help="points (.xyz .pwn .ply .npy .npz, or a mesh file's vertices)")
+    p.add_argument("-o", "--output", required=True, help="output point cloud with normals (.ply .xyz .pwn .npy .npz)")
+    p.add_argument("--neighbours", type=int, default=16, help="k nearest neighbours per point (default 16)")
+    p.add_argument("--toward", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   help="orient toward this viewpoint (a depth scan's camera origin) instead of outward")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
     p = sub.add_parser("preprocess", help="SDF and surface samples (DeepSDF layout) or occupancy samples, point clouds "
                        "and views (ONet layout) for every mesh of a dataset (resumable)")
     p.add_argument("dataset", help="ShapeNet-style folder (<synset>/<id>/models/model_normalized.obj) or a folder of meshes")
@@ -754,8 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("complete", help="complete a partial oriented point cloud (e.g. a depth scan) in a shape space; "
                        "ONet / ConvONet / sald-vae runs encode a point cloud (or a picture) in one pass")
     p.add_argument("run", help="a shape-space run (isofield train)")
-    p.add_argument("points", help="points in user coordinates: oriented (.ply .pwn .npz with normals) for DeepSDF, "
-                   "any cloud for the occupancy family; a picture (.png .jpg) for a single-image run")
+    p.add_argument("points", help="points in user coordinates (.ply .pwn .npz .xyz; DeepSDF: normals are estimated "
+                   "where the file has none); a picture (.png .jpg) for a single-image run")
     p.add_argument("-o", "--output", help="mesh file (default RUN/completions/<points>.ply)")
     p.add_argument("--frame", metavar="SHAPE", help="use this shape's stored normalisation (an SDF samples .npz or a "
                    "shape of the run's data directory); default: estimated from the points")
@@ -763,7 +859,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=int, help="random initial codes, the best is kept (default 4)")
     p.add_argument("--free-space", type=int, default=0, metavar="N",
                    help="N samples on the camera rays in front of the points, kept outside (needs --camera-origin)")
-    p.add_argument("--camera-origin", type=float, nargs=3, metavar=("X", "Y", "Z"), help="the scanner's position")
+    p.add_argument("--camera-origin", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   help="the scanner's position (for --free-space, and estimated normals face it)")
+    p.add_argument("--up", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   help="the shape's up direction in the points' coordinates (default y, the space's); "
+                   "rotations are tried about it")
+    p.add_argument("--front", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                   help="the shape's front direction (with --up): fixes the rotation, nothing is searched")
+    p.add_argument("--rotations", type=int, metavar="N",
+                   help="angles about the up axis tried without --front (default 8, every 45 deg; 1: no search)")
     p.add_argument("--free-space-margin", type=float, default=0.01,
                    help="free-space samples stop this fraction of the points' bbox diagonal before them (default 0.01)")
     _add_inference_options(p)
@@ -846,6 +950,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="mesh or points (with normals for normal consistency) to evaluate against "
                    "(default: the input mesh or points)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--normals", choices=["file", "estimate"],
+                   help="igr: the input's normals (file, default) or normals estimated from the "
+                        "points, ignoring any in the file (estimate; as `isofield normals`)")
     p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -35,11 +35,12 @@ Per shape (see :func:`preprocess_shape`) the mesh is read and checked, and the `
 
 ``manifest.json`` records every shape of the run (source mesh, status ``pending`` / ``ok`` /
 ``failed``, the one-line reason of a failure, vertex and face counts, whether the mesh is
-watertight, the ambiguous-sign fraction, sample counts, seconds, the settings used, protocol
-included) and the run's counts (preprocessed, skipped because done before, failed, shapes per
-minute). It is rewritten atomically at the start, at most every :data:`MANIFEST_INTERVAL`
-seconds while shapes finish, and at the end (also on Ctrl-C), so a killed run leaves a valid
-manifest.
+watertight, the inside test that decided the signs and its ambiguous-sign fraction, sample
+counts, seconds, the settings used, protocol included) and the run's counts (preprocessed,
+skipped because done before, failed, shapes per minute); a shape with many ambiguous signs gets
+one warning line on stderr. It is rewritten atomically at the start, at most every
+:data:`MANIFEST_INTERVAL` seconds while shapes finish, and at the end (also on Ctrl-C), so a
+killed run leaves a valid manifest.
 
 Resuming: a shape is skipped when its manifest entry says ``ok`` with the same settings (the
 protocol among them) and all of its files exist; every other shape (pending, failed, other
@@ -62,7 +63,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import multiprocessing
 import os
 import sys
@@ -109,7 +109,7 @@ from isofield.data.views import (
 )
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
-from isofield.geometry.groundtruth import MeshDistance
+from isofield.geometry.groundtruth import MeshDistance, sign_warning
 from isofield.geometry.io import describe_mesh, read_mesh
 from isofield.geometry.samples import (
     DEEPSDF_NEAR_FRACTION,
@@ -127,13 +127,6 @@ MANIFEST_FORMAT = "isofield-preprocess-1"
 MANIFEST_INTERVAL = 1.0
 """Seconds between two manifest writes while shapes finish (a write per shape would cost
 O(shapes^2) on large datasets)."""
-
-AMBIGUITY_PROBES = 25_000
-"""At most this many SDF samples (every k-th row) are probed for ambiguous signs."""
-
-AMBIGUOUS_WINDING = (0.2, 0.8)
-"""A sample's sign is ambiguous where its |generalised winding number| lies strictly between
-these bounds, i.e. within 0.3 of the inside/outside threshold 0.5 (0 or 1 on closed meshes)."""
 
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "IGL_NUM_THREADS"
@@ -229,8 +222,11 @@ class ShapeRecord:
         vertices, faces: counts of the mesh as read.
         watertight: every edge shared by exactly two faces
             (:func:`~isofield.geometry.io.describe_mesh`).
-        ambiguous_sign_fraction: share of the probed SDF samples whose sign is ambiguous
-            (see :func:`ambiguous_sign_fraction`).
+        sign_method: the inside test that decided the signs, ``"winding"`` or ``"flood-fill"``
+            (:attr:`~isofield.geometry.groundtruth.MeshDistance.sign_method`).
+        ambiguous_sign_fraction: the share of the mesh's probe points whose sign that test
+            leaves in doubt (:attr:`~isofield.geometry.groundtruth.MeshDistance.ambiguous_fraction`);
+            above :data:`~isofield.geometry.groundtruth.HIGH_AMBIGUITY` a warning is printed.
         sdf_samples, positive_samples: SDF sample count and how many have sdf > 0 (``pos``)
             (deepsdf).
         occupancy_samples, inside_samples: points of ``points.npz`` and how many are inside
@@ -250,6 +246,7 @@ class ShapeRecord:
     vertices: int | None = None
     faces: int | None = None
     watertight: bool | None = None
+    sign_method: str | None = None
     ambiguous_sign_fraction: float | None = None
     sdf_samples: int | None = None
     positive_samples: int | None = None
@@ -386,23 +383,6 @@ class Manifest:
         return "\n".join(lines)
 
 
-def ambiguous_sign_fraction(
-    distance: MeshDistance, points: np.ndarray, probes: int = AMBIGUITY_PROBES
-) -> float:
-    """Share of ``points`` (N, 3), in the mesh's own frame, whose inside/outside sign is
-    ambiguous: ``AMBIGUOUS_WINDING[0] < |w| < AMBIGUOUS_WINDING[1]`` for the generalised winding
-    number ``w`` of the re-oriented mesh (``|w| >= 0.5`` decides "inside").
-
-    0 on closed meshes (where ``w`` is 0 or 1 up to ~3e-3); larger around holes, open parts and
-    overlapping pieces, whose signs are guesses. Every k-th point is probed,
-    k = ceil(N / ``probes``), to keep the cost at a few percent of sampling.
-    """
-    stride = max(1, math.ceil(len(points) / probes))
-    winding = np.abs(distance.winding_number(points[::stride]))
-    low, high = AMBIGUOUS_WINDING
-    return float(np.mean((winding > low) & (winding < high)))
-
-
 def output_paths(
     out_dir: str | os.PathLike, ref: ShapeRef, settings: Settings | None = None
 ) -> tuple[Path, ...]:
@@ -437,12 +417,13 @@ def _write_shape(ref: ShapeRef, out_dir: Path, settings: Settings) -> dict:
         raise InputError(f"{ref.mesh_path}: mesh has zero surface area")
     description = describe_mesh(mesh)
     distance = MeshDistance(mesh)
-    probes, values = _PROTOCOLS[settings.protocol].write(distance, ref, out_dir, settings)
+    values = _PROTOCOLS[settings.protocol].write(distance, ref, out_dir, settings)
     return {
         "vertices": description["vertices"],
         "faces": description["faces"],
         "watertight": description["watertight"],
-        "ambiguous_sign_fraction": ambiguous_sign_fraction(distance, probes),
+        "sign_method": distance.sign_method,
+        "ambiguous_sign_fraction": round(distance.ambiguous_fraction, 5),
         **values,
     }
 
@@ -459,9 +440,8 @@ def _deepsdf_paths(out_dir: Path, ref: ShapeRef, settings: Settings) -> tuple[Pa
 
 def _write_deepsdf(
     distance: MeshDistance, ref: ShapeRef, out_dir: Path, settings: Settings
-) -> tuple[np.ndarray, dict]:
-    """The deepsdf protocol's files of one shape; returns the SDF sample points (N, 3) in the
-    mesh's frame (probed for ambiguous signs) and the record's sample counts."""
+) -> dict:
+    """The deepsdf protocol's files of one shape; returns the record's sample counts."""
     sdf, frame = sdf_samples(distance, settings.samples, _seed(settings, ref))
     surface, _ = surface_samples(
         distance, settings.surface_points, _seed(settings, ref, "surface"), frame
@@ -474,7 +454,7 @@ def _write_deepsdf(
         "positive_samples": int(np.count_nonzero(sdf.sdf > 0)),
         "surface_points": len(surface.points),
     }
-    return frame.to_user(sdf.points.astype(np.float64)), values
+    return values
 
 
 def _onet_paths(out_dir: Path, ref: ShapeRef, settings: Settings) -> tuple[Path, ...]:
@@ -489,9 +469,8 @@ def _onet_paths(out_dir: Path, ref: ShapeRef, settings: Settings) -> tuple[Path,
 
 def _write_onet(
     distance: MeshDistance, ref: ShapeRef, out_dir: Path, settings: Settings
-) -> tuple[np.ndarray, dict]:
-    """The onet protocol's files of one shape (module notes); returns the points of
-    ``points.npz`` (N, 3) in the mesh's frame and the record's counts."""
+) -> dict:
+    """The onet protocol's files of one shape (module notes); returns the record's counts."""
     points, frame = occupancy_samples(
         distance, settings.samples, _seed(settings, ref),
         near_fraction=ONET_NEAR_FRACTION, sigma=ONET_SIGMA, padding=ONET_PADDING,
@@ -521,19 +500,19 @@ def _write_onet(
         "surface_points": len(surface.points),
         "views": settings.views,
     }
-    return frame.to_user(points.points.astype(np.float64)), values
+    return values
 
 
 @dataclass(frozen=True)
 class _Protocol:
     """What a protocol writes: ``paths(out_dir, ref, settings)`` lists a shape's files,
-    ``write(distance, ref, out_dir, settings)`` writes them and returns (probe points, counts);
+    ``write(distance, ref, out_dir, settings)`` writes them and returns the record's counts;
     ``samples`` names what :attr:`Settings.samples` counts, ``default_samples`` its default."""
 
     samples: str
     default_samples: int
     paths: Callable[[Path, ShapeRef, Settings], tuple[Path, ...]]
-    write: Callable[[MeshDistance, ShapeRef, Path, Settings], tuple[np.ndarray, dict]]
+    write: Callable[[MeshDistance, ShapeRef, Path, Settings], dict]
 
 
 _PROTOCOLS: dict[str, _Protocol] = {
@@ -620,6 +599,9 @@ def _collect(
             run.failed += record.status == "failed"
             if record.status == "failed" and progress:
                 bar.write(f"failed: {record.ref.key}: {record.error}", file=sys.stderr)
+            warning = _sign_warning(record)
+            if warning and progress:
+                bar.write(warning, file=sys.stderr)
             bar.update()
             if time.perf_counter() - last_save >= MANIFEST_INTERVAL:
                 run.seconds, last_save = _since(start), time.perf_counter()
@@ -628,6 +610,13 @@ def _collect(
         bar.close()
         run.seconds = _since(start)
         manifest.save()
+
+
+def _sign_warning(record: ShapeRecord) -> str | None:
+    """The warning line of a shape preprocessed with many ambiguous signs, else None."""
+    if record.status != "ok" or record.ambiguous_sign_fraction is None:
+        return None
+    return sign_warning(record.ref.key, record.sign_method, record.ambiguous_sign_fraction)
 
 
 def _shapes(

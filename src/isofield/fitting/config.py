@@ -11,9 +11,12 @@ from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
+from isofield.methods.base import LevelSchedule
 from isofield.nn import resolve_field_config
 from isofield.train.averaging import check_average_decay
-from isofield.train.settings import TrainConfig, check_train_config
+from isofield.train.settings import SCHEDULE_UNIT_KEYS, TrainConfig, check_train_config, without_replaced
+
+_UNIT_KEYS = {**SCHEDULE_UNIT_KEYS, "grid_levels_every": "grid_levels_unit"}
 
 
 @dataclass
@@ -23,9 +26,13 @@ class FitTrainConfig(TrainConfig):
 
     checkpoint_every: int = 500
     grid_levels_start: int = 0
-    """coarse-to-fine: grid levels used at step 0 (0: all from the start)"""
-    grid_levels_every: int = 100
-    """coarse-to-fine: steps between adding one grid level"""
+    """coarse-to-fine: grid levels used at the first step (0: all from the start)"""
+    grid_levels_every: float = 100
+    """coarse-to-fine: steps (or fraction of the run, see grid_levels_unit) between adding one
+    grid level"""
+    grid_levels_unit: Literal["steps", "progress"] = "steps"
+    """what grid_levels_every counts: steps, or progress (fractions of the run's steps or time
+    budget; isofield.train.schedules)"""
     ema_decay: Optional[float] = None
     """keep an exponential moving average of the field's weights with this decay, in (0, 1), and
     make the mesh and the report with it (isofield.train.averaging; None: the trained weights)"""
@@ -63,7 +70,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
 
     The preset is named by the merged ``preset`` key; its overrides sit just above the defaults.
     A spec with a ``name`` (a schedule) given in a layer replaces the preset's whole, so that
-    ``{"name": "constant"}`` over a preset's step schedule does not inherit its ``every``.
+    ``{"name": "constant"}`` over a preset's step schedule does not inherit its ``every``; a
+    schedule position given without its unit counts steps (:func:`without_replaced`).
     """
     merged: dict = {}
     for layer in layers:
@@ -74,11 +82,15 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
             f"unknown preset {preset!r} for method {merged.get('method', FitConfig.method)!r} "
             f"(known: {', '.join(sorted(method_presets))})"
         )
-    base = _without_named_specs(method_presets[preset], merged)
+    base = without_replaced(method_presets[preset], merged, _UNIT_KEYS)
     config = from_dict(FitConfig, merge(base, merged))
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
     check_train_config(config.train)
+    try:
+        level_schedule(config.train)
+    except InputError as exc:
+        raise InputError(f"config.train: {exc}") from None
     if config.train.ema_decay is not None:
         try:
             check_average_decay(config.train.ema_decay)
@@ -87,13 +99,8 @@ def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list
     return config
 
 
-def _without_named_specs(preset: Mapping[str, Any], layers: Mapping[str, Any]) -> dict:
-    """The preset without the sub-mappings that ``layers`` replace by a named spec."""
-    kept = {}
-    for key, value in preset.items():
-        given = layers.get(key)
-        if isinstance(given, Mapping) and "name" in given:
-            continue
-        kept[key] = (_without_named_specs(value, given)
-                     if isinstance(value, Mapping) and isinstance(given, Mapping) else value)
-    return kept
+def level_schedule(train: FitTrainConfig) -> LevelSchedule:
+    """The coarse-to-fine schedule of grid levels of the ``train`` section."""
+    return LevelSchedule(train.grid_levels_start, train.grid_levels_every, train.grid_levels_unit)
+
+

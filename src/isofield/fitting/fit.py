@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field as _field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,11 +18,11 @@ from torch import nn
 
 from isofield.config import from_dict, load_yaml
 from isofield.errors import InputError
-from isofield.fitting.config import FitConfig, resolve_config
+from isofield.fitting.config import FitConfig, level_schedule, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
 from isofield.geometry.normalization import Normalization
-from isofield.methods.base import LevelSchedule, PreparedInput
+from isofield.methods.base import PreparedInput
 from isofield.methods.raw_input import raw_input_from_arrays
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
@@ -40,6 +41,9 @@ class FitResult:
         elapsed: seconds of training in total.
         mesh_path: the mesh in user coordinates (None when training was only paused).
         metrics: metrics against the reference (empty without one).
+        progress: the fraction of the run's limit reached (below 1: training was only paused,
+            before the end of its schedule).
+        schedule: the task's schedule values at the last step (e.g. ``grid_levels``).
     """
 
     run_dir: Path
@@ -48,6 +52,8 @@ class FitResult:
     elapsed: float
     mesh_path: Path | None
     metrics: dict[str, Any]
+    progress: float = 0.0
+    schedule: dict[str, float] = _field(default_factory=dict)
 
 
 def fit(
@@ -167,10 +173,14 @@ def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.
 
 
 def _prepare(config: FitConfig) -> PreparedInput:
-    """The method's input data, read in the canonical frame (options validated first)."""
+    """The method's input data, read in the canonical frame (options validated first); its
+    notes go to stderr, one line each."""
     method = get_method(config.method)
     options = from_dict(method.options_type, config.options, "config.options")
-    return method.prepare(Path(config.input), options, config.seed)
+    data = method.prepare(Path(config.input), options, config.seed)
+    for note in data.notes:
+        print(f"isofield: note: {note}", file=sys.stderr)
+    return data
 
 
 def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, *,
@@ -188,7 +198,7 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     field = build_field(config.field).to(device)
-    levels = LevelSchedule(config.train.grid_levels_start, config.train.grid_levels_every)
+    levels = level_schedule(config.train)
     task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = build_trainer(task, run_dir, config.train, config.seed, progress=progress,
                             exit_after=exit_after, ema_decay=config.train.ema_decay)
@@ -207,4 +217,5 @@ def _train_and_finish(run: RunDir, config: FitConfig, data: PreparedInput,
     if done:
         metrics = write_outputs(run, config, field.eval(), data, result)
         mesh_path = run.mesh_path
-    return FitResult(run.root, result.reason.value, result.step, result.elapsed, mesh_path, metrics)
+    return FitResult(run.root, result.reason.value, result.step, result.elapsed, mesh_path, metrics,
+                     result.progress, dict(result.schedule))

@@ -17,17 +17,19 @@ from isofield.extract.api import extract_mesh
 from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
-from isofield.geometry.groundtruth import MeshDistance
+from isofield.geometry.groundtruth import MeshDistance, PointSetDistance, TriangleDistance
 from isofield.geometry.io import POINT_READ_SUFFIXES, PointCloud, read_geometry, write_mesh
 from isofield.geometry.normalization import Normalization
-from isofield.methods.base import PreparedInput
+from isofield.methods.base import PreparedInput, grid_levels
 from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
+from isofield.viz.error_map import error_values, render_error
 from isofield.viz.render import render_views
 from isofield.viz.report import Report
 from isofield.viz.slices import plot_sdf_slices
+from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 # Metrics shown in the report, with the unit each is given in.
 _REPORTED = (
@@ -57,10 +59,16 @@ def reference_geometry(config: FitConfig) -> tuple[Path, trimesh.Trimesh | Point
 
 
 def evaluate_against(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud) -> dict[str, Any]:
-    """Metrics of the fitted mesh against a reference mesh or point set (user units)."""
-    if isinstance(reference, PointCloud):
-        return evaluate_mesh_against_points(mesh, reference.points, reference.normals)
-    return evaluate_meshes(mesh, reference)
+    """Metrics of the fitted mesh against a reference mesh or point set (user units); a metric
+    that cannot be computed is None with its reason in ``skipped`` (normal consistency against
+    points without normals)."""
+    if not isinstance(reference, PointCloud):
+        return evaluate_meshes(mesh, reference)
+    metrics = evaluate_mesh_against_points(mesh, reference.points, reference.normals)
+    if reference.normals is None:
+        reason = "the reference has no normals" + (" (all zero in the file)" if reference.note else "")
+        metrics["skipped"]["normal_consistency"] = reason
+    return metrics
 
 
 def numpy_field(field: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -105,12 +113,20 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
     figures = _write_figures(run, config, field, mesh, reference_surface, data.normalization)
     timings["pictures"] = time.perf_counter() - start
+    start = time.perf_counter()
+    figures += _write_view(run, mesh, reference_path, reference, metrics)
+    timings["3-D view and error picture"] = time.perf_counter() - start
 
     report = Report(f"isofield fit: {Path(config.input).name} ({config.method}, preset {config.preset})",
                     subtitle=data.description)
+    levels = grid_levels(field)
     summary = {
         "steps": result.step,
         "stopped because": result.reason.value,
+        "steps per second": result.steps_per_second,
+        "schedule position": (f"{100 * result.progress:.0f}% of the run's limit"
+                              + ("" if result.progress >= 1 else ": stopped before the end of its schedule")),
+        **({} if levels is None else {"grid levels active": f"{levels[0]} of {levels[1]}"}),
         "mesh": f"{run.mesh_path.name}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces, "
                 f"watertight: {mesh.is_watertight}",
         "extraction": f"{config.extract.method} {config.extract.resolution}^3, "
@@ -121,6 +137,8 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     if metrics:
         report.add_metrics(f"Against {reference_path.name} ({metrics['protocol']['name']}, "
                            f"{metrics['protocol']['n_points']} points)", _shown_metrics(metrics))
+    report.add_links("Interactive 3-D view" + (" (coloured by the distance to the reference)" if metrics else ""),
+                     view_links(run.root))
     for path, caption in figures:
         report.add_figure(path.name, caption)
     report.add_timings(timings)
@@ -130,10 +148,14 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
 
 
 def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The reported metrics by label; one that was skipped reads "n/a — <reason>"."""
     shown = {}
     for key, unit in _REPORTED:
+        label = f"{key} ({unit})" if unit else key
         if metrics.get(key) is not None:
-            shown[f"{key} ({unit})" if unit else key] = metrics[key]
+            shown[label] = metrics[key]
+        elif key in metrics.get("skipped", {}):
+            shown[label] = f"n/a — {metrics['skipped'][key]}"
     return shown
 
 
@@ -158,6 +180,33 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
     render_views(mesh, render_png, views=((30.0, 20.0), (210.0, 20.0)), resolution=(448, 448))
     figures.append((render_png, f"The extracted mesh ({run.mesh_path.name}), front and back."))
     return figures
+
+
+def reference_distance(reference: trimesh.Trimesh | PointCloud) -> Callable[[np.ndarray], np.ndarray]:
+    """Unsigned distance (N,) in user units from points (N, 3) to a reference mesh or point set."""
+    if isinstance(reference, PointCloud):
+        return PointSetDistance(reference.points)
+    return TriangleDistance(np.asarray(reference.vertices), np.asarray(reference.faces))
+
+
+def _write_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
+                reference: trimesh.Trimesh | PointCloud | None,
+                metrics: dict[str, Any]) -> list[tuple[Path, str]]:
+    """``view/mesh.html`` (the mesh with the reference mesh or points) and, with a reference,
+    ``error.png`` (the mesh coloured by its distance to it); returns that figure, if any."""
+    title = f"{run.mesh_path.name}" + (f" against {reference_path.name}" if reference_path else "")
+    if reference is None:
+        write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
+        return []
+    distance, diagonal = reference_distance(reference), metrics["reference_bbox_diagonal"]
+    write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, diagonal,
+               reference=reference if isinstance(reference, trimesh.Trimesh) else None,
+               points=reference.points if isinstance(reference, PointCloud) else None,
+               points_name=reference_path.name)
+    error_png = run.root / "error.png"
+    top = render_error(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), error_png)
+    return [(error_png, f"The mesh coloured by its distance to {reference_path.name}, in % of the "
+                   f"reference's bounding-box diagonal (scale to the 99th percentile, {top:.3g} %).")]
 
 
 def _reference_sdf(reference: trimesh.Trimesh | None,

@@ -5,9 +5,15 @@ from the generalised winding number (libigl's fast winding number), which stays 
 meshes with holes: a point is inside where ``|w| >= 0.5``.
 
 Plain winding numbers break on inconsistently oriented faces, so :class:`MeshDistance` first
-repairs the orientation (see :func:`orient_outward`): duplicate vertices are merged, faces are
+repairs the orientation (see :func:`orient_outward`): duplicate vertices are merged, degenerate
+and repeated faces (either winding) are set aside (:mod:`isofield.geometry.cleanup`), faces are
 made consistent inside each orientable patch (BFS over manifold edges), and every patch is
 turned so that the volume it encloses, measured from its own centroid, is positive.
+
+Where the winding number is still ambiguous at many probe points (internal walls, stray internal
+triangles, tangled parts), a flood fill of the voxelised surface (:mod:`isofield.geometry.floodfill`)
+decides instead if it encloses a volume without leaking (:class:`MeshDistance`,
+:class:`SignEvidence`).
 
 All queries are evaluated in Morton (Z-curve) order and in chunks: spatially coherent queries
 make the tree traversals 1.4-2.6x faster, and chunking bounds the temporary memory.
@@ -26,16 +32,43 @@ import trimesh
 from scipy.spatial import cKDTree
 
 from isofield.errors import InputError
+from isofield.geometry.cleanup import FaceCleanup, clean_faces, merge_vertices, same_cyclic_order
+from isofield.geometry.floodfill import INSIDE, OUTSIDE, SURFACE, UNDECIDED, FloodFill
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.sampling import sample_surface
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 """Queries per libigl call: about 40 MB of float64 temporaries."""
 
-MERGE_TOLERANCE = 1e-9
-"""Vertices closer than this fraction of the bounding-box diagonal are merged for orientation."""
-
 NO_INSIDE_TOLERANCE = 1e-6
 """A mesh whose enclosed volume is below this fraction of area x diagonal has no inside."""
+
+AMBIGUOUS_WINDING = (0.2, 0.8)
+"""A point's sign is ambiguous where its |generalised winding number| lies strictly between
+these bounds, i.e. within 0.3 of the inside/outside threshold 0.5 (0 or 1 on closed meshes)."""
+
+SIGN_PROBES = 20_000
+"""Probe points (:func:`sign_probes`) at which :class:`MeshDistance` weighs its inside tests."""
+
+PROBE_PADDING = 0.05
+"""The uniform probes fill the bounding box grown by this fraction of its size per side."""
+
+PROBE_SIGMA = 0.01
+"""Standard deviation of the near-surface probes' offsets, as a fraction of the diagonal."""
+
+TRUSTED_AMBIGUITY = 0.01
+"""The winding number decides alone when at most this share of the probes is ambiguous."""
+
+LEAK_TOLERANCE = 0.05
+"""A flood fill leaked (and is not used) when it calls outside more than this share of the
+probes whose winding number is clearly inside (``|w| >= AMBIGUOUS_WINDING[1]``)."""
+
+FLOOD_CLOSINGS = (0, 2)
+"""Flood fills tried in turn: the surface voxels as they are, then grown by 2 voxels to seal
+holes up to about 4 voxels wide (:class:`~isofield.geometry.floodfill.FloodFill`)."""
+
+HIGH_AMBIGUITY = 0.05
+"""Above this ambiguous share, preprocessing and the CLI warn (:func:`sign_warning`)."""
 
 
 @dataclass(frozen=True)
@@ -225,14 +258,6 @@ def _validated_triangles(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.nd
     return verts, tris
 
 
-def _same_cyclic_order(faces_a: np.ndarray, faces_b: np.ndarray) -> np.ndarray:
-    """(F,) bool: row i of ``faces_a`` is a rotation (not a reflection) of row i of ``faces_b``."""
-    return np.any(
-        [np.all(faces_a == np.roll(faces_b, shift, axis=1), axis=1) for shift in range(3)],
-        axis=0,
-    )
-
-
 def _patch_volumes(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray) -> np.ndarray:
     """Signed volume (P,) of each patch: cones to its faces from the mean of its face centroids.
 
@@ -249,42 +274,62 @@ def _patch_volumes(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray) -
     return np.bincount(patch, cone, minlength=len(count))
 
 
-def orient_outward(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, float]:
+@dataclass(frozen=True)
+class OrientedFaces:
+    """Faces re-oriented outward (:func:`orient_outward`).
+
+    Attributes:
+        faces: (F, 3) int64 in the input order, two corners swapped where flipped; a repeated
+            face is oriented like the copy that is kept.
+        kept: (F,) bool, the faces that winding numbers use (no degenerate or repeated faces).
+        volume: total volume enclosed by the patches (sum of absolute patch volumes, cubic
+            input units).
+        cleanup: what the clean-up found (:class:`~isofield.geometry.cleanup.FaceCleanup`).
+    """
+
+    faces: np.ndarray
+    kept: np.ndarray
+    volume: float
+    cleanup: FaceCleanup
+
+
+def orient_outward(vertices: np.ndarray, faces: np.ndarray) -> OrientedFaces:
     """Re-orient faces so that winding numbers count every part of the shape as inside.
 
-    Duplicate vertices are merged (tolerance :data:`MERGE_TOLERANCE` x bounding-box diagonal)
-    only to find the connectivity; faces are then oriented consistently within each orientable
-    patch (``igl.bfs_orient``) and each patch is flipped where its enclosed volume, measured
-    from the patch's own centroid, is negative. Faces with a repeated (merged) corner have no
-    area and are left as they are. A hollow shell whose inner surface is a separate patch is
-    therefore filled: every patch is counted as a solid.
+    Duplicate vertices are merged (:func:`~isofield.geometry.cleanup.merge_vertices`) only to
+    find the connectivity, and degenerate faces and repeated faces (same three corners, either
+    winding) are set aside (:func:`~isofield.geometry.cleanup.clean_faces`): a triangle stored in
+    both windings would cancel in the winding number and make its edges non-manifold. The kept
+    faces are oriented consistently within each orientable patch (``igl.bfs_orient``) and each
+    patch is flipped where its enclosed volume, measured from the patch's own centroid, is
+    negative. A hollow shell whose inner surface is a separate patch is therefore filled: every
+    patch is counted as a solid.
 
     Args:
         vertices: (V, 3) float64.
         faces: (F, 3) int64.
-
-    Returns:
-        faces (F, 3) int64 in the input order, with two corners swapped where flipped, and the
-        total volume enclosed by the patches (sum of absolute patch volumes, cubic input units).
     """
-    diagonal = float(np.linalg.norm(np.ptp(vertices, axis=0)))
-    merged_vertices, _, _, merged_faces = igl.remove_duplicate_vertices(
-        vertices, faces, MERGE_TOLERANCE * diagonal
-    )
-    proper = (
-        (merged_faces[:, 0] != merged_faces[:, 1])
-        & (merged_faces[:, 1] != merged_faces[:, 2])
-        & (merged_faces[:, 2] != merged_faces[:, 0])
-    )
-    if not proper.any():
-        return faces.copy(), 0.0
-    consistent, patch = igl.bfs_orient(np.ascontiguousarray(merged_faces[proper]))
+    merged_vertices, merged = merge_vertices(vertices, faces)
+    cleanup = clean_faces(merged)
+    kept = np.flatnonzero(cleanup.keep)
+    if not len(kept):
+        return OrientedFaces(faces.copy(), cleanup.keep, 0.0, cleanup)
+    consistent, patch = igl.bfs_orient(np.ascontiguousarray(merged[kept]))
     volume = _patch_volumes(merged_vertices, consistent, patch)
     flipped = np.zeros(len(faces), dtype=bool)
-    flipped[proper] = ~_same_cyclic_order(consistent, merged_faces[proper]) ^ (volume < 0)[patch]
+    flipped[kept] = ~same_cyclic_order(consistent, merged[kept]) ^ (volume < 0)[patch]
+    repeated = np.flatnonzero(~cleanup.keep & (cleanup.twin >= 0))
+    twin = cleanup.twin[repeated]
+    flipped[repeated] = flipped[twin] ^ ~same_cyclic_order(merged[repeated], merged[twin])
     oriented = faces.copy()
     oriented[flipped] = oriented[flipped][:, [1, 0, 2]]
-    return oriented, float(np.abs(volume).sum())
+    return OrientedFaces(oriented, cleanup.keep, float(np.abs(volume).sum()), cleanup)
+
+
+def _area(corners: np.ndarray) -> float:
+    """Total area of triangles (F, 3, 3)."""
+    edge_a, edge_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    return float(np.linalg.norm(np.cross(edge_a, edge_b), axis=1).sum()) / 2
 
 
 def _encloses_volume(corners: np.ndarray, volume: float) -> bool:
@@ -294,28 +339,137 @@ def _encloses_volume(corners: np.ndarray, volume: float) -> bool:
     :data:`NO_INSIDE_TOLERANCE` x surface area x bounding-box diagonal (a box of thickness t and
     side L scores about t / (3 L), so plates down to t = 1e-5 L still count as solids).
     """
-    edge_a, edge_b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-    area = float(np.linalg.norm(np.cross(edge_a, edge_b), axis=1).sum()) / 2
     diagonal = float(np.linalg.norm(np.ptp(corners.reshape(-1, 3), axis=0)))
-    return volume > NO_INSIDE_TOLERANCE * area * diagonal
+    return volume > NO_INSIDE_TOLERANCE * _area(corners) * diagonal
+
+
+@dataclass(frozen=True)
+class SignEvidence:
+    """How :class:`MeshDistance` chose its inside test, measured at :data:`SIGN_PROBES` probe
+    points (:func:`sign_probes`).
+
+    Attributes:
+        method: ``"winding"`` or ``"flood-fill"``, the test that decides.
+        ambiguous_fraction: share of the probes whose sign the chosen test leaves in doubt:
+            for the winding number, ``AMBIGUOUS_WINDING[0] < |w| < AMBIGUOUS_WINDING[1]``; for
+            the flood fill, probes in a surface voxel whose winding number is ambiguous too.
+        winding_ambiguous_fraction: the winding number's share (equal to the former when it
+            decides).
+        leak_fraction: share of the probes with ``|w| >= AMBIGUOUS_WINDING[1]`` that the flood
+            fill calls outside (None where no flood fill was made).
+    """
+
+    method: str
+    ambiguous_fraction: float
+    winding_ambiguous_fraction: float
+    leak_fraction: float | None = None
+
+
+def sign_probes(vertices: np.ndarray, faces: np.ndarray, n: int = SIGN_PROBES,
+                seed: int = 0) -> np.ndarray:
+    """Probe points (n, 3) of a mesh's inside test, like DeepSDF's samples: half uniform in the
+    bounding box grown by :data:`PROBE_PADDING` of its size per side, half area-uniform surface
+    points offset by isotropic Gaussian noise of standard deviation :data:`PROBE_SIGMA` x the
+    bounding-box diagonal. ``vertices`` (V, 3), ``faces`` (F, 3) with positive total area."""
+    rng = np.random.default_rng(seed)
+    corners = vertices[faces].reshape(-1, 3)
+    lower, upper = corners.min(axis=0), corners.max(axis=0)
+    margin = PROBE_PADDING * (upper - lower)
+    uniform = rng.uniform(lower - margin, upper + margin, (n - n // 2, 3))
+    cloud = sample_surface(trimesh.Trimesh(vertices, faces, process=False), n // 2, seed)
+    sigma = PROBE_SIGMA * float(np.linalg.norm(upper - lower))
+    near = cloud.points.astype(np.float64) + rng.normal(0.0, sigma, (n // 2, 3))
+    return np.concatenate([uniform, near])
+
+
+def is_ambiguous(winding: np.ndarray) -> np.ndarray:
+    """(N,) bool: winding numbers (N,) whose absolute value lies strictly inside
+    :data:`AMBIGUOUS_WINDING`."""
+    low, high = AMBIGUOUS_WINDING
+    magnitude = np.abs(winding)
+    return (magnitude > low) & (magnitude < high)
 
 
 class MeshDistance:
     """Distance, winding number, occupancy and signed distance to one triangle mesh.
 
-    The acceleration structures are built once: an AABB tree over the triangles as given, and
-    the outward re-orientation used for winding numbers (:func:`orient_outward`). libigl's fast
-    winding number rebuilds its own hierarchy on every call (about 50 ms for 50k faces), so
-    query in large batches. Results are in the units and frame of the mesh.
+    The acceleration structures are built once: an AABB tree over the triangles as given, the
+    outward re-orientation (:func:`orient_outward`) and the fast winding number's hierarchy
+    over the kept, re-oriented faces (``igl.FastWindingNumberBVH``, about 0.1 s for 50k faces).
+    Results are in the units and frame of the mesh.
+
+    Inside/outside is decided per mesh by evidence (:class:`SignEvidence`): the winding number
+    of the cleaned, re-oriented faces (``|w| >= 0.5``) when at most :data:`TRUSTED_AMBIGUITY` of
+    the probes are ambiguous; otherwise a flood fill of the voxelised surface
+    (:class:`~isofield.geometry.floodfill.FloodFill`) if it encloses a volume and does not leak
+    (at most :data:`LEAK_TOLERANCE` of the probes the winding number puts clearly inside are
+    outside for it); otherwise the winding number, with its high ambiguity reported. Under the
+    flood fill, points in a surface voxel keep the winding number's decision unless it is
+    ambiguous, and then take the nearest free voxel's label (``docs/architecture.md``).
+
+    Attributes:
+        has_inside: whether the surfaces enclose a volume (the cleaned faces' patch volume, or a
+            flood fill that encloses one); signed queries refuse a mesh without.
+        sign_method, ambiguous_fraction: the evidence's method and its ambiguous share.
+        evidence: the whole :class:`SignEvidence`. cleanup: the repeated and degenerate faces
+            set aside (:class:`~isofield.geometry.cleanup.FaceCleanup`).
     """
 
     def __init__(self, mesh: trimesh.Trimesh, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
         self.mesh = mesh
         self.surface = TriangleDistance(mesh.vertices, mesh.faces, chunk_size)
-        vertices, faces = self.surface.vertices, self.surface.faces
-        self.oriented_faces, self.enclosed_volume = orient_outward(vertices, faces)
-        self.has_inside = _encloses_volume(vertices[faces], self.enclosed_volume)
         self._chunk_size = chunk_size
+        vertices = self.surface.vertices
+        orientation = orient_outward(vertices, self.surface.faces)
+        self.oriented_faces, self.enclosed_volume = orientation.faces, orientation.volume
+        self.cleanup = orientation.cleanup
+        self._winding_faces = np.ascontiguousarray(orientation.faces[orientation.kept])
+        self._flood: FloodFill | None = None
+        self._winding_tree: igl.FastWindingNumberBVH | None = None
+        corners = vertices[self._winding_faces]
+        self.has_inside = bool(len(corners)) and _encloses_volume(corners, self.enclosed_volume)
+        if not len(corners) or _area(corners) == 0:
+            self.evidence = SignEvidence("winding", 1.0, 1.0)
+            return
+        self._winding_tree = igl.FastWindingNumberBVH()
+        self._winding_tree.init(vertices, self._winding_faces)
+        probes = sign_probes(vertices, self._winding_faces)
+        winding = self.winding_number(probes)
+        ambiguous = is_ambiguous(winding)
+        share = float(ambiguous.mean())
+        self.evidence = SignEvidence("winding", share, share)
+        if share > TRUSTED_AMBIGUITY or not self.has_inside:
+            for closing in FLOOD_CLOSINGS:
+                if self._try_flood_fill(FloodFill(corners, closing=closing), probes, winding,
+                                        ambiguous):
+                    break
+
+    def _try_flood_fill(self, flood: FloodFill, probes: np.ndarray, winding: np.ndarray,
+                        ambiguous: np.ndarray) -> bool:
+        """Take the flood fill as the inside test if it encloses a volume and does not leak;
+        returns whether it was taken."""
+        labels = flood.voxel_labels(probes)
+        clearly_inside = np.abs(winding) >= AMBIGUOUS_WINDING[1]
+        leaked = labels[clearly_inside] == OUTSIDE
+        leak = float(leaked.mean()) if len(leaked) else 0.0
+        winding_share = self.evidence.winding_ambiguous_fraction
+        if flood.inside_volume > 0 and leak <= LEAK_TOLERANCE:
+            self._flood, self.has_inside = flood, True
+            doubt = float(np.mean(ambiguous & (labels == SURFACE)))
+            self.evidence = SignEvidence("flood-fill", doubt, winding_share, leak)
+            return True
+        self.evidence = SignEvidence("winding", winding_share, winding_share, leak)
+        return False
+
+    @property
+    def sign_method(self) -> str:
+        """``"winding"`` or ``"flood-fill"``: the inside test that decides (:class:`SignEvidence`)."""
+        return self.evidence.method
+
+    @property
+    def ambiguous_fraction(self) -> float:
+        """Share of the probe points whose sign the deciding test leaves in doubt."""
+        return self.evidence.ambiguous_fraction
 
     @functools.cached_property
     def oriented_mesh(self) -> trimesh.Trimesh:
@@ -331,15 +485,33 @@ class MeshDistance:
         return self.surface(points)
 
     def _winding(self, points: np.ndarray) -> tuple[np.ndarray]:
-        return (igl.fast_winding_number(self.surface.vertices, self.oriented_faces, points),)
+        if self._winding_tree is None:  # no face with area: nothing is inside
+            return (np.zeros(len(points)),)
+        return (self._winding_tree.winding_number(points),)
+
+    def _inside(self, points: np.ndarray) -> tuple[np.ndarray]:
+        """(M,) bool inside test of one chunk (M, 3) float64 by the deciding method."""
+        if self._flood is None:
+            return (np.abs(self._winding(points)[0]) >= 0.5,)
+        labels = self._flood.voxel_labels(points)
+        inside = labels == INSIDE
+        band = np.flatnonzero(labels == SURFACE)
+        if len(band):
+            winding = self._winding(np.ascontiguousarray(points[band]))[0]
+            decided = np.abs(winding) >= 0.5
+            doubt = np.flatnonzero(is_ambiguous(winding))
+            nearest = self._flood.nearest_free(points[band[doubt]])
+            decided[doubt] = np.where(nearest == UNDECIDED, decided[doubt], nearest == INSIDE)
+            inside[band] = decided
+        return (inside,)
 
     def _signed(self, points: np.ndarray) -> tuple[np.ndarray]:
         distance = self.surface.evaluate_chunk(points)[0]
-        inside = np.abs(self._winding(points)[0]) >= 0.5
-        return (np.where(inside, -distance, distance),)
+        return (np.where(self._inside(points)[0], -distance, distance),)
 
     def winding_number(self, points: np.ndarray) -> np.ndarray:
-        """Generalised winding number (N,) float32 of the re-oriented mesh at points (N, 3).
+        """Generalised winding number (N,) float32 of the cleaned, re-oriented mesh at points
+        (N, 3) (whatever :attr:`sign_method` decides).
 
         About 1 inside, 0 outside, fractional near holes; accurate to ~3e-3 near the surface.
         """
@@ -355,9 +527,10 @@ class MeshDistance:
             )
 
     def occupancy(self, points: np.ndarray) -> np.ndarray:
-        """Inside test (N,) bool at points (N, 3): ``|winding number| >= 0.5``."""
+        """Inside test (N,) bool at points (N, 3) by :attr:`sign_method`."""
         self._require_inside()
-        return np.abs(self.winding_number(points)) >= 0.5
+        (inside,) = _map_in_spatial_order(self._inside, as_query_points(points), self._chunk_size)
+        return inside
 
     def signed_in(self, frame: Normalization) -> Callable[[np.ndarray], np.ndarray]:
         """The signed distance as a field of ``frame``'s canonical coordinates and units:
@@ -375,3 +548,15 @@ class MeshDistance:
         self._require_inside()
         (signed,) = _map_in_spatial_order(self._signed, as_query_points(points), self._chunk_size)
         return signed.astype(np.float32)
+
+
+def sign_warning(name: str, method: str, ambiguous_fraction: float) -> str | None:
+    """One warning line naming ``name`` when more than :data:`HIGH_AMBIGUITY` of its probes'
+    signs are in doubt (``method`` and ``ambiguous_fraction`` as :class:`SignEvidence`), else
+    None."""
+    if ambiguous_fraction <= HIGH_AMBIGUITY:
+        return None
+    return (
+        f"warning: {name}: inside/outside is ambiguous at {100 * ambiguous_fraction:.1f}% of "
+        f"probe points ({method}; holes, open or overlapping parts): signs near them are guesses"
+    )

@@ -30,6 +30,7 @@ import trimesh
 
 from isofield.errors import InputError
 from isofield.files import atomic_path
+from isofield.geometry.cleanup import clean_faces
 
 MESH_READ_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb", ".gltf")
 MESH_WRITE_SUFFIXES = (".ply", ".obj", ".off", ".stl", ".glb")
@@ -55,11 +56,13 @@ class PointCloud:
         points: (N, 3) float32, N >= 1, finite.
         normals: (N, 3) float32 of unit length, or ``None``; given normals are normalised.
         source: what the points came from (a file name), used in error messages.
+        note: what reading left out, for a one-line note (e.g. all-zero normals), or "".
     """
 
     points: np.ndarray
     normals: np.ndarray | None = None
     source: str = "point cloud"
+    note: str = ""
 
     def __post_init__(self) -> None:
         points = _finite_rows(self.points, "points", self.source)
@@ -125,9 +128,10 @@ def read_points(path: str | os.PathLike) -> PointCloud:
     reader = _POINT_READERS.get(suffix, _read_geometry_points)
     with _reading(path, "points"):
         points, normals = reader(path)
+    note = ""
     if normals is not None and not np.any(normals):
-        normals = None
-    return PointCloud(points, normals, source=str(path))
+        normals, note = None, f"{path.name}: its normals are all zero; read as points without normals"
+    return PointCloud(points, normals, source=str(path), note=note)
 
 
 def _read_table_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -517,7 +521,13 @@ def describe_mesh(mesh: trimesh.Trimesh) -> dict:
     exactly two faces), ``consistently_oriented`` (no directed edge used twice, i.e. the two
     faces at an edge traverse it in opposite directions), ``degenerate_faces`` (area at most
     ``DEGENERATE_AREA_RTOL`` x diagonal squared), ``components`` (edge-connected pieces),
-    ``bounds_min`` / ``bounds_max`` (3 floats) and ``diagonal`` (bounding-box diagonal length).
+    ``bounds_min`` / ``bounds_max`` (3 floats), ``diagonal`` (bounding-box diagonal length),
+    ``duplicate_faces`` / ``reverse_duplicate_faces`` (repeats of a face's three corners in the
+    same / the opposite winding, :func:`~isofield.geometry.cleanup.clean_faces`),
+    ``open_edges`` (used by one face), ``non_manifold_edges`` (used by more than two faces), and
+    ``deduplicated_watertight`` / ``deduplicated_consistently_oriented``: the same tests with
+    one copy of each repeated face (a closed mesh stored in both windings is watertight and
+    consistently oriented once its repeats are set aside).
     """
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64)
@@ -525,6 +535,8 @@ def describe_mesh(mesh: trimesh.Trimesh) -> dict:
     diagonal = float(np.linalg.norm(upper - lower))
     merged = _faces_on_merged_vertices(vertices, faces)
     undirected_counts, directed_unique = _edge_statistics(merged)
+    cleanup = clean_faces(merged)
+    kept_counts, kept_unique = _edge_statistics(merged[cleanup.keep])
     areas = _face_areas(vertices, faces)
     return {
         "vertices": len(vertices),
@@ -536,6 +548,12 @@ def describe_mesh(mesh: trimesh.Trimesh) -> dict:
         "bounds_min": lower.tolist(),
         "bounds_max": upper.tolist(),
         "diagonal": diagonal,
+        "duplicate_faces": cleanup.duplicate,
+        "reverse_duplicate_faces": cleanup.reverse_duplicate,
+        "open_edges": int(np.count_nonzero(undirected_counts == 1)),
+        "non_manifold_edges": int(np.count_nonzero(undirected_counts > 2)),
+        "deduplicated_watertight": bool(len(kept_counts) and np.all(kept_counts == 2)),
+        "deduplicated_consistently_oriented": kept_unique,
     }
 
 
@@ -576,24 +594,39 @@ def _component_count(faces: np.ndarray) -> int:
 
 
 def format_mesh_description(desc: dict) -> str:
-    """Two lines for the CLI, e.g.
+    """Three lines for the CLI, e.g.
 
     ``26002 vertices, 52000 faces, 1 component; watertight: yes, consistently oriented: yes,
-    degenerate faces: 0`` and ``bounds [-1, -1, -1] to [1, 1, 1], diagonal 3.464``.
+    degenerate faces: 0``, ``bounds [-1, -1, -1] to [1, 1, 1], diagonal 3.464`` and
+    ``repeated faces: 0 same winding, 0 reversed; open edges: 0, non-manifold edges: 0``; the
+    last ends with the watertight and orientation tests without the repeats where there are
+    any, and the first says why a mesh with reversed repeats is not consistently oriented.
     """
     yes_no = {True: "yes", False: "no"}
     components = desc["components"]
+    reversed_repeats = desc["reverse_duplicate_faces"]
+    why = f" ({reversed_repeats} faces stored twice, in both windings)" if reversed_repeats else ""
     first = (
         f"{desc['vertices']} vertices, {desc['faces']} faces, "
         f"{components} component{'s' if components != 1 else ''}; "
         f"watertight: {yes_no[desc['watertight']]}, "
-        f"consistently oriented: {yes_no[desc['consistently_oriented']]}, "
+        f"consistently oriented: {yes_no[desc['consistently_oriented']]}{why}, "
         f"degenerate faces: {desc['degenerate_faces']}"
     )
     lower = ", ".join(f"{value:.4g}" for value in desc["bounds_min"])
     upper = ", ".join(f"{value:.4g}" for value in desc["bounds_max"])
     second = f"bounds [{lower}] to [{upper}], diagonal {desc['diagonal']:.4g}"
-    return f"{first}\n{second}"
+    third = (
+        f"repeated faces: {desc['duplicate_faces']} same winding, {reversed_repeats} reversed; "
+        f"open edges: {desc['open_edges']}, non-manifold edges: {desc['non_manifold_edges']}"
+    )
+    if desc["duplicate_faces"] or reversed_repeats:
+        third += (
+            f"; without the repeats: watertight: {yes_no[desc['deduplicated_watertight']]}, "
+            "consistently oriented: "
+            f"{yes_no[desc['deduplicated_consistently_oriented']]}"
+        )
+    return f"{first}\n{second}\n{third}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from torch import nn
 
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
-from isofield.nn import set_active_levels
+from isofield.nn import MultiResolutionGrid, set_active_levels
 from isofield.train.loop import ParamGroup, TrainTask
+from isofield.train.schedules import UNITS, StepInfo, Unit, whole_periods
 
 
 @dataclass
@@ -28,11 +29,13 @@ class PreparedInput:
         tensors: named CPU tensors the task trains on, e.g. ``points (N, 3)``, ``normals (N, 3)``.
         normalization: maps the canonical frame back to the user's coordinates.
         description: one line about what was read, for the log and the report.
+        notes: one-line notes for the user about the input (e.g. normals that were ignored).
     """
 
     tensors: dict[str, torch.Tensor]
     normalization: Normalization
     description: str
+    notes: tuple[str, ...] = ()
 
 
 class Method(Protocol):
@@ -55,19 +58,41 @@ class Method(Protocol):
 
 @dataclass(frozen=True)
 class LevelSchedule:
-    """Coarse-to-fine training of grid encodings: ``start`` levels at step 0, one more every
-    ``every`` steps; ``start = 0`` uses every level from the beginning."""
+    """Coarse-to-fine training of grid encodings: ``start`` levels at the first step, one more
+    every ``every`` steps or fraction of the run (``unit``, see :mod:`isofield.train.schedules`);
+    ``start = 0`` uses every level from the beginning. E.g. ``LevelSchedule(2, 0.1, "progress")``
+    trains 2 levels in the first tenth of the run, 3 in the second, ..., 8 from 60% on."""
 
     start: int = 0
-    every: int = 100
+    every: float = 100
+    unit: Unit = "steps"
 
     def __post_init__(self) -> None:
-        if self.start < 0 or self.every < 1:
-            raise InputError(f"grid level schedule: start must be >= 0 and every >= 1, got {self.start}, {self.every}")
+        if self.unit not in UNITS:
+            raise InputError(f"grid level schedule: unit must be one of {UNITS}, got {self.unit!r}")
+        if self.start < 0:
+            raise InputError(f"grid_levels_start must be >= 0, got {self.start}")
+        if self.unit == "steps" and not (self.every >= 1 and float(self.every).is_integer()):
+            raise InputError(f"grid_levels_every counts steps (grid_levels_unit: steps) and must be "
+                             f"a positive integer, got {self.every}")
+        if self.unit == "progress" and not 0 < self.every <= 1:
+            raise InputError(f"grid_levels_every is a fraction of the run (grid_levels_unit: "
+                             f"progress) and must be in (0, 1], got {self.every} "
+                             "(to count steps set grid_levels_unit: steps)")
 
-    def levels_at(self, step: int) -> int | None:
-        """Active levels at ``step``, or None when the schedule is off."""
-        return None if self.start <= 0 else self.start + step // self.every
+    def levels_at(self, info: StepInfo) -> int | None:
+        """Active levels at the step ``info``, or None when the schedule is off."""
+        if self.start <= 0:
+            return None
+        return self.start + whole_periods(info.position(self.unit), self.every, self.unit)
+
+
+def grid_levels(field: nn.Module) -> tuple[int, int] | None:
+    """(active, all) levels of the field's first grid encoding; None without one."""
+    for module in field.modules():
+        if isinstance(module, MultiResolutionGrid):
+            return int(module.active_levels), module.levels
+    return None
 
 
 class FieldTask:
@@ -75,8 +100,10 @@ class FieldTask:
 
     ``self.data`` holds the prepared input's tensors on ``device``. Subclasses implement
     ``step_loss(step, generator)``, the loss of one step (see ``loss`` of
-    :class:`isofield.train.loop.TrainTask`); :meth:`loss` first applies the coarse-to-fine
-    level schedule.
+    :class:`isofield.train.loop.TrainTask`). It is a :class:`~isofield.train.loop.ScheduledTask`:
+    :meth:`set_progress` applies the coarse-to-fine level schedule and keeps the step's
+    :class:`~isofield.train.schedules.StepInfo` in ``self.at`` for a subclass's own schedules
+    (:meth:`scheduled_values`).
     """
 
     def __init__(self, field: nn.Module, data: PreparedInput, options: Any, device: torch.device,
@@ -87,11 +114,22 @@ class FieldTask:
         self.device = device
         self.lr = lr
         self.levels = levels
+        self.at = StepInfo(0, 0.0)
+
+    def set_progress(self, info: StepInfo) -> dict[str, float]:
+        self.at = info
+        values = dict(self.scheduled_values())
+        count = self.levels.levels_at(info)
+        if count is not None and grid_levels(self.field) is not None:
+            set_active_levels(self.field, count)
+            values["grid_levels"] = float(grid_levels(self.field)[0])
+        return values
+
+    def scheduled_values(self) -> Mapping[str, float]:
+        """A subclass's scheduled factors at ``self.at``, by name (logged); none here."""
+        return {}
 
     def loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
-        count = self.levels.levels_at(step)
-        if count is not None:
-            set_active_levels(self.field, count)
         return self.step_loss(step, generator)
 
     def step_loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:

@@ -101,8 +101,11 @@ class DiGSOptions:
     uses all of them; the term is a mean, so a subset is an unbiased estimate, and the second
     derivatives it needs cost 4-5x a step without them on a CPU"""
     divergence_schedule: dict = _field(
-        default_factory=lambda: {"name": "anneal", "start": 100, "end": 500, "shape": "linear"})
-    """a schedule of isofield.train.schedules (name anneal: start, end, shape linear|quintic|step)"""
+        default_factory=lambda: {"name": "anneal", "start": 0.05, "end": 0.25, "shape": "linear",
+                                 "unit": "progress"})
+    """a schedule of isofield.train.schedules (name anneal: start, end, shape linear|quintic|step,
+    unit steps|progress); by default from 5% to 25% of the run (steps 100-500 of a 2000-step
+    run); the paper preset's counts steps (2000-5000)"""
 
 
 class DiGSTask(FieldTask):
@@ -137,13 +140,16 @@ class DiGSTask(FieldTask):
             terms["outside"] = outside_sign_loss(values[opt.batch:], samples[opt.batch:],
                                                  opt.outside_radius)
             total = total + opt.outside_weight * terms["outside"]
-        weight = opt.divergence_weight * self.divergence_factor(step)
+        weight = opt.divergence_weight * self.divergence_factor(self.at)
         terms["divergence"] = torch.zeros((), device=self.device)
         if weight > 0:
             terms["divergence"] = self.divergence_term(uniform[: opt.divergence_samples])
             total = total + weight * terms["divergence"]
         terms["total"] = total
         return terms
+
+    def scheduled_values(self) -> dict[str, float]:
+        return {"divergence": self.divergence_factor(self.at)}
 
     def near_samples(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """(count, D): random input points displaced by N(0, near_sigma² I)."""
@@ -161,7 +167,9 @@ class DiGSTask(FieldTask):
 
 
 class DiGS:
-    """The ``digs`` method."""
+    """The ``digs`` method. The ``fast`` preset's schedules are fractions of the run (the
+    learning rate halved at 50%, the divergence annealed over 5-25%), the ``paper`` preset's
+    count steps (as IGR's presets, see :class:`isofield.methods.igr.IGR`)."""
 
     name = "digs"
     options_type = DiGSOptions
@@ -171,7 +179,8 @@ class DiGS:
     presets = {
         "fast": {
             "field": {"preset": "siren", "hidden": 256, "depth": 3},
-            "train": {"lr": 5e-4, "schedule": {"name": "step", "every": 3000, "factor": 0.5}},
+            "train": {"lr": 5e-4,
+                      "schedule": {"name": "step", "every": 0.5, "factor": 0.5, "unit": "progress"}},
             "extract": {"padding": 0.25},
         },
         "paper": {
@@ -193,7 +202,7 @@ class DiGS:
             raise InputError("digs options: near_fraction must be in [0, 1) and near_sigma > 0, got "
                              f"{options.near_fraction} and {options.near_sigma}")
         return PreparedInput({"points": torch.from_numpy(raw.points)}, raw.normalization,
-                             raw.description)
+                             raw.description, raw.notes)
 
     def task(self, field: nn.Module, data: PreparedInput, options: DiGSOptions,
              device: torch.device, lr: float, levels: LevelSchedule) -> DiGSTask:

@@ -4,13 +4,15 @@ L = mean_S |f(x)| + τ mean_S ‖∇f(x) − n(x)‖ + λ mean_Ω (‖∇f(x)‖
 
 Off-surface samples Ω: a Gaussian around each sampled surface point with σ = distance to its
 k-th neighbour (local), plus samples uniform in the bounds (global). With ``normal_weight: 0``
-(or points without normals) it is IGR's two-term variant. The preset ``siren`` is SIREN's SDF
-recipe on the same sampling: cosine normal term, absolute eikonal term and the off-surface term
-mean exp(−α|f|) at the uniform samples, on a SIREN field.
+(or points without normals) it is IGR's two-term variant; ``normals: estimate`` gives raw points
+oriented normals first (:func:`isofield.geometry.normals.estimate_normals`). The preset ``siren``
+is SIREN's SDF recipe on the same sampling: cosine normal term, absolute eikonal term and the
+off-surface term mean exp(−α|f|) at the uniform samples, on a SIREN field.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +27,7 @@ from isofield.errors import InputError
 from isofield.geometry.groundtruth import oriented_points_inside
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.normals import DEFAULT_NEIGHBOURS, estimate_normals
 from isofield.geometry.sampling import sample_surface
 from isofield.losses import (
     eikonal_loss,
@@ -73,6 +76,11 @@ class IGROptions:
     """labelled uniform samples drawn from when far_weight > 0"""
     far_band: float = 3.0
     """band half-width, in multiples of the input's median point spacing"""
+    normals: Literal["file", "estimate"] = "file"
+    """file: the input's normals (a mesh's face normals); estimate: estimate oriented normals
+    from the points (isofield.geometry.normals), ignoring any in the file"""
+    normals_neighbours: int = DEFAULT_NEIGHBOURS
+    """k of the normal estimation"""
 
 
 def read_oriented_points(path: Path, surface_points: int, seed: int) -> PointCloud:
@@ -152,7 +160,14 @@ class IGRTask(FieldTask):
 
 
 class IGR:
-    """The ``igr`` method."""
+    """The ``igr`` method.
+
+    Schedules: the ``fast`` preset's are fractions of the run (what it was in steps for a
+    1000-step run: grid levels 2, 3, ... every 10%, all 8 from 60%; the learning rate halved at
+    75%), so a time budget goes through them on any machine. The ``paper`` preset keeps IGR's
+    schedule in steps (halved every 2000), exactly the paper's at any length: written as a
+    fraction of the paper's long run it would halve the rate dozens of times in a short one.
+    """
 
     name = "igr"
     options_type = IGROptions
@@ -162,9 +177,10 @@ class IGR:
             "options": {"far_weight": 1.0, "global_fraction": 0.5},
             "train": {
                 "lr": 2e-2,
-                "schedule": {"name": "step", "every": 750, "factor": 0.5},
+                "schedule": {"name": "step", "every": 0.75, "factor": 0.5, "unit": "progress"},
                 "grid_levels_start": 2,
-                "grid_levels_every": 100,
+                "grid_levels_every": 0.1,
+                "grid_levels_unit": "progress",
             },
         },
         "paper": {
@@ -188,15 +204,24 @@ class IGR:
 
     def prepare(self, path: Path, options: IGROptions, seed: int) -> PreparedInput:
         cloud = read_oriented_points(path, options.surface_points, seed)
+        if len(cloud.points) < 2 * options.neighbour_k:
+            raise InputError(f"{path}: only {len(cloud.points)} points; igr needs at least {2 * options.neighbour_k}")
+        notes = (cloud.note,) if cloud.note else ()
+        origin = ""
+        if options.normals == "estimate":
+            start = time.perf_counter()
+            normals = estimate_normals(cloud.points, options.normals_neighbours)
+            cloud = PointCloud(cloud.points, normals, source=cloud.source)
+            origin = (f", normals estimated ({options.normals_neighbours} neighbours, "
+                      f"{time.perf_counter() - start:.1f} s)")
         needs_normals = [name for name in ("normal_weight", "far_weight") if getattr(options, name) > 0]
         if needs_normals and cloud.normals is None:
             zeros = " and ".join(f"options.{name}: 0" for name in needs_normals)
             raise InputError(
-                f"{path}: points have no normals; igr needs oriented points "
-                f"(or set {zeros} in a --config file for IGR's two-term variant)"
+                f"{path}: points have no normals; igr needs oriented points: estimate them with "
+                f"--normals estimate (options.normals: estimate), or set {zeros} in a --config "
+                f"file for IGR's two-term variant"
             )
-        if len(cloud.points) < 2 * options.neighbour_k:
-            raise InputError(f"{path}: only {len(cloud.points)} points; igr needs at least {2 * options.neighbour_k}")
         normalization = Normalization.fit(cloud.points, "sphere")
         points = normalization.to_canonical(cloud.points).astype(np.float32)
         tree = cKDTree(points)
@@ -211,7 +236,8 @@ class IGR:
             spacing = float(np.median(neighbours[:, 1]))
             tensors.update(far_field_samples(tree, cloud.normals, spacing, options, seed))
         kind = "oriented points" if cloud.normals is not None else "points without normals"
-        return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}")
+        return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}{origin}",
+                             notes)
 
     def task(self, field: nn.Module, data: PreparedInput, options: IGROptions,
              device: torch.device, lr: float, levels: LevelSchedule) -> IGRTask:

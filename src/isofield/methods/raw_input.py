@@ -13,6 +13,7 @@ normals, orientation or connectivity:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from isofield.errors import InputError
 from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.normals import plane_normals
 from isofield.geometry.sampling import sample_surface
 from isofield.methods.igr import neighbour_distances
 
@@ -40,12 +42,14 @@ class RawInput:
         triangles: (T, 3, 3) float32 corners of a triangle soup, or None for a point cloud.
         normalization: the canonical frame (``x_user = x * scale + center``).
         description: one line about what was read.
+        notes: one-line notes for the user about the input (as :class:`isofield.methods.base.PreparedInput`'s).
     """
 
     points: np.ndarray
     triangles: np.ndarray | None
     normalization: Normalization
     description: str
+    notes: tuple[str, ...] = ()
 
     @property
     def dim(self) -> int:
@@ -57,8 +61,9 @@ def read_raw_input(path: Path, surface_points: int, seed: int) -> RawInput:
     geometry = read_geometry(path)
     if isinstance(geometry, PointCloud):
         ignored = " (normals ignored)" if geometry.normals is not None else ""
-        return raw_input_from_arrays(geometry.points, source=path.name,
-                                     description=f"{len(geometry.points)} points{ignored} from {path.name}")
+        raw = raw_input_from_arrays(geometry.points, source=path.name,
+                                    description=f"{len(geometry.points)} points{ignored} from {path.name}")
+        return dataclasses.replace(raw, notes=(geometry.note,) if geometry.note else ())
     triangles = np.asarray(geometry.vertices, dtype=np.float64)[np.asarray(geometry.faces)]
     points = sample_surface(geometry, surface_points, seed=seed).points
     return raw_input_from_arrays(
@@ -193,7 +198,4 @@ def surfels(tree: cKDTree, k: int) -> tuple[np.ndarray, np.ndarray]:
     to the k-th of them."""
     k = max(min(k, tree.n - 1), tree.m)
     distances, neighbours = tree.query(tree.data, k=k + 1, workers=-1)
-    patches = tree.data[neighbours]                                      # (N, k + 1, D)
-    centred = patches - patches.mean(axis=1, keepdims=True)
-    _, vectors = np.linalg.eigh(np.einsum("nki,nkj->nij", centred, centred))
-    return vectors[:, :, 0], distances[:, -1]
+    return plane_normals(tree.data, neighbours), distances[:, -1]

@@ -97,16 +97,19 @@ class SignAgnosticTask(FieldTask):
 
 
 class SignAgnostic:
-    """Shared ``prepare``/``task`` of ``sal`` and ``sald``."""
+    """Shared ``prepare``/``task`` of ``sal`` and ``sald``. The ``fast`` preset's schedules are
+    fractions of the run, the ``paper`` preset's count steps (as IGR's presets, see
+    :class:`isofield.methods.igr.IGR`)."""
 
     presets = {
         "fast": {
             "field": {"preset": "fast"},
             "train": {
                 "lr": 1e-2,
-                "schedule": {"name": "step", "every": 750, "factor": 0.5},
+                "schedule": {"name": "step", "every": 0.75, "factor": 0.5, "unit": "progress"},
                 "grid_levels_start": 2,
-                "grid_levels_every": 100,
+                "grid_levels_every": 0.1,
+                "grid_levels_unit": "progress",
             },
             "options": {"outside_weight": 100.0},
             "extract": {"padding": 0.15},
@@ -127,7 +130,7 @@ class SignAgnostic:
                         options.global_fraction, options.uniform_fraction, options.bounds,
                         options.surfel_k)
         return PreparedInput(unsigned_distance_pool(raw, spec, seed), raw.normalization,
-                             raw.description)
+                             raw.description, raw.notes)
 
     def task(self, field: nn.Module, data: PreparedInput, options: SALOptions,
              device: torch.device, lr: float, levels: LevelSchedule) -> SignAgnosticTask:

@@ -15,7 +15,7 @@ from torch import nn
 
 from isofield.data.formats import read_sdf_samples
 from isofield.errors import InputError
-from isofield.geometry.io import read_mesh
+from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.samples import sdf_samples
 from isofield.losses import clamped_l1
 from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
@@ -65,7 +65,12 @@ class SDF:
             samples, normalization = read_sdf_samples(path)
             origin = f"{len(samples.points)} SDF samples from {path.name}"
         else:
-            samples, normalization = sdf_samples(read_mesh(path), n=options.samples, seed=seed)
+            mesh = read_geometry(path)
+            if isinstance(mesh, PointCloud):
+                raise InputError(
+                    f"{path}: holds points, not a mesh; sdf needs a mesh or an SDF-sample .npz "
+                    f"(for points: --method sald, digs or sal, or igr with --normals estimate)")
+            samples, normalization = sdf_samples(mesh, n=options.samples, seed=seed)
             origin = f"{len(samples.points)} SDF samples made from {path.name} (DeepSDF protocol)"
         tensors = {
             "points": torch.from_numpy(np.asarray(samples.points, dtype=np.float32)),

@@ -25,6 +25,7 @@ from isofield.viz.curves import plot_loss_curves
 from isofield.viz.points import camera_for, render_points
 from isofield.viz.render import Camera, render_mesh, tile_images, write_png
 from isofield.viz.report import Report
+from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 VIEW = (35.0, 20.0)
 TILE = (256, 256)
@@ -96,6 +97,8 @@ def write_reconstructions(run: OccupancyRun, model: OccupancyModel,
         if mesh is not None:
             write_mesh(moved_mesh(mesh, shape.normalization.to_user),
                        run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
+            write_view(run.root / VIEW_DIR / f"{index:04d}_{shape.ref.shape_id}.html", mesh,
+                       f"#{index} {shape.ref.key}, canonical frame", points=truth, points_name="occupied samples")
             row["watertight"] = bool(mesh.is_watertight)
         rows.append(row)
     write_png(tile_images(tiles, 3 if with_input else 2, labels), run.figure_path("reconstructions"))
@@ -187,6 +190,8 @@ def _write_report(run: OccupancyRun, model: OccupancyModel, result: TrainResult,
     summary.update({f"final {name}": value for name, value in result.losses.items()})
     report.add_metrics("Run", summary)
     report.add_table("Shown training shapes", rows)
+    if views := view_links(run.root):
+        report.add_links("Interactive 3-D views (mesh and occupied samples)", views)
     for path, caption in figures:
         report.add_figure(path, caption)
     report.add_timings(timings)

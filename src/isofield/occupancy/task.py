@@ -7,7 +7,8 @@ Per step, with B shapes drawn without replacement (:func:`~isofield.occupancy.sh
     rec_i    = Σ_k BCE(logits_ik, o_ik)                ONet sums over the K points
     total    = mean over shapes of rec_i + β Σ_z max(KL_z(q(z | p_i, o_i, c_i) ‖ N(0, I)), λ)
 
-β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps (then stays); λ is
+β rises linearly from 0 to ``kl_weight`` over the first ``kl_warmup`` steps or fraction of the run
+(then stays; the task is a :class:`~isofield.train.loop.ScheduledTask`); λ is
 ``kl_free_nats`` (free bits; 0: the plain KL).
 
 Logged besides: ``bce`` (rec_i / K, the mean per point), ``kl`` (a VAE's, without free bits) and
@@ -31,6 +32,7 @@ from isofield.occupancy.network import OccupancyNetwork
 from isofield.occupancy.shapes import Batch, ShapeTensors, draw_batch
 from isofield.train.distributed import Shard
 from isofield.train.loop import ParamGroup
+from isofield.train.schedules import StepInfo
 
 
 class OccupancyTask:
@@ -41,6 +43,7 @@ class OccupancyTask:
         self.network, self.shapes, self.config = network, shapes, config
         self.shapes_per_batch = min(config.shapes_per_batch, len(shapes))
         self.shard, self._network = Shard(), network
+        self.at = StepInfo(0, 0.0)
 
     def modules(self) -> Mapping[str, nn.Module]:
         return {"network": self.network}
@@ -51,6 +54,10 @@ class OccupancyTask:
     def distribute(self, shard: Shard, modules: Mapping[str, nn.Module]) -> None:
         self.shard, self._network = shard, modules["network"]
 
+    def set_progress(self, info: StepInfo) -> dict[str, float]:
+        self.at = info
+        return {"kl_weight": kl_weight_at(self.config, info)} if is_vae(self.config) else {}
+
     def loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The loss of one batch (this rank's part); every draw comes from ``generator``."""
         config, count = self.config, self.shapes_per_batch
@@ -59,10 +66,10 @@ class OccupancyTask:
         take = lambda value: None if value is None else self.shard.take(value).to(device)  # noqa: E731
         if is_sdf(config):
             terms = self._sign_agnostic_terms(take(batch.inputs), take(batch.points), take(batch.distances),
-                                              take(batch.directions), take(noise), kl_weight_at(config, step))
+                                              take(batch.directions), take(noise), kl_weight_at(config, self.at))
         else:
             terms = self._occupancy_terms(take(batch.inputs), take(batch.points), take(batch.occupancies),
-                                          take(noise), kl_weight_at(config, step))
+                                          take(noise), kl_weight_at(config, self.at))
         return {name: self.shard.mean(value, count) for name, value in terms.items()}
 
     @torch.no_grad()

@@ -26,7 +26,7 @@ from typing import Any, Literal, Mapping, Optional
 
 from isofield.config import from_dict, merge
 from isofield.errors import InputError
-from isofield.train.settings import TrainConfig, check_train_config
+from isofield.train.settings import TrainConfig, check_train_config, without_replaced
 
 METHOD = "shapegf"
 
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "encoder": {"widths": [64, 128, 256], "head": [256]},
         "score": {"hidden": 128, "blocks": 4},
         "train": {"steps": 8000, "lr": 1e-3,
-                  "schedule": {"name": "step", "every": 3000, "factor": 0.5}},
+                  "schedule": {"name": "step", "every": 0.375, "factor": 0.5, "unit": "progress"}},
     },
 }
 
@@ -141,7 +141,7 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> ShapeGFConfig:
     preset = merged.get("preset", ShapeGFConfig.preset)
     if preset not in PRESETS:
         raise InputError(f"config: unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
-    config = from_dict(ShapeGFConfig, merge(PRESETS[preset], merged))
+    config = from_dict(ShapeGFConfig, merge(without_replaced(PRESETS[preset], merged), merged))
     if config.method != METHOD:
         raise InputError(f"config.method: expected {METHOD!r}, got {config.method!r}")
     _check_values(config)

@@ -13,6 +13,7 @@ import torch
 
 from isofield.metrics import chamfer_deepsdf
 from isofield.config import to_dict
+from isofield.geometry.groundtruth import PointSetDistance
 from isofield.geometry.io import write_mesh
 from isofield.shapegf.model import GradientFieldModel
 from isofield.shapegf.rundir import ShapeGFRun
@@ -22,6 +23,7 @@ from isofield.viz.curves import plot_loss_curves
 from isofield.viz.points import camera_for, render_points
 from isofield.viz.render import render_mesh, tile_images, write_png
 from isofield.viz.report import Report
+from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 VIEW = (35.0, 20.0)
 TILE = (256, 256)
@@ -108,15 +110,20 @@ def render_clouds(clouds: Sequence[np.ndarray], path: Path, columns: int = 4) ->
 
 
 def write_surface(run: ShapeGFRun, model: GradientFieldModel, cloud: torch.Tensor) -> None:
-    """``surface.ply`` (user frame) and ``surface.png`` of one training shape. cloud (P, 3)."""
+    """``surface.ply`` (user frame), ``surface.png`` and ``view/surface.html`` (coloured by the
+    distance to the points) of one training shape. cloud (P, 3)."""
+    points = cloud.numpy()
     code = model.encode(cloud[None, :model.config.input_points])[0]
-    mesh = model.surface_mesh(code, points=cloud.numpy())
+    mesh = model.surface_mesh(code, points=points)
     frame = model.shapes[0].normalization
     user = mesh.copy()
     user.vertices = frame.to_user(np.asarray(mesh.vertices))
     write_mesh(user, run.root / "surface.ply")
-    camera = camera_for([cloud.numpy()], TILE, VIEW)
-    tiles = [render_points(cloud.numpy(), camera), render_mesh(mesh, None, camera=camera, supersample=2)]
+    write_view(run.root / VIEW_DIR / "surface.html", mesh, "training shape 0: the surface meshed from the field, "
+               "canonical frame", PointSetDistance(points), float(np.linalg.norm(np.ptp(points, axis=0))),
+               points=points, points_name="training points")
+    camera = camera_for([points], TILE, VIEW)
+    tiles = [render_points(points, camera), render_mesh(mesh, None, camera=camera, supersample=2)]
     write_png(tile_images(tiles, 2, ["points", "mesh from the field"]), run.figure_path("surface"))
 
 
@@ -135,6 +142,8 @@ def _write_report(run: ShapeGFRun, model: GradientFieldModel, result: TrainResul
     summary.update({f"final loss {name}": value for name, value in result.losses.items()})
     report.add_metrics("Run", summary)
     report.add_table("Auto-encoded training shapes (canonical frame)", rows)
+    if views := view_links(run.root):
+        report.add_links("Interactive 3-D view (coloured by the distance to the training points)", views)
     for path, caption in figures:
         report.add_figure(path, caption)
     report.add_timings(timings)

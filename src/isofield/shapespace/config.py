@@ -10,7 +10,10 @@ Paths (``data``, ``split``) are read relative to the current directory and store
 
 Counting: ``train.unit`` says what ``train.steps`` and the two learning-rate schedules count:
 ``steps`` (optimiser steps) or ``epochs`` (DeepSDF's unit: one epoch is
-``ceil(N / shapes_per_batch)`` steps for N training shapes). ``train.log_every``,
+``ceil(N / shapes_per_batch)`` steps for N training shapes); a schedule with ``unit: progress``
+counts fractions of the run instead (:mod:`isofield.train.schedules`), as the ``cpu`` preset's
+do (halved every quarter: every 3,000 of its 12,000 steps), so that a time budget goes through
+them. The ``paper`` preset keeps DeepSDF's schedule in epochs. ``train.log_every``,
 ``train.checkpoint_every`` and ``reconstruction_every`` always count steps.
 
 Code prior, compared with DeepSDF's code (``train_deep_sdf.py``): isofield minimises
@@ -155,8 +158,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder": {"preset": "paper", "hidden": 128, "depth": 4, "activation": "relu",
                     "skip": [2], "weight_norm": True, "geometric_init": False},
         "train": {"unit": "steps", "steps": 12000, "lr_decoder": 1e-3, "lr_codes": 2e-3,
-                  "schedule_decoder": {"name": "step", "every": 3000, "factor": 0.5},
-                  "schedule_codes": {"name": "step", "every": 3000, "factor": 0.5},
+                  "schedule_decoder": {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"},
+                  "schedule_codes": {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"},
                   "log_every": 10, "checkpoint_every": 1000, "checkpoint_every_seconds": 60.0},
         "reconstruction_every": 1000,
         "extract": {"resolution": 128, "progress_resolution": 48},

@@ -10,8 +10,10 @@ Per test shape (from the data directory of the run, or another one):
   samples (DeepSDF's protocol), meshed in the frame stored with them.
 - ``complete``: a virtual depth scan of the shape's source mesh from ``camera``
   (:func:`~isofield.geometry.scan.depth_scan`), optionally with free-space samples on its rays,
-  then :func:`~isofield.shapespace.inference.complete_code` in the test shape's stored frame (as
-  DeepSDF's shape-completion experiment: the frame of the complete shape is given).
+  then :func:`~isofield.shapespace.inference.complete_fit` in the test shape's stored frame (as
+  DeepSDF's shape-completion experiment: the frame of the complete shape is given), in the
+  dataset's orientation unless ``rotations`` > 1 asks for the search about the up axis; each
+  row records the angle chosen (``rotation_degrees``).
 
 Metrics, each in the ground truth's units (the source mesh's coordinates):
 
@@ -64,7 +66,7 @@ from isofield.metrics import (
     evaluate_mesh_against_points,
     evaluate_meshes,
 )
-from isofield.shapespace.inference import complete_code, interpolate, mesh_fit, reconstruct_code
+from isofield.shapespace.inference import Pose, complete_fit, interpolate, mesh_fit, reconstruct_code
 from isofield.shapespace.outputs import source_meshes
 from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.space import ShapeSpace, load_shape_space
@@ -90,6 +92,8 @@ class EvaluationSettings:
     Attributes:
         mode: "reconstruct" or "complete".
         steps, restarts, seed: the optimisation (restarts: completion only).
+        rotations: completion's candidate angles about the up axis (1: the dataset's
+            orientation, no search).
         samples_per_step: SDF samples per reconstruction step (DeepSDF: 8000).
         points_per_step: observed points per completion step.
         camera: the depth camera of a completion's scan.
@@ -106,6 +110,7 @@ class EvaluationSettings:
     mode: str = "reconstruct"
     steps: int = 800
     restarts: int = 4
+    rotations: int = 1
     seed: int = 0
     samples_per_step: int = 8000
     points_per_step: int = 256
@@ -254,17 +259,19 @@ def _infer(space: ShapeSpace, data: DeepSDFDataDir, ref: ShapeRef, truth: Truth,
         samples, _ = data.load_sdf(ref)
         fit = reconstruct_code(space, samples, steps=settings.steps, seed=settings.seed,
                                samples_per_step=settings.samples_per_step)
+        pose = Pose.of(truth.frame)
     else:
-        free = _free_space(scan, settings)
-        fit = complete_code(space, truth.frame.to_canonical(scan.points), scan.normals,
-                            None if free is None else truth.frame.to_canonical(free),
-                            restarts=settings.restarts, steps=settings.steps, seed=settings.seed,
-                            points_per_step=settings.points_per_step)
+        fit, pose = complete_fit(space, scan.points, scan.normals, truth.frame, _free_space(scan, settings),
+                                 rotations=settings.rotations, restarts=settings.restarts,
+                                 steps=settings.steps, seed=settings.seed,
+                                 points_per_step=settings.points_per_step)
     row: dict[str, Any] = {"shape": ref.key, "id": ref.shape_id, "restart": fit.best,
                            "loss_initial": fit.initial_loss, "loss_final": fit.final_loss,
                            "optimisation_seconds": fit.seconds}
+    if scan is not None:
+        row["rotation_degrees"] = pose.degrees
     try:
-        inference = mesh_fit(space, fit, truth.frame, settings.resolution)
+        inference = mesh_fit(space, fit, pose, settings.resolution)
     except InputError as exc:
         row["error"] = str(exc)
         return row, None

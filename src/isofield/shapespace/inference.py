@@ -34,6 +34,21 @@ batched forward pass; Adam is per coordinate, so they do not interact) for ``ste
 steps, then the full objective on fixed points decides which one continues alone to the end.
 So K restarts cost about ``1 + (K − 1) / 8`` single runs. The schedule is reconstruction's.
 
+**Orientation.** The decoder knows its shapes in the dataset's orientation (procedural chairs and
+ShapeNet: ``y`` up, front ``+z``; :data:`SPACE_UP`, :data:`SPACE_FRONT`); a scan in the user's
+coordinates may face anywhere. :func:`complete` places the scan by a :class:`Pose`, a rotation
+then a normalisation. Given ``up`` and ``front`` (user coordinates) the rotation takes them to
+the space's; otherwise it takes ``up`` (default: the space's own, ``y``) to the space's up and
+tries ``rotations`` angles about it (:func:`candidate_poses`). The candidates are C placements of
+the same scan, fitted as C x K rows of one batch, screened together with the restarts after
+``steps // 8`` steps (the full objective of every row on the same fixed points, each in its own
+placement); the best row continues alone. The frame of each candidate is fitted to the rotated
+scan (:func:`scan_frame`): the complete shape's bounding box is axis-aligned in the space's
+orientation, and a one-view scan's box is not centred on it, so the box of the rotated scan,
+not the rotated box, is the estimate. A known frame is rotated about its centre instead. C
+candidates cost about ``1 + (C K − 1) / 8`` single runs, plus the full objective of every row
+twice (8 x 4 rows: about 4x one fit; measurements in ``docs/architecture.md``).
+
 **Frames.** The decoder lives in the canonical frame in which its training shapes were
 normalised (DeepSDF's: bounding-box centre at the origin, farthest vertex at radius 1/1.03). The
 ``*_code`` functions take canonical inputs. :func:`reconstruct` and :func:`complete` take inputs
@@ -67,6 +82,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 import trimesh
+from scipy.spatial.transform import Rotation
 from torch import nn
 
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
@@ -95,6 +111,13 @@ canonical units (a third of a cell of a 128-cell grid over [-1, 1]); they reuse 
 surface term, so a surface point costs 4 decoder evaluations (central differences: 7)."""
 EVALUATION_CHUNK = 65536
 """SDF samples per forward pass when a reconstruction's loss is evaluated on all samples."""
+SPACE_UP = np.array([0.0, 1.0, 0.0])
+SPACE_FRONT = np.array([0.0, 0.0, 1.0])
+"""The orientation of the training shapes (procedural chairs and ShapeNet: ``y`` up, front
+``+z``; see :mod:`isofield.geometry.furniture`)."""
+DEFAULT_ROTATIONS = 8
+"""Angles about the up axis a completion tries when the scan's front is unknown (every 45°);
+chosen by measurement (``docs/architecture.md``)."""
 
 
 @dataclass(frozen=True)
@@ -133,24 +156,28 @@ class CompletionWeights:
 class FittedCode:
     """A code found by test-time optimisation.
 
-    Restarts (K of them) are optimised together for the first ``screen_steps``; then the one
-    with the lowest full objective continues alone to ``steps``.
+    Restarts (K of them), in each of C candidate placements of the data (completion's rotation
+    search; otherwise C = 1), are optimised together as C x K rows (row ``c * K + k``: placement
+    c, restart k) for the first ``screen_steps``; then the row with the lowest full objective
+    continues alone to ``steps``.
 
     Attributes:
         code: (L,) float32 on the CPU, the chosen code.
-        best: index of the chosen restart.
-        initial_codes: (K, L) the restarts' initial codes.
-        initial_losses: (K,) the full objective at each initial code.
-        screened_losses: (K,) the full objective of each restart after ``screen_steps`` (all
-            of them after the last step when K = 1 or ``screen_steps >= steps``).
+        best: index k of the chosen restart.
+        candidate: index c of the chosen placement (0 when C = 1).
+        initial_codes: (K, L) the restarts' initial codes (the same in every placement).
+        initial_losses: (C K,) the full objective at each row's initial code.
+        screened_losses: (C K,) the full objective of each row after ``screen_steps`` (all
+            of them after the last step when C K = 1 or ``screen_steps >= steps``).
         final_loss: the full objective at ``code``.
-        history: (steps,) the minibatch objective of the chosen restart at each step.
-        screen_steps: steps before the restarts were compared.
+        history: (steps,) the minibatch objective of the chosen row at each step.
+        screen_steps: steps before the rows were compared.
         seconds: wall-clock time of the optimisation.
     """
 
     code: torch.Tensor
     best: int
+    candidate: int
     initial_codes: torch.Tensor
     initial_losses: np.ndarray
     screened_losses: np.ndarray
@@ -161,8 +188,55 @@ class FittedCode:
 
     @property
     def initial_loss(self) -> float:
-        """The full objective at the chosen restart's initial code."""
-        return float(self.initial_losses[self.best])
+        """The full objective at the chosen row's initial code."""
+        return float(self.initial_losses[self.candidate * len(self.initial_codes) + self.best])
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Places user coordinates in a shape space's canonical frame:
+    ``x_canonical = frame.to_canonical(x_user @ rotation.T)``.
+
+    Attributes:
+        rotation: (3, 3) float64 proper rotation, user axes -> the space's orientation; its rows
+            are the user-frame directions of the space's x, up (:data:`SPACE_UP`) and front
+            (:data:`SPACE_FRONT`).
+        frame: the normalisation of the rotated coordinates.
+        degrees: the rotation about the space's up axis after the user's up was aligned with it
+            (the searched angle, in [0, 360); 0 when the rotation was given).
+    """
+
+    rotation: np.ndarray
+    frame: Normalization
+    degrees: float = 0.0
+
+    @classmethod
+    def of(cls, frame: Normalization) -> "Pose":
+        """No rotation: ``frame`` alone."""
+        return cls(np.eye(3), frame)
+
+    @property
+    def up(self) -> np.ndarray:
+        """(3,) the space's up axis in user coordinates."""
+        return self.rotation[1]
+
+    @property
+    def front(self) -> np.ndarray:
+        """(3,) the space's front direction in user coordinates."""
+        return self.rotation[2]
+
+    def to_canonical(self, points: np.ndarray) -> np.ndarray:
+        """User points (N, 3) -> canonical (N, 3) float32."""
+        rotated = np.asarray(points, dtype=np.float64) @ self.rotation.T
+        return self.frame.to_canonical(rotated).astype(np.float32)
+
+    def directions_to_canonical(self, directions: np.ndarray) -> np.ndarray:
+        """User directions (N, 3) (normals) -> canonical (N, 3) float32: rotated only."""
+        return (np.asarray(directions, dtype=np.float64) @ self.rotation.T).astype(np.float32)
+
+    def to_user(self, points: np.ndarray) -> np.ndarray:
+        """Canonical points (N, 3) -> user coordinates (N, 3), float64."""
+        return self.frame.to_user(np.asarray(points, dtype=np.float64)) @ self.rotation
 
 
 @dataclass(frozen=True)
@@ -171,15 +245,25 @@ class Inference:
 
     Attributes:
         fit: the optimisation's result.
-        mesh: the code's zero level set, in ``frame``'s user coordinates.
-        frame: maps the canonical frame the code lives in to the user's coordinates.
+        mesh: the code's zero level set, in the user's coordinates.
+        pose: maps the user's coordinates to the canonical frame the code lives in.
         mesh_seconds: wall-clock time of the extraction.
     """
 
     fit: FittedCode
     mesh: trimesh.Trimesh
-    frame: Normalization
+    pose: Pose
     mesh_seconds: float
+
+    @property
+    def frame(self) -> Normalization:
+        """The pose's normalisation (of the rotated coordinates; the user's when unrotated)."""
+        return self.pose.frame
+
+    @property
+    def rotation_degrees(self) -> float:
+        """The chosen rotation about the space's up axis (see :class:`Pose`)."""
+        return self.pose.degrees
 
     @property
     def seconds(self) -> float:
@@ -211,12 +295,12 @@ def reconstruct_code(space: ShapeSpace, samples: SdfSamples, *, steps: int = DEE
     init_generator, generator = _generators(seed)
     clamp = space.config.clamp
 
-    def objective(codes: torch.Tensor) -> torch.Tensor:
+    def objective(codes: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
         rows = table.draw_rows(torch.zeros(1, dtype=torch.int64), samples_per_step, generator).to(device)
         predicted = space.decoder(points[rows], codes[0])
         return (clamped_l1(predicted, sdf[rows], clamp) + prior * codes[0].square().sum())[None]
 
-    def full_objective(code: torch.Tensor) -> float:
+    def full_objective(code: torch.Tensor, _: int) -> float:
         return sdf_objective(space, samples, code, prior)
 
     init = torch.randn(1, space.codes.shape[1], generator=init_generator) * init_std
@@ -255,9 +339,10 @@ def reconstruct(space: ShapeSpace, samples: SdfSamples, frame: Normalization,
 
 @dataclass(frozen=True)
 class _CompletionPoints:
-    """The points of one evaluation of the completion loss (canonical, on the decoder's device).
+    """The points of one evaluation of the completion loss in each of C placements (canonical,
+    on the decoder's device).
 
-    surface (P, 3) with normals (P, 3); eikonal (R, 3); free (F, 3), F may be 0."""
+    surface (C, P, 3) with normals (C, P, 3); eikonal (C, R, 3); free (C, F, 3), F may be 0."""
 
     surface: torch.Tensor
     normals: torch.Tensor
@@ -275,13 +360,17 @@ def complete_code(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | N
 
     Args:
         space: the trained shape space (its decoder is not changed).
-        points: (N, 3) observed surface points, canonical frame.
-        normals: (N, 3) their outward unit normals (required).
+        points: (N, 3) observed surface points, canonical frame; or (C, N, 3), C candidate
+            placements of the same points (e.g. rotations of a scan): the fit chooses one
+            (:attr:`FittedCode.candidate`).
+        normals: their outward unit normals, the shape of ``points`` (required).
         free_space: (M, 3) points known to be outside the shape (e.g.
             :func:`isofield.geometry.scan.free_space_samples` mapped to the canonical frame), or
-            None; those outside the canonical extraction box are dropped.
-        restarts: K, codes optimised from different random starts, together for
-            ``screen_steps`` (None: ``steps // 8``); then the best continues alone.
+            (C, M, 3) in each placement, or None; those outside the canonical extraction box in
+            any placement are dropped.
+        restarts: K, codes optimised from different random starts (the same K in every
+            placement), together for ``screen_steps`` (None: ``steps // 8``); then the best
+            row continues alone.
         steps, lr: Adam's schedule (the learning rate drops 10x after half the steps).
         init_std: standard deviation of each initial code component; None: the root-mean-square
             component of the trained codes.
@@ -292,11 +381,10 @@ def complete_code(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | N
 
     Returns:
         A :class:`FittedCode` whose losses are the objective on fixed points
-        (:data:`EVALUATION_POINTS` of each kind), the same for every restart.
+        (:data:`EVALUATION_POINTS` of each kind), the same for every row.
     """
-    surface, unit_normals = _oriented_points(points, normals)
-    free = None if free_space is None else _inside_box(space, _point_array(free_space,
-                                                                          "free-space points"))
+    surface, unit_normals = _placements(points, normals)
+    free = _free_placements(space, free_space, len(surface))
     restarts = _positive_int(restarts, "restarts")
     if init_std is None:
         init_std = float(space.codes.square().mean().sqrt())
@@ -308,51 +396,55 @@ def complete_code(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | N
     prior = _prior(space, weights.prior)
     device = _device(space.decoder)
     init_generator, generator = _generators(seed)
-    surface_t, normals_t = torch.from_numpy(surface), torch.from_numpy(unit_normals)
-    free_t = torch.zeros((0, 3)) if free is None else torch.from_numpy(free)
+    surface_t, normals_t, free_t = (torch.from_numpy(array) for array in (surface, unit_normals, free))
     near_std = space.config.clamp / 2
 
     def draw(count: int) -> _CompletionPoints:
-        rows = torch.randint(len(surface_t), (count,), generator=generator)
-        near = surface_t[rows[: count // 4]] + near_std * torch.randn(count // 4, 3, generator=generator)
+        rows = torch.randint(surface_t.shape[1], (count,), generator=generator)
+        near = surface_t[:, rows[: count // 4]] + near_std * torch.randn(count // 4, 3, generator=generator)
         box = 2 * torch.rand(count // 2 - count // 4, 3, generator=generator) - 1
-        seen_through = (free_t[torch.randint(len(free_t), (count,), generator=generator)]
-                        if len(free_t) else free_t)
-        return _CompletionPoints(surface_t[rows].to(device), normals_t[rows].to(device),
-                                 torch.cat([near, box]).to(device), seen_through.to(device))
+        seen_through = (free_t[:, torch.randint(free_t.shape[1], (count,), generator=generator)]
+                        if free_t.shape[1] else free_t)
+        eikonal = torch.cat([near, box.expand(len(surface_t), -1, -1)], dim=1)
+        return _CompletionPoints(surface_t[:, rows].to(device), normals_t[:, rows].to(device),
+                                 eikonal.to(device), seen_through.to(device))
 
-    def objective(codes: torch.Tensor) -> torch.Tensor:
-        return _completion_loss(space.decoder, codes, draw(points_per_step), weights, prior,
-                                difference_step)
+    def objective(codes: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return _completion_loss(space.decoder, codes, rows // restarts, draw(points_per_step), weights,
+                                prior, difference_step)
 
     fixed = draw(EVALUATION_POINTS)
 
-    def full_objective(code: torch.Tensor) -> float:
+    def full_objective(code: torch.Tensor, row: int) -> float:
+        placement = torch.tensor([row // restarts], device=device)
         with torch.no_grad():
-            return float(_completion_loss(space.decoder, code[None].to(device), fixed, weights, prior,
-                                          difference_step)[0])
+            return float(_completion_loss(space.decoder, code[None].to(device), placement, fixed, weights,
+                                          prior, difference_step)[0])
 
     init = torch.randn(restarts, space.codes.shape[1], generator=init_generator) * init_std
-    return _fit(space.decoder, init, objective, full_objective, steps, lr, screen)
+    return _fit(space.decoder, init, objective, full_objective, steps, lr, screen, len(surface))
 
 
-def _completion_loss(decoder: nn.Module, codes: torch.Tensor, batch: _CompletionPoints,
-                     weights: CompletionWeights, prior: float, step: float) -> torch.Tensor:
-    """The completion loss (K,) of codes (K, L) on one batch of points shared by the K codes;
-    ∇f by forward differences of width ``step`` (see :func:`_stencil`)."""
-    stencil = _stencil(torch.cat([batch.surface, batch.eikonal]), step)      # (4, P + R, 3)
-    points = torch.cat([stencil.reshape(-1, 3), batch.free])                  # (Q, 3)
+def _completion_loss(decoder: nn.Module, codes: torch.Tensor, placements: torch.Tensor,
+                     batch: _CompletionPoints, weights: CompletionWeights, prior: float,
+                     step: float) -> torch.Tensor:
+    """The completion loss (K,) of codes (K, L), code k on the points of placement
+    ``placements[k]`` of ``batch`` (the same draw in every placement); ∇f by forward
+    differences of width ``step`` (see :func:`_stencil`)."""
     count = len(codes)
-    values = decoder(points.repeat(count, 1), codes.repeat_interleave(len(points), dim=0))
+    stencil = _stencil(torch.cat([batch.surface, batch.eikonal], dim=1), step)[placements]  # (K, 4, S, 3)
+    points = torch.cat([stencil.reshape(count, -1, 3), batch.free[placements]], dim=1)  # (K, Q, 3)
+    values = decoder(points.reshape(-1, 3), codes.repeat_interleave(points.shape[1], dim=0))
     values = values.reshape(count, -1)
-    around = values[:, : stencil.shape[0] * stencil.shape[1]].reshape(count, *stencil.shape[:2])
-    gradients = (around[:, 1:] - around[:, :1]).transpose(1, 2) / step      # (K, P + R, 3)
-    surface = len(batch.surface)
-    free = values[:, stencil.shape[0] * stencil.shape[1]:]
+    around = values[:, : stencil.shape[1] * stencil.shape[2]].reshape(stencil.shape[:3])
+    gradients = (around[:, 1:] - around[:, :1]).transpose(1, 2) / step      # (K, S, 3)
+    surface = batch.surface.shape[1]
+    normals = batch.normals[placements]
+    free = values[:, stencil.shape[1] * stencil.shape[2]:]
     losses = []
     for k in range(count):
         loss = (weights.surface * surface_loss(around[k, 0, :surface])
-                + weights.normal * normal_loss(gradients[k, :surface], batch.normals)
+                + weights.normal * normal_loss(gradients[k, :surface], normals[k])
                 + weights.eikonal * eikonal_loss(gradients[k, surface:], power=1)
                 + prior * codes[k].square().sum())
         if free.shape[1]:
@@ -361,15 +453,24 @@ def _completion_loss(decoder: nn.Module, codes: torch.Tensor, batch: _Completion
     return torch.stack(losses)
 
 
-def _inside_box(space: ShapeSpace, points: np.ndarray) -> np.ndarray:
-    """The points (M, 3) inside the canonical extraction box: the decoder never saw anything
-    beyond it, and a free-space ray reaches back to the camera, far outside."""
+def _free_placements(space: ShapeSpace, free_space: np.ndarray | None, count: int) -> np.ndarray:
+    """(C, M', 3) float32 free-space points in each of ``count`` = C placements, from (M, 3)
+    (the same in every placement) or (C, M, 3); only the points inside the canonical extraction
+    box in every placement are kept: the decoder never saw anything beyond it, and a free-space
+    ray reaches back to the camera, far outside."""
+    if free_space is None:
+        return np.zeros((count, 0, 3), dtype=np.float32)
+    array = np.asarray(free_space)
+    placed = array if array.ndim == 3 else np.broadcast_to(array, (count, *array.shape))
+    if len(placed) != count:
+        raise InputError(f"free-space points: {len(placed)} placements for {count} of the scan")
+    checked = np.stack([_point_array(points, "free-space points") for points in placed])
     low, high = canonical_bounds(space.config)
-    return points[np.all((points >= low) & (points <= high), axis=1)]
+    return checked[:, np.all((checked >= low) & (checked <= high), axis=(0, 2))]
 
 
 def _stencil(points: torch.Tensor, step: float) -> torch.Tensor:
-    """(4, N, 3): the points (N, 3), then moved by ``step`` along x, y and z.
+    """(C, 4, N, 3): the points (C, N, 3), then moved by ``step`` along x, y and z.
 
     The completion loss takes ∇f from these by forward differences instead of autograd: the
     decoder is a ReLU network (DeepSDF's, and isofield's presets), whose ∇f is piecewise
@@ -377,23 +478,109 @@ def _stencil(points: torch.Tensor, step: float) -> torch.Tensor:
     almost everywhere; differences of values depend on the code smoothly.
     """
     offsets = torch.cat([torch.zeros(1, 3), torch.eye(3)]).to(points) * step
-    return points[None] + offsets[:, None]
+    return points[:, None] + offsets[None, :, None]
 
 
 def complete(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | None,
              frame: Normalization | None = None, free_space: np.ndarray | None = None,
              resolution: int | None = None, **options) -> Inference:
-    """:func:`complete_code` of a partial scan given in the user's frame, then its mesh there.
+    """:func:`complete_fit` of a partial scan given in the user's coordinates, then its mesh
+    there (``resolution``: default the run's ``extract.resolution``). Raises InputError when
+    the code's field has no surface."""
+    fit, pose = complete_fit(space, points, normals, frame, free_space, **options)
+    return mesh_fit(space, fit, pose, resolution)
 
-    ``frame``: the canonical frame of the complete shape when known (e.g. a test shape's stored
-    normalisation); None: :func:`scan_frame` of ``points``. ``free_space`` (M, 3) is in the
-    user's frame too. ``options`` go to :func:`complete_code`."""
+
+def complete_fit(space: ShapeSpace, points: np.ndarray, normals: np.ndarray | None,
+                 frame: Normalization | None = None, free_space: np.ndarray | None = None, *,
+                 up: Sequence[float] | None = None, front: Sequence[float] | None = None,
+                 rotations: int | None = None, **options) -> tuple[FittedCode, Pose]:
+    """:func:`complete_code` of a partial scan in the user's coordinates, in the best of the
+    :func:`candidate_poses` (module notes, "Orientation").
+
+    Args:
+        points, normals: (N, 3) the scan's points and outward normals, user coordinates.
+        frame: the canonical frame of the complete shape when known (e.g. a test shape's
+            stored normalisation); None: :func:`scan_frame` of the points in each candidate.
+        free_space: (M, 3) points outside the shape, user coordinates, or None.
+        up, front, rotations: the orientation, see :func:`candidate_poses`.
+        options: go to :func:`complete_code`.
+
+    Returns:
+        (the fit, the chosen pose: user coordinates -> the code's canonical frame).
+    """
     surface, unit_normals = _oriented_points(points, normals)
-    frame = scan_frame(surface) if frame is None else frame
-    canonical_free = (None if free_space is None
-                      else frame.to_canonical(_point_array(free_space, "free-space points")))
-    fit = complete_code(space, frame.to_canonical(surface), unit_normals, canonical_free, **options)
-    return mesh_fit(space, fit, frame, resolution)
+    poses = candidate_poses(surface, frame, up=up, front=front, rotations=rotations)
+    free = None if free_space is None else _point_array(free_space, "free-space points")
+    fit = complete_code(space, np.stack([pose.to_canonical(surface) for pose in poses]),
+                        np.stack([pose.directions_to_canonical(unit_normals) for pose in poses]),
+                        None if free is None else np.stack([pose.to_canonical(free) for pose in poses]),
+                        **options)
+    return fit, poses[fit.candidate]
+
+
+def candidate_poses(points: np.ndarray, frame: Normalization | None = None, *,
+                    up: Sequence[float] | None = None, front: Sequence[float] | None = None,
+                    rotations: int | None = None) -> list[Pose]:
+    """The placements of a scan a completion tries (module notes, "Orientation").
+
+    Args:
+        points: (N, 3) the scan, user coordinates.
+        frame: the complete shape's normalisation in the user's coordinates, rotated about its
+            centre; None: :func:`scan_frame` of the rotated points.
+        up: (3,) the shape's up direction in user coordinates; None: the space's (:data:`SPACE_UP`).
+        front: (3,) the shape's front (needs ``up``): fixes the rotation, nothing is searched.
+        rotations: angles about the up axis, ``360° j / rotations``; None: :data:`DEFAULT_ROTATIONS`,
+            or 1 when ``front`` is given.
+
+    Returns:
+        ``rotations`` poses, the j-th rotated by ``360° j / rotations`` about the space's up.
+    """
+    alignment = _alignment(up, front)
+    if rotations is None:
+        rotations = DEFAULT_ROTATIONS if front is None else 1
+    rotations = _positive_int(rotations, "rotations")
+    if front is not None and rotations > 1:
+        raise InputError(f"rotations: up and front fix the rotation, nothing to search ({rotations} "
+                         "rotations asked for)")
+    surface = _point_array(points, "scan points").astype(np.float64)
+    poses = []
+    for degrees in 360.0 * np.arange(rotations) / rotations:
+        rotation = Rotation.from_rotvec(np.radians(degrees) * SPACE_UP).as_matrix() @ alignment
+        placed = (scan_frame(surface @ rotation.T) if frame is None
+                  else Normalization(rotation @ frame.center, frame.scale))
+        poses.append(Pose(rotation, placed, float(degrees)))
+    return poses
+
+
+def _alignment(up: Sequence[float] | None, front: Sequence[float] | None) -> np.ndarray:
+    """(3, 3) the rotation taking the user's ``up`` to :data:`SPACE_UP` (the smallest such
+    rotation), and ``front`` (its part orthogonal to ``up``) to :data:`SPACE_FRONT` when given."""
+    if up is None:
+        if front is not None:
+            raise InputError("front direction: needs the up direction too (--up X Y Z)")
+        return np.eye(3)
+    up_unit = _direction(up, "up")
+    if front is None:
+        return Rotation.align_vectors(SPACE_UP[None], up_unit[None])[0].as_matrix()
+    front_unit = _direction(front, "front")
+    across = front_unit - (front_unit @ up_unit) * up_unit
+    if np.linalg.norm(across) < 1e-6:
+        raise InputError(f"front direction {_vector(front)} is parallel to the up direction {_vector(up)}")
+    across /= np.linalg.norm(across)
+    return np.stack([np.cross(up_unit, across), up_unit, across])
+
+
+def _direction(vector: Sequence[float], name: str) -> np.ndarray:
+    """(3,) unit float64 ``vector``; InputError for a wrong shape, a non-finite or zero vector."""
+    array = np.asarray(vector, dtype=np.float64)
+    if array.shape != (3,) or not np.all(np.isfinite(array)) or not np.linalg.norm(array) > 0:
+        raise InputError(f"{name} direction: expected 3 finite numbers, not all zero, got {_vector(vector)}")
+    return array / np.linalg.norm(array)
+
+
+def _vector(vector: Sequence[float]) -> str:
+    return " ".join(f"{float(value):g}" for value in np.ravel(vector))
 
 
 def scan_frame(points: np.ndarray) -> Normalization:
@@ -496,44 +683,48 @@ def frozen(decoder: nn.Module) -> Iterator[nn.Module]:
         decoder.train(was_training)
 
 
-def _fit(decoder: nn.Module, init: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-         full_objective: Callable[[torch.Tensor], float], steps: int, lr: float,
-         screen_steps: int) -> FittedCode:
-    """Adam on codes (K, L) from ``init`` minimising ``objective(codes) -> (K,)`` (summed; each
-    term depends on its own code only), the learning rate times :data:`LR_DROP` from step
-    ``steps // 2`` on. After ``screen_steps`` only the restart with the lowest
-    ``full_objective`` is optimised further (Adam is per coordinate: the other rows get no
-    gradient and are discarded)."""
+def _fit(decoder: nn.Module, init: torch.Tensor,
+         objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+         full_objective: Callable[[torch.Tensor, int], float], steps: int, lr: float,
+         screen_steps: int, placements: int = 1) -> FittedCode:
+    """Adam on the C x K rows (row ``c * K + k`` starts from ``init[k]``; C = ``placements``) of
+    codes from ``init`` (K, L) minimising ``objective(codes (R, L), rows (R,)) -> (R,)``
+    (summed; each term depends on its own code only), the learning rate times :data:`LR_DROP`
+    from step ``steps // 2`` on. After ``screen_steps`` only the row with the lowest
+    ``full_objective(code, row)`` is optimised further (Adam is per coordinate: the other rows
+    get no gradient and are discarded)."""
     started = time.perf_counter()
     device = _device(decoder)
+    starts = init.repeat(placements, 1)
     with frozen(decoder):
-        initial = np.array([full_objective(code) for code in init])
-        codes = init.clone().to(device).requires_grad_(True)
+        initial = np.array([full_objective(code, row) for row, code in enumerate(starts)])
+        codes = starts.clone().to(device).requires_grad_(True)
         optimiser = torch.optim.Adam([codes], lr=lr)
-        rows = torch.arange(len(init), device=device)
-        history = np.empty((len(init), steps))
+        rows = torch.arange(len(starts), device=device)
+        history = np.empty((len(starts), steps))
         screened = None
         for step in range(steps):
-            if step == screen_steps and len(init) > 1:
-                screened = np.array([full_objective(code) for code in codes.detach()])
+            if step == screen_steps and len(starts) > 1:
+                screened = np.array([full_objective(code, row) for row, code in enumerate(codes.detach())])
                 rows = rows[int(np.argmin(screened))][None]
             if step == steps // 2 and step > 0:
                 for group in optimiser.param_groups:
                     group["lr"] = lr * LR_DROP
             optimiser.zero_grad(set_to_none=True)
-            losses = objective(codes[rows])
+            losses = objective(codes[rows], rows)
             losses.sum().backward()
             optimiser.step()
             history[rows.cpu().numpy(), step] = losses.detach().cpu().numpy()
-        if screened is None:  # every restart ran to the end
-            screened = np.array([full_objective(code) for code in codes.detach()])
-            best = int(np.argmin(screened))
-            final = float(screened[best])
+        if screened is None:  # every row ran to the end
+            screened = np.array([full_objective(code, row) for row, code in enumerate(codes.detach())])
+            chosen = int(np.argmin(screened))
+            final = float(screened[chosen])
         else:
-            best = int(rows[0])
-            final = full_objective(codes.detach()[best])
-    return FittedCode(codes.detach()[best].cpu().clone(), best, init, initial, screened, final,
-                      history[best], min(screen_steps, steps), time.perf_counter() - started)
+            chosen = int(rows[0])
+            final = full_objective(codes.detach()[chosen], chosen)
+    candidate, best = divmod(chosen, len(init))
+    return FittedCode(codes.detach()[chosen].cpu().clone(), best, candidate, init, initial, screened,
+                      final, history[chosen], min(screen_steps, steps), time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,13 +732,19 @@ def _fit(decoder: nn.Module, init: torch.Tensor, objective: Callable[[torch.Tens
 # --------------------------------------------------------------------------------------------
 
 
-def mesh_fit(space: ShapeSpace, fit: FittedCode, frame: Normalization,
+def mesh_fit(space: ShapeSpace, fit: FittedCode, placement: Normalization | Pose,
              resolution: int | None = None) -> Inference:
-    """The mesh of a fitted code in ``frame``'s user coordinates at ``resolution`` (default the
-    run's ``extract.resolution``); InputError when the code's field has no surface."""
+    """The mesh of a fitted code in the user coordinates of ``placement`` (a frame, or a
+    :class:`Pose`: rotated back) at ``resolution`` (default the run's ``extract.resolution``);
+    InputError when the code's field has no surface."""
     started = time.perf_counter()
-    mesh = _mesh(space, fit.code, frame, resolution)
-    return Inference(fit, mesh, frame, time.perf_counter() - started)
+    pose = placement if isinstance(placement, Pose) else Pose.of(placement)
+    mesh = _mesh(space, fit.code, pose.frame, resolution)
+    if not np.array_equal(pose.rotation, np.eye(3)):
+        back = np.eye(4)
+        back[:3, :3] = pose.rotation.T  # x_user = x_rotated @ rotation
+        mesh.apply_transform(back)
+    return Inference(fit, mesh, pose, time.perf_counter() - started)
 
 
 def _mesh(space: ShapeSpace, code: torch.Tensor, frame: Normalization | None,
@@ -605,6 +802,22 @@ def _point_array(points: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
         raise InputError(f"{name}: coordinates must be finite numbers")
     return array.astype(np.float32)
+
+
+def _placements(points: np.ndarray, normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (C, N, 3) points and unit normals from (N, 3) arrays (C = 1) or (C, N, 3) ones."""
+    array = np.asarray(points)
+    if array.ndim != 3:
+        surface, unit = _oriented_points(points, normals)
+        return surface[None], unit[None]
+    if len(array) == 0:
+        raise InputError("partial point cloud: no placements (an array of shape (0, N, 3))")
+    if normals is not None and np.shape(normals) != array.shape:
+        raise InputError(f"partial point cloud: normals of shape {np.shape(normals)} for points of shape "
+                         f"{array.shape}")
+    pairs = [_oriented_points(placed, None if normals is None else normals[c])
+             for c, placed in enumerate(array)]
+    return np.stack([surface for surface, _ in pairs]), np.stack([unit for _, unit in pairs])
 
 
 def _oriented_points(points: np.ndarray, normals: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

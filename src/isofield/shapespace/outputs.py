@@ -23,6 +23,7 @@ from isofield.config import to_dict
 from isofield.data.datasets import ShapeRef
 from isofield.data.preprocess import MANIFEST_NAME, Manifest
 from isofield.errors import InputError
+from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import read_mesh, write_mesh
 from isofield.metrics import evaluate_meshes
 from isofield.shapespace.config import steps_per_epoch
@@ -34,6 +35,7 @@ from isofield.viz.curves import plot_loss_curves
 from isofield.viz.render import Camera, bounding_sphere, render_mesh, tile_images, write_png
 from isofield.viz.report import Report
 from isofield.viz.slices import save_figure
+from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 VIEW = (35.0, 20.0)
 TILE = (256, 256)
@@ -117,10 +119,16 @@ def write_reconstructions(run: ShapeSpaceRun, space: ShapeSpace) -> list[dict[st
         truth = read_mesh(source) if source is not None else None
         if learned is not None:
             write_mesh(learned, run.reconstructions_dir / f"{index:04d}_{shape.ref.shape_id}.ply")
+        view = run.root / VIEW_DIR / f"{index:04d}_{shape.ref.shape_id}.html"
         if learned is not None and truth is not None:
             metrics = evaluate_meshes(learned, truth, n_points=EVALUATION_POINTS, iou=False)
             row.update({key: metrics[key] for key in
                         ("chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency", "f_score")})
+            write_view(view, learned, f"#{index} {shape.ref.key} from its code, against its source mesh",
+                       TriangleDistance(np.asarray(truth.vertices), np.asarray(truth.faces)),
+                       metrics["reference_bbox_diagonal"], reference=truth)
+        elif learned is not None:
+            write_view(view, learned, f"#{index} {shape.ref.key} from its code")
         rows.append(row)
         camera = _camera([mesh for mesh in (learned, truth) if mesh is not None])
         truth_tiles.append(_render(truth, camera, color=(0.80, 0.78, 0.72)))
@@ -280,6 +288,8 @@ def _write_report(run: ShapeSpaceRun, space: ShapeSpace, result: TrainResult,
     report.add_metrics("Run", summary)
     if rows:
         report.add_table("Reconstructed training shapes (user units; CD = Chamfer-L1)", rows)
+    if views := view_links(run.root):
+        report.add_links("Interactive 3-D views (coloured by the distance to the source mesh, where known)", views)
     for path, caption in figures:
         report.add_figure(path.name, caption)
     report.add_timings(timings)

@@ -41,7 +41,7 @@ from isofield.train.checkpoint import load_checkpoint
 from isofield.train.distributed import init_from_env, is_active, is_main_process, on_main_process
 from isofield.train.logging import LossLog
 from isofield.train.loop import StopReason, Trainer, TrainResult
-from isofield.train.schedules import Schedule, schedule_from_spec
+from isofield.train.schedules import Schedule, StepInfo, schedule_from_spec
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class ShapeSpaceResult:
         losses: loss terms of the last step.
         reconstructions: one row per reconstructed training shape (index, shape, and metrics
             against its source mesh where known); empty when training was only paused.
+        progress: the fraction of the run's limit reached (below 1: stopped before the end of
+            its schedule).
     """
 
     run_dir: Path
@@ -64,17 +66,19 @@ class ShapeSpaceResult:
     elapsed: float
     losses: dict[str, float]
     reconstructions: list[dict[str, Any]]
+    progress: float = 0.0
 
 
 @dataclass(frozen=True)
 class EpochSchedule:
-    """A schedule written in epochs, evaluated at steps: ``schedule(step // steps_per_epoch)``."""
+    """A schedule written in epochs, evaluated at steps: the schedule at the step's epoch
+    ``step // steps_per_epoch`` (and the step's progress, which does not depend on the unit)."""
 
     schedule: Schedule
     steps_per_epoch: int
 
-    def __call__(self, step: int) -> float:
-        return self.schedule(step // self.steps_per_epoch)
+    def __call__(self, info: StepInfo) -> float:
+        return self.schedule(StepInfo(info.step // self.steps_per_epoch, info.progress))
 
 
 @dataclass
@@ -164,7 +168,7 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
         rows = on_main_process(
             lambda: write_final_outputs(run, current_space(result.step), result, timings)) or []
     return ShapeSpaceResult(run.root, result.reason.value, result.step, result.elapsed,
-                            dict(result.losses), rows)
+                            dict(result.losses), rows, result.progress)
 
 
 def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDecoderTask,
@@ -187,7 +191,7 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
         while True:
             stop = _next_stop(step, total, every)
             trainer = Trainer(
-                recorder, run.root, steps=stop, time_budget=config.train.time_budget,
+                recorder, run.root, steps=total, time_budget=config.train.time_budget, pause_at=stop,
                 schedule=schedules, checkpoint_every=config.train.checkpoint_every,
                 checkpoint_every_seconds=config.train.checkpoint_every_seconds,
                 keep_numbered=config.train.keep_checkpoints, log_every=config.train.log_every,
@@ -196,7 +200,7 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
             )
             result = trainer.run()
             step, trained = result.step, result.elapsed - elapsed_before
-            if result.reason != StopReason.FINISHED or stop == total:
+            if result.reason != StopReason.PAUSED:
                 return result
             on_main_process(lambda: write_progress(run, current_space(step)))
 

@@ -49,6 +49,8 @@ class Checkpoint:
         extra: the task's own state (see ``StatefulTask`` in :mod:`isofield.train.loop`).
         averages: name -> ``state_dict()`` of the module's weight average
             (:mod:`isofield.train.averaging`; empty when the run keeps none).
+        progress: the run's progress through its schedule (:mod:`isofield.train.schedules`),
+            in [0, 1]; a resumed run never goes back below it.
     """
 
     step: int
@@ -60,6 +62,7 @@ class Checkpoint:
     losses: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     averages: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    progress: float = 0.0
 
     def weights_to_use(self, name: str) -> dict[str, torch.Tensor]:
         """The weights module ``name``'s outputs are made with: its average when the run keeps
@@ -83,6 +86,7 @@ class Checkpoint:
             "losses": dict(self.losses),
             "extra": self.extra,
             "averages": self.averages,
+            "progress": float(self.progress),
         }
 
     @classmethod
@@ -102,7 +106,8 @@ class Checkpoint:
 
 
 _FIELDS = tuple(Checkpoint.__dataclass_fields__)
-_OPTIONAL = ("averages",)       # absent from checkpoints written before weight averaging
+_OPTIONAL = ("averages", "progress")  # absent from checkpoints written before weight averaging
+                                      # and progress schedules
 _AVERAGED_PREFIX = "module."    # AveragedModel's state_dict: "module.<key>" and "n_averaged"
 
 

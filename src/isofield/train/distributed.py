@@ -228,6 +228,11 @@ def any_over_ranks(flags: Sequence[bool]) -> list[bool]:
     return [total > 0 for total in _sum_over_ranks([float(flag) for flag in flags])]
 
 
+def main_process_value(value: float) -> float:
+    """Rank 0's ``value`` on every rank (e.g. its clock, which time limits are read on)."""
+    return _sum_over_ranks([value if is_main_process() else 0.0])[0]
+
+
 def barrier() -> None:
     """Wait until every rank reaches this point."""
     dist.barrier()

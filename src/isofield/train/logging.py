@@ -5,6 +5,8 @@ One row per logged step: ``step`` (0-based index of the step), every loss term t
 ``lr_<group>`` per group. Rows are appended and flushed one at a time, so a killed process leaves at worst a last
 line without its newline; such a line is never read back. On resume the log is cut back to the
 rows before the checkpoint's step by an atomic rewrite, so a resumed run never repeats a step.
+A resumed run that logs more columns than its log has (a run started by an older version) widens
+the log first, with ``nan`` in the new columns of the rows already there.
 """
 
 from __future__ import annotations
@@ -72,17 +74,29 @@ class LossLog:
 
     def _open(self, columns: list[str]) -> None:
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        header, _ = _complete_lines(text)
+        header, rows = _complete_lines(text)
         if header is not None and _parse(header) != columns:
-            raise InputError(
-                f"{self.path}: the log has columns {_parse(header)}, this run logs {columns}; "
-                "use a new run directory"
-            )
+            if not set(_parse(header)) <= set(columns):
+                raise InputError(
+                    f"{self.path}: the log has columns {_parse(header)}, this run logs {columns}; "
+                    "use a new run directory"
+                )
+            write_text_atomic(self.path, _widened(header, rows, columns))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8", newline="")
         self._columns = columns
         if header is None:
             csv.writer(self._file, lineterminator="\n").writerow(columns)
+
+
+def _widened(header: str, rows: list[str], columns: list[str]) -> str:
+    """The log's text with ``columns`` (a superset of the header's), ``nan`` where a row has none."""
+    names = _parse(header)
+    lines = [",".join(columns) + "\n"]
+    for line in rows:
+        values = dict(zip(names, _parse(line)))
+        lines.append(",".join(values.get(name, "nan") for name in columns) + "\n")
+    return "".join(lines)
 
 
 def read_loss_log(path: str | Path) -> dict[str, np.ndarray]:

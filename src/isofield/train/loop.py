@@ -9,6 +9,15 @@ Step numbering: ``task.loss(step, ...)``, the schedules and the log's ``step`` c
 0-based index of the step being taken; a checkpoint's ``step`` counts the steps completed, i.e.
 the index of the next step to take.
 
+Progress: before each step the trainer computes once where the run stands in its schedule, a
+:class:`~isofield.train.schedules.StepInfo` (the step index and the run's progress, the fraction
+of its limit reached: ``step / steps``, ``elapsed / time_budget``, or the larger of both), and
+hands it to the learning-rate schedules and to a :class:`ScheduledTask` (coarse-to-fine levels,
+loss-weight anneals). Schedules written in fractions of the run thus go all the way through
+under a time budget however slow the steps are. Progress never goes back: a run resumed with a
+longer limit holds the progress it had reached until the new limit catches up (checkpoints
+record it). Under a step limit it is exact, so resuming changes nothing.
+
 Determinism: the trainer owns two random streams, the sampling ``torch.Generator`` handed to
 ``task.loss`` (seeded with ``seed``) and torch's default CPU generator (seeded with ``seed + 1``
 inside :meth:`Trainer.run` and given back to the caller unchanged afterwards), which dropout and
@@ -53,7 +62,7 @@ from isofield.train.averaging import averaged_copies, load_averaged_weights
 from isofield.train.checkpoint import Checkpoint, CheckpointStore
 from isofield.train.distributed import DataParallelModules, Shard, is_main_process
 from isofield.train.logging import LOG_NAME, LossLog
-from isofield.train.schedules import Constant, Schedule
+from isofield.train.schedules import Constant, Schedule, StepInfo, run_progress
 from isofield.train.spikes import SpikeGuard
 
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
@@ -69,6 +78,8 @@ class StopReason(str, Enum):
     TIME_BUDGET = "time-budget"
     EXIT_AFTER = "exit-after"
     INTERRUPTED = "interrupted"
+    PAUSED = "paused"
+    """reached ``pause_at`` before the run's end (a caller that trains one run in chunks)"""
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,17 @@ class TrainTask(Protocol):
     def loss(self, step: int, generator: torch.Generator) -> Mapping[str, torch.Tensor]:
         """Scalar (one-element) loss tensors of step ``step`` (0-based): ``"total"`` is
         minimised, every term (``"total"`` included) is logged. Random draws use ``generator``."""
+        ...
+
+
+@runtime_checkable
+class ScheduledTask(TrainTask, Protocol):
+    """A task with schedules of its own (coarse-to-fine grid levels, annealed loss weights)."""
+
+    def set_progress(self, info: StepInfo) -> Mapping[str, float]:
+        """Called before each ``loss`` with where the run stands; set what depends on it, from
+        ``info`` alone (so a resumed run continues alike), and return it by name for the log
+        (its ``schedule_<name>`` columns) and the result, e.g. ``{"grid_levels": 5.0}``."""
         ...
 
 
@@ -167,6 +189,10 @@ class TrainResult:
         reason: why training stopped.
         losses: loss terms of the last completed step (empty if none was ever taken).
         checkpoint: the run's ``latest.pt``, holding the state after ``step`` steps.
+        progress: the fraction of the run's limit reached, in [0, 1]; below 1 the run stopped
+            before the end of its schedule (``exit-after``, ``interrupted``, ``paused``).
+        schedule: the task's schedule values at its last step (:class:`ScheduledTask`, e.g.
+            ``grid_levels``; empty for other tasks or before the first step).
     """
 
     step: int
@@ -175,6 +201,30 @@ class TrainResult:
     reason: StopReason
     losses: dict[str, float]
     checkpoint: Path
+    progress: float = 0.0
+    schedule: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Steps per second of training over the whole run (0 before the first step)."""
+        return steps_per_second(self.step, self.elapsed)
+
+
+def steps_per_second(steps: int, elapsed: float) -> float:
+    """``steps / elapsed`` (0 without training time)."""
+    return steps / elapsed if elapsed > 0 else 0.0
+
+
+def describe_stop(reason: str, step: int, elapsed: float, progress: float,
+                  schedule: Mapping[str, float] | None = None) -> str:
+    """One line on where a run stopped, e.g. ``time-budget after 500 steps (102 s of training,
+    4.9 steps/s; schedule at 100%, grid levels 8)``; a run stopped before the end of its schedule
+    says so (``...; stopped at 34% of its schedule, grid levels 4)``)."""
+    position = "".join(f", {name.replace('_', ' ')} {value:g}" for name, value in (schedule or {}).items())
+    where = (f"schedule at {100 * progress:.0f}%" if progress >= 1
+             else f"stopped at {100 * progress:.0f}% of its schedule")
+    return (f"{reason} after {step} steps ({elapsed:.0f} s of training, "
+            f"{steps_per_second(step, elapsed):.3g} steps/s; {where}{position})")
 
 
 class Trainer:
@@ -184,14 +234,17 @@ class Trainer:
     (construction wraps the modules in DDP, a collective step) and call :meth:`run` on every rank.
 
     Args:
-        task: the method's :class:`TrainTask` (or :class:`StatefulTask`); a
-            :class:`DistributedTask` under a process group.
+        task: the method's :class:`TrainTask` (or :class:`StatefulTask`, :class:`ScheduledTask`);
+            a :class:`DistributedTask` under a process group.
         run_dir: the run's directory: ``checkpoints/`` and ``losses.csv`` go there.
         steps: stop after this many steps in total (across resumes).
         time_budget: stop after this many seconds of training in total (across resumes).
-            At least one of ``steps`` and ``time_budget`` is required.
+            At least one of ``steps`` and ``time_budget`` is required; together they define the
+            run's progress.
+        pause_at: return (reason ``paused``) once this many steps are done in total, before the
+            run's limits, which progress is still measured against (training in chunks).
         schedule: one learning-rate schedule for every group, or one per group name
-            (:mod:`.schedules`); default constant.
+            (:mod:`.schedules`), evaluated at each step's :class:`StepInfo`; default constant.
         optimizer: optimiser factory, called with torch parameter-group dicts.
         checkpoint_every: save ``latest.pt`` and a numbered snapshot every this many steps.
         checkpoint_every_seconds: also save ``latest.pt`` when this many seconds passed since
@@ -221,6 +274,7 @@ class Trainer:
         *,
         steps: int | None = None,
         time_budget: float | None = None,
+        pause_at: int | None = None,
         schedule: Schedule | Mapping[str, Schedule] | None = None,
         optimizer: OptimizerFactory = torch.optim.Adam,
         checkpoint_every: int | None = 1000,
@@ -239,6 +293,7 @@ class Trainer:
             raise InputError("training needs a limit: give steps, time_budget or both")
         self.steps = _positive_int("steps", steps, optional=True)
         self.time_budget = _optional_positive_number("time_budget", time_budget)
+        self.pause_at = _positive_int("pause_at", pause_at, optional=True)
         self.checkpoint_every = _positive_int("checkpoint_every", checkpoint_every, optional=True)
         self.checkpoint_every_seconds = _optional_positive_number(
             "checkpoint_every_seconds", checkpoint_every_seconds
@@ -300,6 +355,7 @@ class Trainer:
             first_step = state.step
             while (reason := self._stop_reason(state, signals)) is None:
                 self._advance(state, log, bar)
+            state.progress = self._progress(state)
             if state.saved_step != state.step:
                 self._save(state, numbered=False)
             if self._parallel is not None:
@@ -312,6 +368,8 @@ class Trainer:
             reason=reason,
             losses=dict(state.losses),
             checkpoint=self._store.latest,
+            progress=state.progress,
+            schedule=dict(state.schedule),
         )
 
     def _distribute(self, groups: Sequence[ParamGroup]) -> DataParallelModules | None:
@@ -350,6 +408,7 @@ class Trainer:
                 saved_step=checkpoint.step,
                 saved_elapsed=checkpoint.elapsed,
                 losses=dict(checkpoint.losses),
+                progress=checkpoint.progress,
             )
             if self._spike_guard is not None:
                 self._spike_guard.rollbacks = int(checkpoint.losses.get("rollbacks", 0))
@@ -394,6 +453,7 @@ class Trainer:
         timed = is_main_process()
         met = {
             StopReason.FINISHED: self.steps is not None and state.step >= self.steps,
+            StopReason.PAUSED: self.pause_at is not None and state.step >= self.pause_at,
             StopReason.INTERRUPTED: signals.received is not None,
             StopReason.TIME_BUDGET: (
                 timed and self.time_budget is not None
@@ -408,14 +468,25 @@ class Trainer:
             met = dict(zip(met, distributed.any_over_ranks(list(met.values()))))
         return next((reason for reason, is_met in met.items() if is_met), None)
 
+    def _progress(self, state: "_LoopState") -> float:
+        """The run's progress after ``state.step`` steps (never below what it was), on rank 0's
+        clock under a process group."""
+        elapsed = state.clock.elapsed()
+        if self._parallel is not None and self.time_budget is not None:
+            elapsed = distributed.main_process_value(elapsed)
+        return max(state.progress, run_progress(state.step, self.steps, elapsed, self.time_budget))
+
     def _advance(self, state: "_LoopState", log: LossLog, bar: "_ProgressBar") -> None:
         """Take step ``state.step``, log it, and save if a checkpoint is due."""
         step = state.step
-        losses, lrs = self._train_step(step, state)
+        state.progress = self._progress(state)
+        info = StepInfo(step, state.progress)
+        losses, lrs = self._train_step(info, state)
         state.clock.tick()
         state.step, state.losses = step + 1, losses
         if step % self.log_every == 0 and is_main_process():
-            log.append({"step": step, **losses, **_lr_columns(lrs)})
+            log.append({"step": step, **losses, **_lr_columns(lrs), "progress": info.progress,
+                        **{f"schedule_{name}": value for name, value in state.schedule.items()}})
         bar.advance(losses, state.clock.elapsed())
         numbered = self.checkpoint_every is not None and state.step % self.checkpoint_every == 0
         timed = (
@@ -426,13 +497,16 @@ class Trainer:
             self._save(state, numbered=numbered)
 
     def _train_step(
-        self, step: int, state: "_LoopState"
+        self, info: StepInfo, state: "_LoopState"
     ) -> tuple[dict[str, float], dict[str, float]]:
         """One optimiser step: (loss terms as floats, learning rate per group). With a spike
         guard, a spike rolls the state back instead (still a step of the count)."""
+        step = info.step
         if self._spike_guard is not None:
             self._spike_guard.remember(step, self._guarded_modules(), self._optimizer)
-        lrs = self._set_learning_rates(step)
+        lrs = self._set_learning_rates(info)
+        if isinstance(self.task, ScheduledTask):
+            state.schedule = {name: float(value) for name, value in self.task.set_progress(info).items()}
         self._optimizer.zero_grad(set_to_none=True)
         if self._parallel is not None:
             self._parallel.begin_step()
@@ -476,13 +550,13 @@ class Trainer:
         params = [param for group in self._optimizer.param_groups for param in group["params"]]
         return float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
 
-    def _set_learning_rates(self, step: int) -> dict[str, float]:
+    def _set_learning_rates(self, info: StepInfo) -> dict[str, float]:
         lrs = {}
         scale = 1.0 if self._spike_guard is None else self._spike_guard.lr_scale
         for group, name, base, schedule in zip(
             self._optimizer.param_groups, self._group_names, self._base_lrs, self._schedules
         ):
-            group["lr"] = lrs[name] = base * schedule(step) * scale
+            group["lr"] = lrs[name] = base * schedule(info) * scale
         return lrs
 
     def _save(self, state: "_LoopState", numbered: bool) -> None:
@@ -497,20 +571,22 @@ class Trainer:
                     )
         elapsed = state.clock.elapsed()
         if is_main_process():
-            self._store.save(self._checkpoint(state.step, elapsed, state.losses), numbered)
+            self._store.save(self._checkpoint(state, elapsed), numbered)
         state.saved_step, state.saved_elapsed = state.step, elapsed
         state.saved_at = state.clock.in_process()
 
-    def _checkpoint(self, step: int, elapsed: float, losses: dict[str, float]) -> Checkpoint:
+    def _checkpoint(self, state: "_LoopState", elapsed: float) -> Checkpoint:
         extra = self.task.extra_state() if isinstance(self.task, StatefulTask) else {}
         return Checkpoint(
-            step=step,
+            step=state.step,
             elapsed=elapsed,
+            progress=max(state.progress,
+                         run_progress(state.step, self.steps, elapsed, self.time_budget)),
             modules={name: module.state_dict() for name, module in self._modules.items()},
             optimizer=self._optimizer.state_dict(),
             generator_state=self._generator.get_state(),
             global_rng_state=torch.get_rng_state(),
-            losses=losses,
+            losses=state.losses,
             extra=extra,
             averages={name: average.state_dict() for name, average in self._averages.items()},
         )
@@ -543,7 +619,8 @@ class _Clock:
 
 @dataclass
 class _LoopState:
-    """Where a run stands: steps completed, last losses, and the last save."""
+    """Where a run stands: steps completed, progress and the task's schedule values at the last
+    step, last losses, and the last save."""
 
     step: int
     clock: _Clock
@@ -551,6 +628,8 @@ class _LoopState:
     saved_elapsed: float = 0.0
     saved_at: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
+    progress: float = 0.0
+    schedule: dict[str, float] = field(default_factory=dict)
 
 
 class _StopSignals:

@@ -1,8 +1,24 @@
-"""Learning-rate (and loss-weight) schedules as pure functions of the step.
+"""Learning-rate and loss-weight schedules, as pure functions of the run's position.
 
-A schedule maps the 0-based step index to a factor that multiplies a parameter group's base
-learning rate: ``lr(step) = base_lr * schedule(step)``. It holds no state, so a resumed run only
-needs its step to continue with exactly the learning rates of an uninterrupted one.
+The :class:`~isofield.train.loop.Trainer` computes, once per step, a :class:`StepInfo`: the
+0-based index of the step being taken and the run's *progress*, the fraction of its limit
+reached before that step (:func:`run_progress`: ``step / steps`` under a step limit,
+``elapsed / time_budget`` under a time budget, the larger of the two under both). A schedule maps
+it to a factor, e.g. on a parameter group's base learning rate: ``lr = base_lr * schedule(info)``.
+
+Every schedule counts in one ``unit``:
+
+- ``progress``: its positions (``every``, ``start``, ``end``, ``warmup``) are fractions of the
+  run, so a run goes through the whole schedule whatever its limit and however fast its steps
+  are: a time budget on a slow or loaded machine reaches the same end as on an idle one. The
+  fit methods' ``fast`` presets and the shape-space families' ``cpu`` presets are written this
+  way.
+- ``steps`` (the default, as before progress existed): its positions count steps. The ``paper``
+  presets keep their papers' schedules so (a halving every 2000 steps, written as a fraction of
+  a paper's long run, would halve the rate dozens of times within a short one).
+
+Schedules hold no state, so a resumed run only needs its step and elapsed time to continue
+with exactly the factors of an uninterrupted one (under a step limit, progress is exact).
 
 The :class:`~isofield.train.loop.Trainer` takes one schedule for every parameter group, or one per
 group name (e.g. DeepSDF's decoder and latent codes).
@@ -12,41 +28,79 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from isofield.errors import InputError
 
-Schedule = Callable[[int], float]
-"""step (0-based int) -> factor (float) multiplying a group's base learning rate."""
+UNITS = ("steps", "progress")
+Unit = Literal["steps", "progress"]
+_BOUNDARY_SLACK = 1e-9
+"""added to a count of whole periods of progress, so that ``0.3 / 0.1`` (2.9999999999999996 in
+floats) counts 3 periods: a change written at 30% of a 100-step run happens at step 30"""
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Where a run stands at the step being taken.
+
+    Attributes:
+        step: 0-based index of the step being taken (steps completed before it).
+        progress: the fraction of the run's limit reached before this step, in [0, 1]
+            (:func:`run_progress`).
+    """
+
+    step: int
+    progress: float
+
+    def position(self, unit: Unit) -> float:
+        """The step index (``steps``) or the progress (``progress``)."""
+        return self.step if unit == "steps" else self.progress
+
+
+def run_progress(step: int, steps: int | None, elapsed: float, time_budget: float | None) -> float:
+    """The fraction of a run's limit reached after ``step`` steps and ``elapsed`` seconds of
+    training: ``step / steps`` for a step limit, ``elapsed / time_budget`` for a time budget,
+    the larger for both; capped at 1."""
+    fractions = [0.0]
+    if steps is not None:
+        fractions.append(step / steps)
+    if time_budget is not None:
+        fractions.append(elapsed / time_budget)
+    return min(1.0, max(fractions))
+
+
+Schedule = Callable[[StepInfo], float]
+"""StepInfo -> factor (float), e.g. on a group's base learning rate."""
 
 
 @dataclass(frozen=True)
 class Constant:
     """Factor 1 at every step."""
 
-    def __call__(self, step: int) -> float:
+    unit: Unit = "steps"
+
+    def __call__(self, info: StepInfo) -> float:
         return 1.0
 
 
 @dataclass(frozen=True)
 class StepDecay:
-    """Multiply by ``factor`` every ``every`` steps, down to ``min_factor``:
-    ``max(factor ** (step // every), min_factor)``.
+    """Multiply by ``factor`` every ``every`` steps or fraction of the run (``unit``), down to
+    ``min_factor``: ``max(factor ** floor(position / every), min_factor)``.
 
     IGR and DeepSDF halve their learning rates this way (``factor=0.5``). A floor suits a run
     with a weight average (``train.ema_decay`` of a fit), which finds the centre of the noise a
     moderate learning rate leaves, while that rate keeps the weights improving.
     """
 
-    every: int
+    every: float
     factor: float = 0.5
     min_factor: float = 0.0
+    unit: Unit = "steps"
 
     def __post_init__(self) -> None:
-        _require(
-            _is_int(self.every) and self.every > 0,
-            f"step decay 'every' must be a positive integer, got {self.every!r}",
-        )
+        _check_positions(self, ("every",))
+        _require(self.every > 0, f"step decay 'every' must be positive, got {self.every!r}")
         _require(
             _is_number(self.factor) and 0 < self.factor <= 1,
             f"step decay 'factor' must be in (0, 1], got {self.factor!r}",
@@ -56,41 +110,39 @@ class StepDecay:
             f"step decay 'min_factor' must be in [0, 1], got {self.min_factor!r}",
         )
 
-    def __call__(self, step: int) -> float:
-        return max(self.factor ** (step // self.every), self.min_factor)
+    def __call__(self, info: StepInfo) -> float:
+        periods = whole_periods(info.position(self.unit), self.every, self.unit)
+        return max(self.factor ** periods, self.min_factor)
 
 
 @dataclass(frozen=True)
 class WarmupCosine:
-    """Linear warm-up to 1 over ``warmup_steps``, then a cosine decay to ``final_factor``.
+    """Linear warm-up to 1 until ``warmup``, then a cosine decay to ``final_factor`` at ``end``
+    (positions in ``unit``), staying there afterwards.
 
-    Warm-up factors are ``(step + 1) / warmup_steps`` (so step 0 already learns); the cosine runs
-    from step ``warmup_steps`` (factor 1) to ``total_steps`` (factor ``final_factor``) and stays
-    there afterwards.
+    In steps, warm-up factors are ``(step + 1) / warmup`` (so step 0 already learns); in
+    progress ``progress / warmup``.
     """
 
-    total_steps: int
-    warmup_steps: int = 0
+    end: float
+    warmup: float = 0
     final_factor: float = 0.0
+    unit: Unit = "steps"
 
     def __post_init__(self) -> None:
-        _require(
-            _is_int(self.total_steps) and self.total_steps > 0,
-            f"cosine 'total_steps' must be a positive integer, got {self.total_steps!r}",
-        )
-        _require(
-            _is_int(self.warmup_steps) and 0 <= self.warmup_steps < self.total_steps,
-            f"cosine 'warmup_steps' must be an integer in [0, total_steps): {self.warmup_steps!r}",
-        )
+        _check_positions(self, ("end", "warmup"))
+        _require(0 <= self.warmup < self.end,
+                 f"cosine needs 0 <= warmup < end, got warmup={self.warmup!r}, end={self.end!r}")
         _require(
             _is_number(self.final_factor) and 0 <= self.final_factor <= 1,
             f"cosine 'final_factor' must be in [0, 1], got {self.final_factor!r}",
         )
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+    def __call__(self, info: StepInfo) -> float:
+        position = info.position(self.unit)
+        if position < self.warmup:
+            return (position + (self.unit == "steps")) / self.warmup
+        progress = min(1.0, (position - self.warmup) / (self.end - self.warmup))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.final_factor + (1.0 - self.final_factor) * cosine
 
@@ -100,60 +152,99 @@ ANNEAL_SHAPES = ("linear", "quintic", "step")
 
 @dataclass(frozen=True)
 class Anneal:
-    """A weight that anneals from 1 to ``final`` between steps ``start`` and ``end`` (DiGS's
-    divergence; its decay parameters also end at a value that need not be 0).
+    """A weight that anneals from 1 to ``final`` between ``start`` and ``end`` (positions in
+    ``unit``; DiGS's divergence; its decay parameters also end at a value that need not be 0).
 
-    With ``t = (step - start) / (end - start)`` clipped to [0, 1] and ``a(t)`` = ``1 - t``
+    With ``t = (position - start) / (end - start)`` clipped to [0, 1] and ``a(t)`` = ``1 - t``
     (``linear``), ``1 - (6t^5 - 15t^4 + 10t^3)`` (``quintic``, smooth at both ends) or 1 until
     ``end`` and 0 from there on (``step``), the factor is ``final + (1 - final) a(t)``.
     """
 
-    start: int
-    end: int
+    start: float
+    end: float
     shape: str = "linear"
     final: float = 0.0
+    unit: Unit = "steps"
 
     def __post_init__(self) -> None:
-        _require(
-            _is_int(self.start) and _is_int(self.end) and 0 <= self.start < self.end,
-            f"anneal needs integers 0 <= start < end, got start={self.start!r}, end={self.end!r}",
-        )
+        _check_positions(self, ("start", "end"))
+        _require(0 <= self.start < self.end,
+                 f"anneal needs 0 <= start < end, got start={self.start!r}, end={self.end!r}")
         _require(self.shape in ANNEAL_SHAPES,
                  f"anneal 'shape' must be one of {ANNEAL_SHAPES}, got {self.shape!r}")
         _require(_is_number(self.final) and 0 <= self.final <= 1,
                  f"anneal 'final' must be in [0, 1], got {self.final!r}")
 
-    def __call__(self, step: int) -> float:
-        t = min(1.0, max(0.0, (step - self.start) / (self.end - self.start)))
+    def __call__(self, info: StepInfo) -> float:
+        position = info.position(self.unit)
+        t = min(1.0, max(0.0, (position - self.start) / (self.end - self.start)))
         if self.shape == "linear":
             remaining = 1.0 - t
         elif self.shape == "quintic":
             remaining = 1.0 - t ** 3 * (10.0 - 15.0 * t + 6.0 * t ** 2)
         else:
-            remaining = 1.0 if step < self.end else 0.0
+            remaining = 1.0 if position < self.end else 0.0
         return self.final + (1.0 - self.final) * remaining
 
 
 _BY_NAME: dict[str, type] = {"constant": Constant, "step": StepDecay, "cosine": WarmupCosine,
                              "anneal": Anneal}
 
+_STEP_KEYS: dict[str, dict[str, str]] = {"cosine": {"total_steps": "end", "warmup_steps": "warmup"}}
+"""Keys that count steps, as configs wrote them before schedules took a unit, and the keys they
+stand for (read with ``unit: steps``)."""
+
 
 def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
-    """A schedule from a config mapping, e.g. ``{"name": "step", "every": 500, "factor": 0.5}``.
+    """A schedule from a config mapping, e.g. ``{"name": "step", "every": 500, "factor": 0.5}``
+    (every 500 steps) or ``{"name": "step", "every": 0.25, "unit": "progress"}`` (every quarter
+    of the run).
 
-    Names: ``constant``; ``step`` (every, factor, min_factor); ``cosine`` (total_steps, warmup_steps,
-    final_factor); ``anneal`` (start, end, shape, final). Raises InputError for an unknown name or key, or a bad value.
+    Names: ``constant``; ``step`` (every, factor, min_factor); ``cosine`` (end, warmup,
+    final_factor; ``total_steps`` and ``warmup_steps`` are read as ``end`` and ``warmup`` in
+    steps); ``anneal`` (start, end, shape, final); each with ``unit``: ``steps`` (the
+    default: positions are integer step counts) or ``progress`` (fractions of the run). Raises
+    InputError for an unknown name, key or unit, or a bad value.
     """
     options = dict(spec)
     name = options.pop("name", None)
     if name not in _BY_NAME:
         raise InputError(f"unknown schedule {name!r} (use one of {sorted(_BY_NAME)})")
+    for old, new in _STEP_KEYS.get(name, {}).items():
+        if old in options:
+            if new in options or options.get("unit", "steps") != "steps":
+                raise InputError(f"schedule {name!r}: {old!r} counts steps; give {new!r} instead")
+            options[new] = options.pop(old)
+    unit = options.get("unit", "steps")
+    if unit not in UNITS:
+        raise InputError(f"schedule {name!r}: unit must be one of {UNITS}, got {unit!r}")
     try:
         return _BY_NAME[name](**options)
     except TypeError:
         raise InputError(
             f"schedule {name!r}: unexpected or missing keys in {sorted(options)}"
         ) from None
+
+
+def whole_periods(position: float, every: float, unit: Unit) -> int:
+    """How many whole periods ``every`` fit in ``position`` (steps or progress, ``unit``)."""
+    if unit == "steps":
+        return int(position // every)
+    return math.floor(position / every + _BOUNDARY_SLACK)
+
+
+def _check_positions(schedule: Any, names: tuple[str, ...]) -> None:
+    """Positions are integer steps (unit ``steps``) or finite fractions of the run (``progress``)."""
+    _require(schedule.unit in UNITS, f"unit must be one of {UNITS}, got {schedule.unit!r}")
+    for name in names:
+        value = getattr(schedule, name)
+        if schedule.unit == "steps":
+            _require(_is_int(value), f"'{name}' counts steps and must be an integer, got {value!r} "
+                                     "(for a fraction of the run add unit: progress)")
+        else:
+            _require(_is_number(value) and 0 <= value <= 1,
+                     f"'{name}' is a fraction of the run (unit: progress) and must be in [0, 1], "
+                     f"got {value!r} (to count steps use unit: steps)")
 
 
 def _require(condition: bool, message: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from isofield.errors import InputError
 from isofield.train.loop import Trainer, TrainResult
@@ -21,7 +21,8 @@ class TrainConfig:
     time_budget: Optional[float] = None
     lr: float = 1e-3
     schedule: dict = field(default_factory=lambda: {"name": "constant"})
-    """factor on lr per step (isofield.train.schedules.schedule_from_spec)"""
+    """factor on lr at each step (isofield.train.schedules.schedule_from_spec), counting steps or,
+    with ``unit: progress``, fractions of the run"""
     checkpoint_every: int = 1000
     checkpoint_every_seconds: float = 60.0
     keep_checkpoints: int = 3
@@ -60,6 +61,29 @@ def check_train_config(train: TrainConfig) -> None:
             raise InputError(f"config.train.{exc}") from None
 
 
+SCHEDULE_UNIT_KEYS: dict[str, str] = {name: "unit" for name in ("every", "start", "end", "warmup")}
+"""position key of a schedule spec -> the key of its unit (isofield.train.schedules)"""
+
+
+def without_replaced(preset: Mapping[str, Any], layers: Mapping[str, Any],
+                     unit_keys: Mapping[str, str] = SCHEDULE_UNIT_KEYS) -> dict:
+    """The preset without what ``layers`` replace, to merge ``layers`` over: a sub-mapping given
+    as a named spec (``{"name": "constant"}`` over a preset's step schedule must not inherit its
+    ``every``), and the unit of a value given without one (``unit_keys``: value key -> its unit's
+    key), which then counts in the default unit, steps: ``grid_levels_every: 50`` or
+    ``schedule: {every: 500}`` over a preset written in progress count steps, as before
+    schedules could count progress."""
+    dropped = {unit for key, unit in unit_keys.items() if key in layers and unit not in layers}
+    kept = {}
+    for key, value in preset.items():
+        given = layers.get(key)
+        if key in dropped or (isinstance(given, Mapping) and "name" in given):
+            continue
+        kept[key] = (without_replaced(value, given, unit_keys)
+                     if isinstance(value, Mapping) and isinstance(given, Mapping) else value)
+    return kept
+
+
 def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, progress: bool,
                   exit_after: float | None, ema_decay: float | None = None) -> Trainer:
     """The shared trainer of ``task`` with the limits, schedule and checkpoints of ``train``
@@ -76,14 +100,19 @@ def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, p
 @dataclass(frozen=True)
 class TrainingOutcome:
     """What a train / resume call of a shape-space method returns: the run directory, why
-    training stopped, steps and seconds of training in total, the last losses."""
+    training stopped, steps and seconds of training in total, the last losses, the fraction of
+    the run's limit reached (below 1: stopped before the end of its schedule) and the task's
+    schedule values at the last step."""
 
     run_dir: Path
     reason: str
     step: int
     elapsed: float
     losses: dict[str, float]
+    progress: float = 0.0
+    schedule: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, run_dir: Path, result: TrainResult) -> "TrainingOutcome":
-        return cls(run_dir, result.reason.value, result.step, result.elapsed, dict(result.losses))
+        return cls(run_dir, result.reason.value, result.step, result.elapsed, dict(result.losses),
+                   result.progress, dict(result.schedule))

@@ -26,6 +26,8 @@ Series = tuple[np.ndarray, np.ndarray]  # (steps (K,), values (K,)), float64
 LR_NAME = "lr"
 LR_PREFIX = "lr_"
 ROLLBACKS_NAME = "rollbacks"
+PROGRESS_NAME = "progress"
+SCHEDULE_PREFIX = "schedule_"
 # Above this many points a term is drawn faint and a running geometric mean on top of it.
 _SMOOTH_ABOVE = 200
 
@@ -82,8 +84,8 @@ def loss_curves_figure(
 ) -> Figure:
     """Loss terms against the step (log y).
 
-    ``terms`` selects the columns to draw (default: all but ``step``, the learning rates and the
-    ``rollbacks`` count). A log axis cannot show zero or negative values: they are left out (the
+    ``terms`` selects the columns to draw (default: all but ``step``, the learning rates, the
+    ``rollbacks`` count and the trainer's schedule position: ``progress``, ``schedule_<name>``). A log axis cannot show zero or negative values: they are left out (the
     line breaks there), and the legend entry of a term says how many were left out ("3 values
     <= 0 not shown"). Terms with more than 200 points are drawn faint with a running geometric
     mean on top. Learning-rate series (``lr``, ``lr_<group>``), if present, are drawn in a
@@ -92,7 +94,7 @@ def loss_curves_figure(
     """
     series = read_history_csv(history) if isinstance(history, (str, os.PathLike)) else _from_mapping(history)
     rates = [n for n in series if _is_learning_rate(n)]
-    names = [n for n in series if n not in rates and n != ROLLBACKS_NAME] if terms is None else list(terms)
+    names = [n for n in series if n not in rates and not _is_position(n)] if terms is None else list(terms)
     unknown = [n for n in names if n not in series]
     if unknown:
         raise InputError(f"plot_loss_curves: unknown loss terms {unknown}; the history has {sorted(series)}")
@@ -119,6 +121,11 @@ def loss_curves_figure(
     else:
         loss_ax.set_xlabel("step")
     return figure
+
+
+def _is_position(name: str) -> bool:
+    """A log column that is not a loss: the rollback count, the run's progress, a schedule value."""
+    return name in (ROLLBACKS_NAME, PROGRESS_NAME) or name.startswith(SCHEDULE_PREFIX)
 
 
 def _mark_rollbacks(ax: object, steps: np.ndarray, counts: np.ndarray) -> None:

@@ -182,11 +182,13 @@ def shade(
     color: object = DEFAULT_COLOR,
     background: object = "white",
     crease_deg: float = DEFAULT_CREASE_DEG,
+    vertex_color: np.ndarray | None = None,
 ) -> np.ndarray:
     """Light the visible surface; returns an (H, W, 3) float64 image in [0, 1].
 
     ``color`` is one colour or an (F, 3) array of per-face RGB values (floats in [0, 1] or
-    integers in 0..255), e.g. to colour faces by their error. Normals are
+    integers in 0..255), e.g. to colour faces by their error; ``vertex_color``, a (V, 3) array
+    of the same kind, overrides it with colours interpolated across each face. Normals are
     smoothed across edges whose faces meet at less than ``crease_deg`` degrees (0: flat facets;
     180: fully smooth); sharper edges, and faces whose orientation is flipped relative to a
     neighbour, stay crisp. Lighting is two-sided: normals are turned towards the camera.
@@ -207,7 +209,11 @@ def shade(
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-300)
     facing = np.einsum("ij,ij->i", face_normals[visible][face_slot], to_eye)
     normal *= np.where(facing < 0, -1.0, 1.0)[:, None]
-    colors = _surface_colors(color, visible, len(faces))[face_slot]
+    if vertex_color is not None:
+        corners = _color_array(vertex_color, len(vertices), "vertex_color: per-vertex")[faces[raster.face[mask]]]
+        colors = np.einsum("pk,pkj->pj", raster.barycentric[mask], corners)
+    else:
+        colors = _surface_colors(color, visible, len(faces))[face_slot]
     image[mask] = _lighting(normal, to_eye, camera, colors)
     return image
 
@@ -224,12 +230,13 @@ def render_mesh(
     crease_deg: float = DEFAULT_CREASE_DEG,
     supersample: int = 1,
     camera: Camera | None = None,
+    vertex_color: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render ``mesh`` to an (H, W, 3) uint8 image and, if ``path`` is given, write it as PNG.
 
     The camera frames the mesh's bounding sphere (see :meth:`Camera.looking_at` for ``view``,
     ``projection`` and ``up``) unless ``camera`` is given (e.g. to share one framing between
-    meshes). ``crease_deg``: see :func:`shade`. ``supersample = s`` renders at ``s`` times the
+    meshes). ``crease_deg`` and ``vertex_color`` (V, 3): see :func:`shade`. ``supersample = s`` renders at ``s`` times the
     resolution and averages ``s x s`` blocks (anti-aliased edges, ``s**2`` times the cost).
     """
     vertices, faces = _mesh_arrays(mesh)
@@ -243,7 +250,7 @@ def render_mesh(
         camera.width * supersample, camera.height * supersample, camera.projection, camera.scale,
     )
     raster = rasterize(vertices, faces, big)
-    image = shade(raster, vertices, faces, big, color, background, crease_deg)
+    image = shade(raster, vertices, faces, big, color, background, crease_deg, vertex_color)
     image = image.reshape(camera.height, supersample, camera.width, supersample, 3).mean(axis=(1, 3))
     image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
     if path is not None:
@@ -523,11 +530,18 @@ def _surface_colors(color: object, face: np.ndarray, face_count: int) -> np.ndar
     (floats in [0, 1], or integers in 0..255)."""
     array = np.asarray(color) if not isinstance(color, str) else None
     if array is not None and array.ndim == 2:
-        if array.shape != (face_count, 3):
-            raise InputError(f"color: per-face colours must have shape ({face_count}, 3), got {array.shape}")
-        scale = 255.0 if np.issubdtype(array.dtype, np.integer) else 1.0
-        return np.clip(array[face] / scale, 0.0, 1.0)
+        return _color_array(array, face_count, "color: per-face")[face]
     return np.broadcast_to(_rgb(color, "color"), (len(face), 3))
+
+
+def _color_array(colors: np.ndarray, count: int, name: str) -> np.ndarray:
+    """(count, 3) floats in [0, 1] from an array of RGB rows (floats in [0, 1], or integers in
+    0..255), else InputError."""
+    array = np.asarray(colors)
+    if array.shape != (count, 3):
+        raise InputError(f"{name} colours must have shape ({count}, 3), got {array.shape}")
+    scale = 255.0 if np.issubdtype(array.dtype, np.integer) else 1.0
+    return np.clip(array / scale, 0.0, 1.0)
 
 
 # --- input checks --------------------------------------------------------------------------

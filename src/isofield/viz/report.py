@@ -6,8 +6,9 @@ Build it section by section, in the order they should appear::
     Report("igr on bunny").add_metrics("evaluation", {"chamfer_l1": 0.0042}) \\
         .add_figure("figures/loss.png", "training losses").add_config(config).write(run_dir / "report.html")
 
-Every piece of text is HTML-escaped. Figures are referenced by paths relative to the report's
-folder and must lie inside it, so the run directory can be moved or archived as one unit.
+Every piece of text is HTML-escaped. Figures and linked pages (the interactive 3-D views of
+:mod:`isofield.viz.viewer`, which do use JavaScript) are referenced by paths relative to the
+report's folder and must lie inside it, so the run directory can be moved or archived as one unit.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ class Report:
         self._sections.append(("figure", heading or "", _Figure(Path(path), str(caption))))
         return self
 
+    def add_links(self, heading: str, links: Sequence[tuple[str | os.PathLike, str]]) -> "Report":
+        """A list of links ``(path, text)`` to files in the report's folder (e.g. 3-D views)."""
+        self._sections.append(("links", heading, [(Path(path), str(text)) for path, text in links]))
+        return self
+
     def add_config(self, config: Mapping[str, object] | str, heading: str = "Resolved config") -> "Report":
         """The config as YAML (a mapping is dumped in key order; a string is shown as is)."""
         text = config if isinstance(config, str) else yaml.safe_dump(
@@ -217,16 +223,28 @@ def _table_html(payload: tuple[list[str], list[dict]], folder: Path) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figure_html(figure: _Figure, folder: Path) -> str:
-    absolute = figure.path if figure.path.is_absolute() else folder / figure.path
+def _relative(path: Path, folder: Path, what: str) -> str:
+    """``path`` (absolute, or relative to ``folder``) as a POSIX path relative to ``folder``;
+    InputError when it does not exist or lies outside."""
+    absolute = path if path.is_absolute() else folder / path
     if not absolute.is_file():
-        raise InputError(f"report figure {absolute} does not exist")
+        raise InputError(f"report {what} {absolute} does not exist")
     try:
-        relative = absolute.resolve().relative_to(folder.resolve())
+        return absolute.resolve().relative_to(folder.resolve()).as_posix()
     except ValueError:
-        raise InputError(f"report figure {absolute} is outside the report folder {folder}") from None
+        raise InputError(f"report {what} {absolute} is outside the report folder {folder}") from None
+
+
+def _figure_html(figure: _Figure, folder: Path) -> str:
+    relative = _relative(figure.path, folder, "figure")
     caption = f"<figcaption>{_esc(figure.caption)}</figcaption>" if figure.caption else ""
-    return f'<figure><img src="{_esc(relative.as_posix())}" alt="{_esc(figure.caption)}">{caption}</figure>'
+    return f'<figure><img src="{_esc(relative)}" alt="{_esc(figure.caption)}">{caption}</figure>'
+
+
+def _links_html(links: list[tuple[Path, str]], folder: Path) -> str:
+    items = "".join(f'<li><a href="{_esc(_relative(path, folder, "link"))}">{_esc(text)}</a></li>'
+                    for path, text in links)
+    return f"<ul>{items}</ul>"
 
 
 def _text_html(text: str, folder: Path) -> str:
@@ -242,6 +260,7 @@ _RENDERERS = {
     "metrics": _metrics_html,
     "table": _table_html,
     "figure": _figure_html,
+    "links": _links_html,
     "text": _text_html,
     "pre": _pre_html,
 }
