@@ -17,9 +17,10 @@ from isofield.extract.api import extract_mesh
 from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
-from isofield.geometry.groundtruth import MeshDistance, PointSetDistance, TriangleDistance
+from isofield.geometry.groundtruth import MeshDistance, TriangleDistance
 from isofield.geometry.io import POINT_READ_SUFFIXES, PointCloud, read_geometry, write_mesh
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.surfels import SurfelDistance
 from isofield.methods.base import PreparedInput, grid_levels
 from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes
 from isofield.nn import as_numpy_field
@@ -183,9 +184,10 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
 
 
 def reference_distance(reference: trimesh.Trimesh | PointCloud) -> Callable[[np.ndarray], np.ndarray]:
-    """Unsigned distance (N,) in user units from points (N, 3) to a reference mesh or point set."""
+    """Unsigned distance (N,) in user units from points (N, 3) to a reference mesh, or to the
+    surfels of a reference point set (so that the error colours do not show its sampling)."""
     if isinstance(reference, PointCloud):
-        return PointSetDistance(reference.points)
+        return SurfelDistance(reference.points)
     return TriangleDistance(np.asarray(reference.vertices), np.asarray(reference.faces))
 
 

@@ -25,7 +25,7 @@ from isofield.errors import InputError
 from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
-from isofield.geometry.normals import plane_normals
+from isofield.geometry.surfels import SurfelDistance
 from isofield.geometry.sampling import sample_surface
 from isofield.methods.igr import neighbour_distances
 
@@ -176,26 +176,7 @@ def _nearest_on_input(raw: RawInput, tree: cKDTree, samples: np.ndarray,
     if raw.triangles is not None:
         closest = TriangleDistance.from_triangles(raw.triangles).closest(samples)
         return closest.distance.astype(np.float64), closest.points.astype(np.float64)
-    points = tree.data
-    distance, index = tree.query(samples, workers=-1)
     if surfel_k <= 0:
-        return distance, points[index]
-    normals, radii = surfels(tree, surfel_k)
-    offset = samples - points[index]
-    normal = normals[index]
-    along = np.sum(offset * normal, axis=1, keepdims=True) * normal      # (P, D) off the plane
-    tangential = offset - along
-    length = np.linalg.norm(tangential, axis=1, keepdims=True)
-    inside = np.minimum(1.0, np.divide(radii[index, None], length, out=np.ones_like(length),
-                                       where=length > 0))
-    nearest = points[index] + tangential * inside                        # clipped to the disc
-    return np.linalg.norm(samples - nearest, axis=1), nearest
-
-
-def surfels(tree: cKDTree, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normals (N, D), unoriented, of the planes fitted to each tree point's k nearest
-    neighbours (itself included; PCA: the direction of least variance), and the distance (N,)
-    to the k-th of them."""
-    k = max(min(k, tree.n - 1), tree.m)
-    distances, neighbours = tree.query(tree.data, k=k + 1, workers=-1)
-    return plane_normals(tree.data, neighbours), distances[:, -1]
+        distance, index = tree.query(samples, workers=-1)
+        return distance, tree.data[index]
+    return SurfelDistance(tree.data, surfel_k).closest(samples)
