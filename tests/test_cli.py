@@ -476,7 +476,7 @@ def test_bad_numbers_are_refused(capsys, tmp_path, sphere_ply):
     refuses(capsys, tmp_path, ["mesh", "--shape", "sphere", "-o", tmp_path / "x.ply", "--resolution", 0],
             "resolution")
     refuses(capsys, tmp_path, ["sample", sphere_ply, "-o", tmp_path / "x.npz", "-n", 0], "number of SDF samples")
-    refuses(capsys, tmp_path, ["render", sphere_ply, "-o", tmp_path / "x.png", "--size", 0], "resolution")
+    refuses(capsys, tmp_path, ["render", sphere_ply, "-o", tmp_path / "x.png", "--size", 0], "--size must be")
     refuses(capsys, tmp_path, ["mesh", "--shape", "sphere", "-o", tmp_path / "x.ply", "--bounds",
                                -1, -1, -1, 1, -2, 1], "--bounds")
 

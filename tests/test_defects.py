@@ -246,8 +246,8 @@ def test_cli_sample_mesh_and_info_report_a_messy_mesh(tmp_path, capsys):
     write_mesh(open_box, tmp_path / "open.obj")
     write_mesh(defects.doubled_reversed(box), tmp_path / "doubled.obj")
     warning = f"warning: {tmp_path / 'open.obj'}: inside/outside is ambiguous at 16.4% of probe"
-    for command in (["sample", "--kind", "sdf", "-n", "500", "-o", str(tmp_path / "s.npz")],
-                    ["mesh", "--resolution", "16", "-o", str(tmp_path / "m.ply")]):
+    for command in (["sample", "--kind", "sdf", "-n", "500", "-o", str(tmp_path / "s.npz"), "--overwrite"],
+                    ["mesh", "--resolution", "16", "-o", str(tmp_path / "m.ply"), "--overwrite"]):
         assert main([command[0], str(tmp_path / "open.obj"), *command[1:]]) == 0
         assert capsys.readouterr().err.startswith(warning)
         assert main([command[0], str(tmp_path / "doubled.obj"), *command[1:]]) == 0

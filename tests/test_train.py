@@ -26,6 +26,7 @@ from isofield.train.loop import (
     Trainer,
     TrainingDivergedError,
     progress_postfix,
+    progress_record,
 )
 from isofield.train.schedules import Constant, StepDecay, StepInfo, WarmupCosine, schedule_from_spec
 from isofield.train.settings import TrainConfig, build_trainer, check_train_config
@@ -538,6 +539,50 @@ def test_progress_postfix_shows_terms_and_remaining_time():
     assert progress_postfix(losses, 12.4, 3600) == (
         "total=0.01235 eikonal=2 time=00:12/1:00:00 left=59:47"
     )
+
+
+RECORD = r"step (\d+)/20 \((\d+)%\), loss [0-9.e-]+, 0\.2 steps/s, ETA (\d+) s"
+
+
+def test_progress_records_every_30_seconds_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys):
+    # Before: nothing at all on stderr without a terminal (nohup, CI, cluster jobs).
+    # The trainer's clock is faked (test_progress.FakeTime): 5 s a step.
+    import re
+
+    from isofield.train import loop
+    from test_progress import FakeTime
+
+    monkeypatch.setattr(loop, "time", FakeTime(5.0))
+    monkeypatch.delenv("ISOFIELD_LOG_SECONDS", raising=False)
+    make_trainer(ToyTask(), tmp_path, steps=20, progress=True).run()
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.fullmatch(RECORD, line).groups() for line in lines] == [
+        ("6", "30", "70"), ("12", "60", "40"), ("18", "90", "10")]
+
+
+def test_progress_records_follow_the_environment_and_quiet(tmp_path, monkeypatch, capsys):
+    from isofield.train import loop
+    from test_progress import FakeTime
+
+    monkeypatch.setattr(loop, "time", FakeTime(5.0))
+    monkeypatch.setenv("ISOFIELD_LOG_SECONDS", "50")
+    make_trainer(ToyTask(), tmp_path / "every50", steps=20, progress=True).run()
+    assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == ["step 10/20", "step 20/20"]
+    monkeypatch.setenv("ISOFIELD_LOG_SECONDS", "0")
+    make_trainer(ToyTask(), tmp_path / "none", steps=20, progress=True).run()
+    monkeypatch.delenv("ISOFIELD_LOG_SECONDS")
+    make_trainer(ToyTask(), tmp_path / "quiet", steps=20, progress=False).run()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ISOFIELD_LOG_SECONDS", "soon")
+    with pytest.raises(InputError, match=r"^ISOFIELD_LOG_SECONDS='soon': give seconds between progress records"):
+        make_trainer(ToyTask(), tmp_path / "bad", steps=20, progress=True)
+
+
+def test_progress_record_under_a_time_budget_and_long_waits():
+    assert progress_record(120, None, 0.4, {"mse": 0.5, "total": 0.0123}, 8.1, 180.0) == (
+        "step 120 (40%), loss 0.0123, 8.1 steps/s, ETA 3 min")
+    assert progress_record(5, 3000, 0.0, {"total": 1.0}, 0.5, None).endswith("ETA ?")
+    assert progress_record(5, 3000, 0.01, {"total": 1.0}, 0.5, 7500.0).endswith("ETA 2 h 05 min")
 
 
 CHILD = textwrap.dedent(

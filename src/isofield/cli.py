@@ -15,6 +15,9 @@ from typing import Callable, Sequence
 from isofield.errors import InputError
 
 Handler = Callable[[argparse.Namespace], int]
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C / SIGTERM (128 + SIGINT, as a shell reports it), also when training
+stopped cleanly at a checkpoint; ``--exit-after`` is a pause that was asked for, exit code 0."""
 _HANDLERS: dict[str, Handler] = {}
 
 
@@ -26,13 +29,24 @@ def _command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def _check_output(output: Path, *inputs: str | Path | None) -> Path:
-    """Refuse to write over one of the command's own inputs."""
+def _check_output(output: str | Path, *inputs: str | Path | None) -> Path:
+    """Refuse to write over one of the command's own inputs (even with --overwrite)."""
     out = Path(output).resolve()
     for item in inputs:
         if item is not None and Path(item).exists() and Path(item).resolve() == out:
             raise InputError(f"{output}: output path is the same as an input; choose another -o")
     return Path(output)
+
+
+def _new_output(path: str | Path, overwrite: bool, *inputs: str | Path | None) -> Path:
+    """The output guard of every command that writes: ``path`` (a file, or the folder of a
+    command that writes several files), unless it is one of ``inputs``, or an existing file or
+    non-empty folder and ``overwrite`` (--overwrite) was not given."""
+    path = _check_output(path, *inputs)
+    if overwrite or not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return path
+    what = "folder is not empty" if path.is_dir() else "already exists"
+    raise InputError(f"{path}: {what}; choose another -o or pass --overwrite")
 
 
 def _bounds(values: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -49,13 +63,14 @@ def _bounds(values: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[fl
 
 @_command("info")
 def _info(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import PointCloud, describe_mesh, format_mesh_description, read_geometry
+    from isofield.geometry.io import (PointCloud, count_of, describe_mesh, format_bounds,
+                                      format_mesh_description, read_geometry)
 
     geometry = read_geometry(args.path)
     if isinstance(geometry, PointCloud):
         normals = "with normals" if geometry.normals is not None else "without normals"
-        lo, hi = geometry.points.min(axis=0), geometry.points.max(axis=0)
-        print(f"{args.path}: {len(geometry)} points {normals}; bounds {lo.tolist()} to {hi.tolist()}")
+        bounds = format_bounds(geometry.points.min(axis=0), geometry.points.max(axis=0))
+        print(f"{args.path}: {count_of(len(geometry), 'point')} {normals}; {bounds}")
     else:
         print(f"{args.path}: {format_mesh_description(describe_mesh(geometry))}")
     return 0
@@ -68,7 +83,7 @@ def _sample(args: argparse.Namespace) -> int:
     from isofield.geometry.io import read_mesh
     from isofield.geometry.samples import make_samples
 
-    output = _check_output(args.output, args.mesh)
+    output = _new_output(args.output, args.overwrite, args.mesh)
     distance = MeshDistance(read_mesh(args.mesh))
     if args.kind != "surface":
         _warn_about_signs(distance, args.mesh)
@@ -123,9 +138,9 @@ def _warn_about_signs(distance, path: str | Path) -> None:
 @_command("mesh")
 def _mesh(args: argparse.Namespace) -> int:
     from isofield.extract.api import extract_mesh
-    from isofield.geometry.io import write_mesh
+    from isofield.geometry.io import count_of, write_mesh
 
-    output = _check_output(args.output, args.source)
+    output = _new_output(args.output, args.overwrite, args.source)
     field, bounds, normalization, name = _field_source(args)
     mesh, stats = extract_mesh(
         field,
@@ -136,7 +151,7 @@ def _mesh(args: argparse.Namespace) -> int:
     )
     write_mesh(mesh, output)
     print(
-        f"{name}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces -> {output} "
+        f"{name}: {count_of(len(mesh.vertices), 'vertex', 'vertices')}, {count_of(len(mesh.faces), 'face')} -> {output} "
         f"({stats.points_evaluated} field evaluations, {100 * stats.fraction:.1f}% of dense, {stats.seconds:.2f} s)"
     )
     return 0
@@ -146,12 +161,17 @@ def _mesh(args: argparse.Namespace) -> int:
 def _slice(args: argparse.Namespace) -> int:
     from isofield.viz.slices import plot_sdf_slice
 
-    output = _check_output(args.output, args.source)
+    output = _new_output(args.output, args.overwrite, args.source)
     field, bounds, normalization, name = _field_source(args)
+    lower, upper = bounds = _bounds(args.bounds) or bounds
+    axis = "xyz".index(args.axis)
+    if not lower[axis] <= args.offset <= upper[axis]:
+        raise InputError(f"--offset {args.offset:g}: outside the bounds along {args.axis}, "
+                         f"{lower[axis]:g} to {upper[axis]:g} (canonical frame)")
     plot_sdf_slice(
         field,
         output,
-        bounds=_bounds(args.bounds) or bounds,
+        bounds=bounds,
         axis=args.axis,
         offset=args.offset,
         resolution=args.resolution,
@@ -164,9 +184,11 @@ def _slice(args: argparse.Namespace) -> int:
 @_command("render")
 def _render(args: argparse.Namespace) -> int:
     from isofield.geometry.io import read_mesh
-    from isofield.viz.render import render_mesh
+    from isofield.viz.render import MAX_RESOLUTION, render_mesh
 
-    output = _check_output(args.output, args.mesh)
+    output = _new_output(args.output, args.overwrite, args.mesh)
+    if not 1 <= args.size <= MAX_RESOLUTION:
+        raise InputError(f"--size must be between 1 and {MAX_RESOLUTION} pixels, got {args.size}")
     mesh = read_mesh(args.mesh)
     render_mesh(mesh, output, resolution=(args.size, args.size), view=tuple(args.view))
     print(f"wrote {output}")
@@ -206,7 +228,7 @@ def _scan(args: argparse.Namespace) -> int:
     from isofield.geometry.io import read_mesh, write_points
     from isofield.geometry.scan import depth_scan, parse_camera
 
-    output = _check_output(Path(args.output), args.mesh)
+    output = _new_output(args.output, args.overwrite, args.mesh)
     scan = depth_scan(read_mesh(args.mesh), parse_camera(args.camera), noise=args.noise, seed=args.seed)
     write_points(scan.point_cloud(), output)
     print(f"{output}: {len(scan.points)} points with normals seen from {scan.view.describe()}")
@@ -223,7 +245,7 @@ def _normals(args: argparse.Namespace) -> int:
     from isofield.geometry.io import POINT_WRITE_SUFFIXES, PointCloud, read_points, write_points
     from isofield.geometry.normals import estimate_normals
 
-    output = _new_file(_check_output(Path(args.output), args.cloud), args.overwrite)
+    output = _new_output(args.output, args.overwrite, args.cloud)
     if output.suffix.lower() not in POINT_WRITE_SUFFIXES:
         raise InputError(f"{output}: unknown point cloud format {output.suffix or '(no suffix)'!r}; "
                          f"supported: {', '.join(POINT_WRITE_SUFFIXES)}")
@@ -267,7 +289,7 @@ def _split(args: argparse.Namespace) -> int:
     fraction = args.test_fraction if args.test_fraction is not None else 0.0 if held_out else 0.1
     train, test = make_split(refs, fraction, seed=args.seed, held_out=held_out)
     output = Path(args.output)
-    paths = [_new_file(output / name, args.overwrite) for name in ("train.json", "test.json")]
+    paths = [_new_output(output / name, args.overwrite) for name in ("train.json", "test.json")]
     refused = {} if data is None else data.refused()
     if refused:  # after every check, so that an error stays the only line
         count = f"{len(refused)} shape{'s' if len(refused) != 1 else ''}"
@@ -290,7 +312,7 @@ def _train(args: argparse.Namespace) -> int:
         finished = True
     finally:
         shutdown(finished)
-    return 0
+    return _exit_code(result)
 
 
 def _train_shape_space(args: argparse.Namespace):
@@ -350,23 +372,30 @@ def _print_training(result) -> None:
 
     print(f"{result.run_dir}: {describe_stop(result.reason, result.step, result.elapsed, result.progress)}")
     if result.reason in ("exit-after", "interrupted"):
-        print(f"resume with: isofield train --resume {result.run_dir}")
+        _stopped_early("train", result)
     else:
         print(f"report: {result.run_dir / 'report.html'}")
 
 
-def _new_file(path: Path, overwrite: bool) -> Path:
-    """``path``, unless a file is already there and ``overwrite`` was not asked for."""
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists; choose another -o or pass --overwrite")
-    return path
+def _exit_code(result) -> int:
+    """A training command's exit code: :data:`EXIT_INTERRUPTED` for a run stopped by Ctrl-C or
+    SIGTERM (after its checkpoint), else 0 (finished, or paused by --exit-after)."""
+    return EXIT_INTERRUPTED if result.reason == "interrupted" else 0
+
+
+def _stopped_early(command: str, result) -> int:
+    """Print how to resume a run that stopped before its end; the command's exit code."""
+    print(f"resume with: isofield {command} --resume {result.run_dir}")
+    return _exit_code(result)
 
 
 def _print_fit(name: str, inference, mesh_path: Path) -> None:
     fit = inference.fit
     print(f"{name}: loss {fit.initial_loss:.4g} -> {fit.final_loss:.4g} in {len(fit.history)} steps "
           f"({fit.seconds:.1f} s, mesh {inference.mesh_seconds:.1f} s)")
-    print(f"mesh: {mesh_path} ({len(inference.mesh.vertices)} vertices, user coordinates)")
+    from isofield.geometry.io import count_of
+
+    print(f"mesh: {mesh_path} ({count_of(len(inference.mesh.vertices), 'vertex', 'vertices')}, user coordinates)")
 
 
 @_command("reconstruct")
@@ -376,9 +405,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
     space = load_shape_space(args.run)
     samples, frame, name = load_samples(space, args.shape)
-    output = _new_file(Path(args.output or Path(args.run) / "reconstructions" / f"{name}.ply"),
-                       args.overwrite)
-    _check_output(output, args.shape)
+    output = _new_output(args.output or Path(args.run) / "reconstructions" / f"{name}.ply",
+                         args.overwrite, args.shape)
     inference = reconstruct(space, samples, frame, resolution=args.resolution, steps=args.steps,
                             seed=args.seed)
     write_mesh(inference.mesh, output)
@@ -394,9 +422,8 @@ def _complete(args: argparse.Namespace) -> int:
     from isofield.geometry.scan import free_space_along_rays
     from isofield.shapespace import complete, load_samples, load_shape_space
 
-    output = _new_file(Path(args.output or Path(args.run) / "completions" / f"{Path(args.points).stem}.ply"),
-                       args.overwrite)
-    _check_output(output, args.points)
+    output = _new_output(args.output or Path(args.run) / "completions" / f"{Path(args.points).stem}.ply",
+                         args.overwrite, args.points)
     if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
         return _complete_occupancy(args, output)
     space = load_shape_space(args.run)
@@ -446,7 +473,7 @@ def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
     and mesh it by MISE."""
     from isofield.data.onet import OccupancyDataDir
     from isofield.data.views import IMAGE_SUFFIXES, read_image
-    from isofield.geometry.io import read_points, write_mesh
+    from isofield.geometry.io import count_of, read_points, write_mesh
     from isofield.occupancy import load_occupancy_model
     from isofield.shapespace.inference import find_shape
 
@@ -467,7 +494,7 @@ def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
     mesh, stats = model.mesh(condition, resolution=args.resolution, normalization=frame)
     write_mesh(mesh, output)
     where = "canonical unit-cube frame" if frame is None else "user coordinates"
-    print(f"mesh: {output} ({len(mesh.vertices)} vertices, {where}; "
+    print(f"mesh: {output} ({count_of(len(mesh.vertices), 'vertex', 'vertices')}, {where}; "
           f"{stats.points_evaluated} field evaluations, {stats.seconds:.1f} s)")
     return 0
 
@@ -478,9 +505,7 @@ def _interpolate(args: argparse.Namespace) -> int:
 
     space = load_shape_space(args.run)
     first, last = training_index(space, args.a), training_index(space, args.b)
-    output = Path(args.output or Path(args.run) / "interpolations" / f"{first}-{last}")
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
+    output = _new_output(args.output or Path(args.run) / "interpolations" / f"{first}-{last}", args.overwrite)
     names = tuple(space.shapes[index].ref.shape_id for index in (first, last))
     paths = write_interpolation(space, first, last, args.count, output, resolution=args.resolution,
                                 names=names)
@@ -508,7 +533,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     elif args.free_space or args.noise:
         raise InputError("--free-space and --noise only apply to --mode complete")
     output = Path(args.output or Path(args.run) / "evaluation" / args.mode)
-    _new_file(output / "results.json", args.overwrite)
+    _new_output(output / "results.json", args.overwrite)
     result = evaluate_split(args.run, args.data, args.split, args.mode, out_dir=output,
                             progress=not args.quiet, seed=args.seed, emd=not args.no_emd, **options)
     print(format_shapes(result.record))
@@ -523,9 +548,7 @@ def _generate(args: argparse.Namespace) -> int:
     from isofield.shapegf import load_gradient_field
     from isofield.shapegf.outputs import render_clouds
 
-    output = Path(args.output or Path(args.run) / "generated")
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise InputError(f"{output}: folder is not empty; choose another -o or pass --overwrite")
+    output = _new_output(args.output or Path(args.run) / "generated", args.overwrite)
     if args.count < 1:
         raise InputError(f"-n must be positive, got {args.count}")
     if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
@@ -548,10 +571,9 @@ def _upsample(args: argparse.Namespace) -> int:
     from isofield.shapegf import load_gradient_field
 
     model = load_gradient_field(args.run)
-    output = _new_file(Path(args.output or Path(args.points).with_name(
-        f"{Path(args.points).stem}_{args.count}.ply")), args.overwrite)
-    _check_output(output, args.points)
-    mesh_path = None if args.mesh is None else _check_output(_new_file(Path(args.mesh), args.overwrite), args.points)
+    output = _new_output(args.output or Path(args.points).with_name(f"{Path(args.points).stem}_{args.count}.ply"),
+                         args.overwrite, args.points)
+    mesh_path = None if args.mesh is None else _new_output(args.mesh, args.overwrite, args.points)
     given = read_points(args.points).points
     code, frame = model.encode_user_points(given, seed=args.seed)
     points = model.sample(code[None], args.count, seed=args.seed).points[0].cpu().numpy()
@@ -579,7 +601,7 @@ def _evaluate_occupancy(args: argparse.Namespace) -> int:
     if not args.split:
         raise InputError("--split: give the test shapes (a split JSON, a .lst file or a .lst name such as test)")
     output = Path(args.output or Path(args.run) / "evaluation" / "onet")
-    _new_file(output / "results.json", args.overwrite)
+    _new_output(output / "results.json", args.overwrite)
     result = evaluate_occupancy(args.run, args.split, output, validation=args.validation, data_dir=args.data,
                                 threshold=args.threshold, resolution=args.resolution, seed=args.seed,
                                 progress=not args.quiet)
@@ -596,7 +618,7 @@ def _evaluate_meshes(args: argparse.Namespace) -> int:
     from isofield.occupancy.evaluate import evaluate_mesh_folder, format_evaluation
 
     output = Path(args.output or Path(args.meshes).parent / "onet")
-    _new_file(output / "results.json", args.overwrite)
+    _new_output(output / "results.json", args.overwrite)
     result = evaluate_mesh_folder(args.meshes, args.data, args.split, output, seed=args.seed,
                                   progress=not args.quiet)
     print(format_evaluation(result.record))
@@ -631,7 +653,7 @@ def _evaluate_gradient_field(args: argparse.Namespace) -> int:
     if args.points < 1 or args.generate < 0:
         raise InputError("--points must be positive and --generate at least 0")
     output = Path(args.output or Path(args.run) / "evaluation" / "autoencode")
-    _new_file(output / "results.json", args.overwrite)
+    _new_output(output / "results.json", args.overwrite)
     result = evaluate_gradient_field(args.run, output, split=args.split, data_dir=args.data,
                                      points=args.points, generated=args.generate, seed=args.seed,
                                      with_emd=not args.no_emd, progress=not args.quiet)
@@ -642,21 +664,30 @@ def _evaluate_gradient_field(args: argparse.Namespace) -> int:
 
 @_command("fit")
 def _fit(args: argparse.Namespace) -> int:
+    from isofield.config import load_yaml
     from isofield.fitting import fit, resume
+    from isofield.fitting.config import chosen_method
+    from isofield.fitting.fit import ALREADY_FINISHED, describe_finished
 
     if args.resume:
         if args.input:
             raise InputError("give either INPUT or --resume RUN_DIR, not both")
-        if args.normals:
-            raise InputError("--normals is set when a fit starts, not on --resume")
-        result = resume(args.resume, steps=args.steps, time_budget=args.time_budget,
+        for flag, value in (("--normals", args.normals), ("--config", args.config)):
+            if value:
+                raise InputError(f"{flag} is set when a fit starts, not on --resume "
+                                 f"(the run keeps its config.yaml)")
+        result = resume(args.resume, steps=args.steps, time_budget=args.time_budget, device=args.device,
+                        method=args.method, preset=args.preset, reference=args.reference,
                         exit_after=args.exit_after, progress=not args.quiet)
+        if result.reason == ALREADY_FINISHED:
+            print(describe_finished(result))
+            return 0
     else:
         if not args.input:
             raise InputError("give an INPUT file (mesh or points), or --resume RUN_DIR")
         overrides: dict = {"device": args.device} if args.device else {}
         if args.normals:
-            _check_uses_normals(args.method)
+            _check_uses_normals(chosen_method(args.method, load_yaml(args.config) if args.config else {}))
             overrides["options"] = {"normals": args.normals}
         result = fit(args.input, method=args.method, preset=args.preset, output=args.output,
                      config_file=args.config, overrides=overrides, steps=args.steps,
@@ -664,8 +695,7 @@ def _fit(args: argparse.Namespace) -> int:
                      exit_after=args.exit_after, progress=not args.quiet)
     print(f"{result.run_dir}: {_stop_line(result)}")
     if result.mesh_path is None:
-        print(f"resume with: isofield fit --resume {result.run_dir}")
-        return 0
+        return _stopped_early("fit", result)
     print(f"mesh: {result.mesh_path}")
     if result.metrics:
         m = result.metrics
@@ -708,6 +738,8 @@ def _demo(args: argparse.Namespace) -> int:
     result = run_demo(Path(args.output), time_budget=args.time_budget, progress=not args.quiet)
     m = result.metrics
     print(f"demo: fitted the built-in CSG shape with igr (fast preset): {_stop_line(result)}")
+    if result.mesh_path is None:  # Ctrl-C: checkpoint saved, nothing meshed
+        return _stopped_early("fit", result)
     print(f"  against the exact surface: chamfer_l1 {m['chamfer_l1']:.4g} "
           f"({m['chamfer_l1_percent_of_diagonal']:.3f}% of diagonal), normal consistency "
           f"{_consistency(m)}, F-score {m['f_score']:.4f}")
@@ -724,28 +756,64 @@ def _add_field_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="?", help="a run directory (its trained field), or a mesh file (its ground-truth SDF)")
     p.add_argument("--shape", help="an analytic shape instead: sphere, torus, box, rounded_box, capsule, csg")
     p.add_argument("--bounds", type=float, nargs=6, metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
-                   help="bounds in the canonical frame (default: the shape's own, or [-1,1]^3 for a mesh)")
+                   help="bounds in the canonical frame (default the shape's own, or [-1,1]^3 for a mesh)")
+
+
+def _add_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same output")
 
 
 def _add_inference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, help="extraction grid (default the run's)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default as "(default X)" where its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        if any(default is value for value in (None, False, argparse.SUPPRESS)) or "default" in text:
+            return text
+        values = default if isinstance(default, (list, tuple)) else [default]
+        shown = " ".join(f"{value:g}" if isinstance(value, float) else str(value) for value in values)
+        return f"{text} (default {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="isofield", description="Neural implicit 3D shapes.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from functools import partial
+    from importlib.metadata import version
 
-    p = sub.add_parser("info", help="describe a mesh or point cloud file")
-    p.add_argument("path")
+    parser = argparse.ArgumentParser(prog="isofield", description="Neural implicit 3D shapes.",
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"isofield {version('isofield')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=partial(argparse.ArgumentParser, formatter_class=_HelpFormatter))
 
-    p = sub.add_parser("sample", help="SDF / occupancy / surface samples from a mesh (DeepSDF protocol)")
-    p.add_argument("mesh")
-    p.add_argument("-o", "--output", required=True, help="output .npz")
-    p.add_argument("--kind", choices=["sdf", "occupancy", "surface"], default="sdf")
-    p.add_argument("-n", type=int, default=500_000, help="number of samples (default 500000)")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory",
+                       description="Fit a neural SDF to a mesh, a point cloud or SDF samples; writes a run "
+                       "directory. One of --steps and --time-budget is required (or train.steps / "
+                       "train.time_budget in the --config file); --resume keeps the run's limits unless given.")
+    p.add_argument("input", nargs="?", help="mesh (.ply .obj .off .stl .glb), points (.xyz .pwn .ply .npy .npz) or SDF samples (.npz)")
+    p.add_argument("--method",
+                   help="igr (oriented points), sdf (SDF samples), sal / sald / digs (raw points "
+                        "without normals, triangle soups) (default the --config file's, else igr)")
+    p.add_argument("--preset", help="fast (default) or paper; igr also has siren")
+    p.add_argument("-o", "--output", help="run directory (default runs/<input>-<method>)")
+    p.add_argument("--config", help="YAML file with config overrides")
+    p.add_argument("--steps", type=int, help="training steps (this or --time-budget is required)")
+    p.add_argument("--time-budget", type=float, help="seconds of training (this or --steps is required)")
+    p.add_argument("--reference", help="mesh or points (with normals for normal consistency) to evaluate against "
+                   "(default the input mesh or points)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--normals", choices=["file", "estimate"],
+                   help="igr: the input's normals (file, default) or normals estimated from the "
+                        "points, ignoring any in the file (estimate; as `isofield normals`)")
+    p.add_argument("--exit-after", type=float, help="checkpoint and exit (code 0) after this many seconds; "
+                   "resume later with --resume")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("mesh", help="extract a mesh from a trained run, an analytic shape or a mesh's SDF")
     _add_field_source(p)
@@ -753,49 +821,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=256, help="grid cells per axis (default 256)")
     p.add_argument("--method", choices=["sparse", "mise", "dense"], default="sparse",
                    help="sparse (distance test, exact for SDFs), mise (sign test, as Occupancy Networks), dense")
-
-    p = sub.add_parser("slice", help="picture of a field's cross-section")
-    _add_field_source(p)
-    p.add_argument("-o", "--output", required=True, help="output .png")
-    p.add_argument("--axis", choices=["x", "y", "z"], default="z")
-    p.add_argument("--offset", type=float, default=0.0)
-    p.add_argument("--resolution", type=int, default=256)
-
-    p = sub.add_parser("render", help="shaded picture of a mesh, no display needed")
-    p.add_argument("mesh")
-    p.add_argument("-o", "--output", required=True, help="output .png")
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--view", type=float, nargs=2, default=(30.0, 20.0), metavar=("AZIMUTH", "ELEVATION"))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser("eval", help="compare a predicted mesh with a reference mesh or point cloud")
-    p.add_argument("pred")
+    p.add_argument("pred", help="the predicted mesh (.ply .obj .off .stl .glb)")
     p.add_argument("ref", help="reference mesh, or points (with normals for normal consistency)")
     p.add_argument("--emd", action="store_true", help="also the earth mover's distance (meshes; about 1 s)")
     p.add_argument("-n", type=int, default=100_000, help="surface samples per mesh (default 100000)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     tau = p.add_mutually_exclusive_group()
     tau.add_argument("--tau", type=float, help="F-score threshold in reference units")
     tau.add_argument("--tau-fraction", type=float, default=0.01,
                      help="F-score threshold as a fraction of the reference bbox diagonal (default 0.01)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("shapes", help="write a procedural shape family (watertight meshes)")
-    p.add_argument("kind", choices=["chairs", "tables"])
-    p.add_argument("-n", "--count", type=int, default=200, help="number of shapes (default 200)")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=128, help="marching-cubes cells per axis (default 128)")
-    p.add_argument("--overwrite", action="store_true", help="replace meshes written with other settings")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("render", help="shaded picture of a mesh, no display needed")
+    p.add_argument("mesh", help="mesh to render (.ply .obj .off .stl .glb)")
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--size", type=int, default=512, help="picture width and height in pixels")
+    p.add_argument("--view", type=float, nargs=2, default=(30.0, 20.0), metavar=("AZIMUTH", "ELEVATION"),
+                   help="camera direction in degrees")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    p = sub.add_parser("scan", help="virtual depth scan of a mesh: visible points with normals")
-    p.add_argument("mesh")
-    p.add_argument("--camera", default="azimuth=30,elevation=20",
-                   help="comma-separated key=value: azimuth, elevation (degrees), distance (bounding-"
-                        "sphere radii), fov (degrees), resolution (pixels), up (y or z)")
-    p.add_argument("--noise", type=float, default=0.0, help="depth noise std, fraction of the bbox diagonal")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", required=True, help="output point cloud (.ply .xyz .pwn .npy .npz)")
+    p = sub.add_parser("slice", help="picture of a field's cross-section")
+    _add_field_source(p)
+    p.add_argument("-o", "--output", required=True, help="output .png")
+    p.add_argument("--axis", choices=["x", "y", "z"], default="z", help="the axis the cut is perpendicular to")
+    p.add_argument("--offset", type=float, default=0.0,
+                   help="where the cut crosses the axis, canonical frame (inside the bounds)")
+    p.add_argument("--resolution", type=int, default=256, help="pixels per side")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    p = sub.add_parser("info", help="describe a mesh or point cloud file")
+    p.add_argument("path", help="mesh (.ply .obj .off .stl .glb) or points (.xyz .pwn .ply .npy .npz)")
+
+    p = sub.add_parser("sample", help="SDF / occupancy / surface samples from a mesh (DeepSDF protocol)")
+    p.add_argument("mesh", help="mesh to sample (.ply .obj .off .stl .glb)")
+    p.add_argument("-o", "--output", required=True, help="output .npz")
+    p.add_argument("--kind", choices=["sdf", "occupancy", "surface"], default="sdf",
+                   help="sdf: signed distances near the surface (DeepSDF); occupancy: inside/outside labels "
+                        "(Occupancy Networks); surface: points with normals")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-n", type=int, default=500_000, help="number of samples (default 500000)")
+    _add_seed(p)
 
     p = sub.add_parser("normals", help="estimate outward normals of a point cloud (normals in the file are ignored)")
     p.add_argument("cloud", help="points (.xyz .pwn .ply .npy .npz, or a mesh file's vertices)")
@@ -803,6 +871,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=16, help="k nearest neighbours per point (default 16)")
     p.add_argument("--toward", type=float, nargs=3, metavar=("X", "Y", "Z"),
                    help="orient toward this viewpoint (a depth scan's camera origin) instead of outward")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    p = sub.add_parser("shapes", help="write a procedural shape family (watertight meshes)")
+    p.add_argument("kind", choices=["chairs", "tables"], help="the family: chairs or tables")
+    p.add_argument("-n", "--count", type=int, default=200, help="number of shapes (default 200)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_seed(p)
+    p.add_argument("--resolution", type=int, default=128, help="marching-cubes cells per axis (default 128)")
+    p.add_argument("--overwrite", action="store_true", help="replace meshes written with other settings")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("scan", help="virtual depth scan of a mesh: visible points with normals")
+    p.add_argument("mesh", help="mesh to scan (.ply .obj .off .stl .glb)")
+    p.add_argument("--camera", default="azimuth=30,elevation=20",
+                   help="comma-separated key=value: azimuth, elevation (degrees), distance (bounding-"
+                        "sphere radii), fov (degrees), resolution (pixels), up (y or z)")
+    p.add_argument("--noise", type=float, default=0.0, help="depth noise std, fraction of the bbox diagonal")
+    _add_seed(p)
+    p.add_argument("-o", "--output", required=True, help="output point cloud (.ply .xyz .pwn .npy .npz)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser("preprocess", help="SDF and surface samples (DeepSDF layout) or occupancy samples, point clouds "
@@ -817,7 +904,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, help="SDF (deepsdf, default 500000) or occupancy (onet, default 100000) samples per shape")
     p.add_argument("--surface-points", type=int, default=100_000, help="surface points per shape (default 100000)")
     p.add_argument("--views", type=int, default=0, help="onet: rendered views per shape for single-image input (default 0)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("split", help="random train/test split of a dataset, class by class (DeepSDF's split JSON)")
@@ -826,7 +913,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, help="share of each class held out at random (default 0.1, or 0 "
                    "with --test-shapes; given with --test-shapes, that share of the other shapes joins the named ones)")
     p.add_argument("--test-shapes", nargs="+", metavar="NAME", help="hold out these shapes (id, class/id or dataset/class/id)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("-o", "--output", required=True, help="folder for train.json and test.json")
     p.add_argument("--overwrite", action="store_true", help="replace existing split files")
 
@@ -836,7 +923,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="run directory (default runs/<config name>)")
     p.add_argument("--steps", type=int, help="training steps (in the config's train.unit)")
     p.add_argument("--time-budget", type=float, help="seconds of training")
-    p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
+    p.add_argument("--exit-after", type=float, help="checkpoint and exit (code 0) after this many seconds; "
+                   "resume later with --resume")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -884,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="reconstruct or complete every test shape; Chamfer (DeepSDF and ONet protocols), NC, F-score, EMD; "
                        "ShapeGF runs: auto-encoding CD/EMD and generation MMD/COV/1-NNA")
     p.add_argument("run", help="a shape-space run (isofield train)")
-    p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default: every shape of the data not trained on)")
+    p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default every shape of the data not trained on)")
     p.add_argument("--data", help="data directory of the test shapes (default the run's)")
     p.add_argument("--mode", choices=["reconstruct", "complete"], default="reconstruct",
                    help="from SDF samples, or from one depth scan of each test mesh (default reconstruct)")
@@ -898,7 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generate", type=int, default=100, metavar="N",
                    help="ShapeGF: shapes generated for MMD / COV / 1-NNA against the test shapes (default 100; 0: skip)")
     p.add_argument("--validation", help="ONet / ConvONet: shapes to choose the probability threshold on (best mean IoU)")
-    p.add_argument("--threshold", type=float, help="ONet / ConvONet: the surface's occupancy probability (default: "
+    p.add_argument("--threshold", type=float, help="ONet / ConvONet: the surface's occupancy probability (default "
                    "chosen on --validation, else the run's extract.threshold)")
     p.add_argument("-o", "--output", help="folder (default RUN/evaluation/<mode>, ShapeGF: RUN/evaluation/autoencode, "
                    "ONet / ConvONet: RUN/evaluation/onet)")
@@ -911,7 +999,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="ONet-layout data directory (isofield preprocess --protocol onet)")
     p.add_argument("--split", required=True, help="the test shapes: split JSON, .lst file or .lst name")
     p.add_argument("-o", "--output", help="folder (default MESHES/../onet)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing results.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -923,7 +1011,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="occupancy VAEs: draw z from the Gaussian fitted to the training shapes' "
                         "posterior means (default where the run has one) or from the prior N(0, I)")
     p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("-o", "--output", help="folder (default RUN/generated)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
 
@@ -934,28 +1022,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output point cloud (default POINTS_<count>.ply beside the input)")
     p.add_argument("--mesh", help="also write the surface meshed from the gradient field here")
     p.add_argument("--resolution", type=int, help="mesh grid (default the run's surface.resolution)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_seed(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-    p = sub.add_parser("fit", help="fit a neural SDF to a mesh or point cloud; writes a run directory")
-    p.add_argument("input", nargs="?", help="mesh (.ply .obj .off .stl .glb), points (.xyz .pwn .ply .npy .npz) or SDF samples (.npz)")
-    p.add_argument("--method", default="igr",
-                   help="igr (oriented points), sdf (SDF samples), sal / sald / digs (raw points "
-                        "without normals, triangle soups) (default igr)")
-    p.add_argument("--preset", help="fast (default) or paper; igr also has siren")
-    p.add_argument("-o", "--output", help="run directory (default runs/<input>-<method>)")
-    p.add_argument("--config", help="YAML file with config overrides")
-    p.add_argument("--steps", type=int, help="training steps")
-    p.add_argument("--time-budget", type=float, help="seconds of training")
-    p.add_argument("--reference", help="mesh or points (with normals for normal consistency) to evaluate against "
-                   "(default: the input mesh or points)")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--normals", choices=["file", "estimate"],
-                   help="igr: the input's normals (file, default) or normals estimated from the "
-                        "points, ignoring any in the file (estimate; as `isofield normals`)")
-    p.add_argument("--exit-after", type=float, help="checkpoint and exit after this many seconds (resume later)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="run the built-in demo and write a report")
     p.add_argument("-o", "--output", default="runs/demo", help="run directory (default runs/demo; never overwritten: -2, -3, ... are used)")
@@ -976,7 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("isofield: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -65,6 +65,15 @@ class FitConfig:
     extract: ExtractConfig = _field(default_factory=ExtractConfig)
 
 
+def chosen_method(flag: str | None, file_layer: Mapping[str, Any]) -> str:
+    """The fit's method: the flag / keyword argument when given, else the config file's, else
+    the default (the flag wins over the file like every other layer)."""
+    if flag is not None:
+        return flag
+    method = file_layer.get("method", FitConfig.method)
+    return method if isinstance(method, str) else repr(method)
+
+
 def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list[Mapping[str, Any]]) -> FitConfig:
     """Merge ``layers`` (lowest first), insert the chosen preset under them, validate.
 

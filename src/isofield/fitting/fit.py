@@ -7,18 +7,20 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field as _field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from isofield.config import from_dict, load_yaml
+from isofield.config import from_dict, load_yaml, to_dict
 from isofield.errors import InputError
-from isofield.fitting.config import FitConfig, level_schedule, resolve_config
+from isofield.fitting.config import FitConfig, chosen_method, level_schedule, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
 from isofield.geometry.normalization import Normalization
@@ -26,8 +28,13 @@ from isofield.methods.base import PreparedInput
 from isofield.methods.raw_input import raw_input_from_arrays
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
-from isofield.train.loop import StopReason, TrainResult
+from isofield.train.loop import StopReason, Trainer, TrainResult
+from isofield.train.schedules import run_progress
 from isofield.train.settings import build_trainer
+
+
+ALREADY_FINISHED = "already-finished"
+"""The reason of a resumed run that had already reached its limits (nothing was trained)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class FitResult:
 
     Attributes:
         run_dir: the run directory.
-        reason: why training stopped ("finished", "time-budget", "exit-after", "interrupted").
+        reason: why training stopped ("finished", "time-budget", "exit-after", "interrupted"),
+            or :data:`ALREADY_FINISHED` (a resumed run that had reached its limits).
         step: steps trained in total.
         elapsed: seconds of training in total.
         mesh_path: the mesh in user coordinates (None when training was only paused).
@@ -59,7 +67,7 @@ class FitResult:
 def fit(
     input: str | Path,
     *,
-    method: str = "igr",
+    method: str | None = None,
     preset: str | None = None,
     output: str | Path | None = None,
     config_file: str | Path | None = None,
@@ -73,13 +81,16 @@ def fit(
     """Fit a neural field to ``input`` and write a run directory (see :mod:`.rundir`).
 
     Config layers, later winning: method preset < ``config_file`` < ``overrides`` < the keyword
-    arguments. ``output`` defaults to ``runs/<input stem>-<method>``.
+    arguments (``method``: the file's, else igr). ``output`` defaults to
+    ``runs/<input stem>-<method>``. Everything that can be checked is checked before training
+    (input, reference, device, output folder); a run folder this call created is removed again
+    when it fails before training starts.
     """
     path = Path(input)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     file_layer = load_yaml(config_file) if config_file else {}
-    kwargs_layer: dict[str, Any] = {"input": str(path.resolve()), "method": file_layer.get("method", method)}
+    kwargs_layer: dict[str, Any] = {"input": str(path.resolve()), "method": chosen_method(method, file_layer)}
     if preset is not None:
         kwargs_layer["preset"] = preset
     if reference is not None:
@@ -93,9 +104,14 @@ def fit(
         kwargs_layer["train"] = train
     method_obj = get_method(kwargs_layer["method"])
     config = resolve_config(method_obj.presets, [file_layer, dict(overrides or {}), kwargs_layer])
-    prepared = _prepare(config)  # read and check the input before anything is written
-    run = RunDir.create(output or Path("runs") / f"{path.stem}-{config.method}", config)
-    return _train_and_finish(run, config, prepared, exit_after, progress)
+    resolve_device(config.device)
+    found = _read_reference(config)
+    run_root = Path(output or Path("runs") / f"{path.stem}-{config.method}")
+    with _removed_on_failure(run_root):
+        run = RunDir.create(run_root, config)
+        prepared = _prepare(config)
+        trainer = _before_training(run, config, prepared, exit_after, progress)
+    return _train_and_finish(run, config, prepared, trainer, found)
 
 
 def resume(
@@ -103,17 +119,60 @@ def resume(
     *,
     steps: int | None = None,
     time_budget: float | None = None,
+    device: str | None = None,
+    method: str | None = None,
+    preset: str | None = None,
+    reference: str | Path | None = None,
     exit_after: float | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Continue a run from its latest checkpoint (optionally with new training limits)."""
+    """Continue a run from its latest checkpoint, optionally with new training limits or on
+    another device (both saved in its config).
+
+    ``method``, ``preset`` and ``reference`` may only repeat what the run was made with (a
+    resumed run keeps its config): anything else is an InputError. A run that already reached
+    its limits is not trained again and its outputs are left as they are: the result's reason
+    is ``already-finished``.
+    """
     run = RunDir.open(run_dir)
     config = run.load_config()
+    given = {"method": method, "preset": preset,
+             "reference": None if reference is None else str(Path(reference).resolve())}
+    for name, value in given.items():
+        made = getattr(config, name)
+        if value is not None and value != made:
+            made_with = "without one" if made is None else f"with {made}"
+            raise InputError(f"--{name} {value}: run {run.root} was made {made_with}; "
+                             f"a resumed run keeps its config (leave the flag out, or start a new run)")
     if steps is not None or time_budget is not None:
         config.train.steps = steps if steps is not None else config.train.steps
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
-        run.save_config(config)
-    return _train_and_finish(run, config, _prepare(config), exit_after, progress)
+        config = resolve_config(get_method(config.method).presets, [to_dict(config)])
+    if run.has_checkpoint():
+        checkpoint = load_checkpoint(run.checkpoint_path)
+        if run_progress(checkpoint.step, config.train.steps, checkpoint.elapsed, config.train.time_budget) >= 1:
+            return FitResult(run.root, ALREADY_FINISHED, checkpoint.step, checkpoint.elapsed,
+                             run.mesh_path if run.mesh_path.exists() else None, {}, 1.0)
+    if device is not None:
+        config.device = device
+    resolve_device(config.device)
+    found = _read_reference(config)
+    prepared = _prepare(config)
+    trainer = _before_training(run, config, prepared, exit_after, progress)
+    run.save_config(config)
+    return _train_and_finish(run, config, prepared, trainer, found)
+
+
+def describe_finished(result: FitResult) -> str:
+    """``RUN already finished at step N (of N); ...``: what resuming a finished run says."""
+    config = RunDir.open(result.run_dir).load_config()
+    limits = []
+    if config.train.steps is not None:
+        limits.append(f"of {config.train.steps}")
+    if config.train.time_budget is not None:
+        limits.append(f"{result.elapsed:.0f} s of {config.train.time_budget:g} s")
+    return (f"{result.run_dir} already finished at step {result.step} ({', '.join(limits)}); "
+            f"give a larger --steps or --time-budget to train on")
 
 
 def fit_points(points: np.ndarray, run_dir: str | Path, *, method: str = "sald",
@@ -193,6 +252,13 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
     checkpoint when there is one; with ``train.ema_decay``, holding the averaged weights) and the
     trainer's result.
     """
+    field, trainer = _trainer(config, data, run_dir, exit_after, progress)
+    return field, trainer.run()
+
+
+def _trainer(config: FitConfig, data: PreparedInput, run_dir: str | Path, exit_after: float | None,
+             progress: bool) -> tuple[nn.Module, Trainer]:
+    """The field (on the config's device) and the trainer that trains it into ``run_dir``."""
     method = get_method(config.method)
     options = from_dict(method.options_type, config.options, "config.options")
     device = resolve_device(config.device)
@@ -202,20 +268,59 @@ def train_prepared(config: FitConfig, data: PreparedInput, run_dir: str | Path, 
     task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = build_trainer(task, run_dir, config.train, config.seed, progress=progress,
                             exit_after=exit_after, ema_decay=config.train.ema_decay)
-    return field, trainer.run()
+    return field, trainer
+
+
+def _read_reference(config: FitConfig) -> tuple[Path, Any] | None:
+    """The reference read before training (see :func:`.outputs.reference_geometry`), so that a
+    missing or broken one is an error before any work."""
+    from isofield.fitting.outputs import reference_geometry
+
+    return reference_geometry(config)
+
+
+def _before_training(run: RunDir, config: FitConfig, data: PreparedInput, exit_after: float | None,
+                     progress: bool) -> tuple[nn.Module, Trainer]:
+    """The run's normalisation written, and the field and trainer built: the last steps that
+    may fail before training."""
+    run.save_normalization(data.normalization)
+    return _trainer(config, data, run.root, exit_after, progress)
+
+
+@contextmanager
+def _removed_on_failure(root: Path) -> Iterator[None]:
+    """Remove what a new run wrote into ``root`` when the block fails: the folders created for it,
+    or the files written into it when it was an empty folder (a folder that held anything is
+    refused by :meth:`RunDir.create` before it writes, and is left alone)."""
+    created = root
+    while not created.parent.exists():
+        created = created.parent
+    fresh = not root.exists()
+    was_empty = root.is_dir() and not any(root.iterdir())
+    try:
+        yield
+    except BaseException:
+        if fresh:
+            shutil.rmtree(created, ignore_errors=True)
+        elif was_empty:
+            for entry in root.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        raise
 
 
 def _train_and_finish(run: RunDir, config: FitConfig, data: PreparedInput,
-                      exit_after: float | None, progress: bool) -> FitResult:
+                      trainer: tuple[nn.Module, Trainer], found: tuple[Path, Any] | None) -> FitResult:
     from isofield.fitting.outputs import write_outputs
 
-    run.save_normalization(data.normalization)
-    field, result = train_prepared(config, data, run.root, exit_after=exit_after, progress=progress)
+    field, result = trainer[0], trainer[1].run()
     done = result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET)
     metrics: dict[str, Any] = {}
     mesh_path = None
     if done:
-        metrics = write_outputs(run, config, field.eval(), data, result)
+        metrics = write_outputs(run, config, field.eval(), data, result, found)
         mesh_path = run.mesh_path
     return FitResult(run.root, result.reason.value, result.step, result.elapsed, mesh_path, metrics,
                      result.progress, dict(result.schedule))

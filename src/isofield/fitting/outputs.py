@@ -91,8 +91,9 @@ def run_mesh(field: nn.Module, normalization: Normalization, config: FitConfig,
 
 
 def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: PreparedInput,
-                  result: TrainResult) -> dict[str, Any]:
-    """Mesh, loss curves, slices, render, metrics and ``report.html``; returns the metrics."""
+                  result: TrainResult, found: tuple[Path, trimesh.Trimesh | PointCloud] | None) -> dict[str, Any]:
+    """Mesh, loss curves, slices, render, metrics and ``report.html``; returns the metrics.
+    ``found``: the reference as :func:`reference_geometry` read it (before training)."""
     timings = {"training": result.elapsed}
     start = time.perf_counter()
     try:
@@ -102,7 +103,6 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     write_mesh(mesh, run.mesh_path)
     timings["mesh extraction"] = time.perf_counter() - start
 
-    found = reference_geometry(config)
     reference_path, reference = found if found else (None, None)
     start = time.perf_counter()
     metrics = evaluate_against(mesh, reference) if reference is not None else {}

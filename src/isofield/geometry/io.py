@@ -607,15 +607,13 @@ def format_mesh_description(desc: dict) -> str:
     reversed_repeats = desc["reverse_duplicate_faces"]
     why = f" ({reversed_repeats} faces stored twice, in both windings)" if reversed_repeats else ""
     first = (
-        f"{desc['vertices']} vertices, {desc['faces']} faces, "
-        f"{components} component{'s' if components != 1 else ''}; "
+        f"{count_of(desc['vertices'], 'vertex', 'vertices')}, {count_of(desc['faces'], 'face')}, "
+        f"{count_of(components, 'component')}; "
         f"watertight: {yes_no[desc['watertight']]}, "
         f"consistently oriented: {yes_no[desc['consistently_oriented']]}{why}, "
         f"degenerate faces: {desc['degenerate_faces']}"
     )
-    lower = ", ".join(f"{value:.4g}" for value in desc["bounds_min"])
-    upper = ", ".join(f"{value:.4g}" for value in desc["bounds_max"])
-    second = f"bounds [{lower}] to [{upper}], diagonal {desc['diagonal']:.4g}"
+    second = format_bounds(desc["bounds_min"], desc["bounds_max"])
     third = (
         f"repeated faces: {desc['duplicate_faces']} same winding, {reversed_repeats} reversed; "
         f"open edges: {desc['open_edges']}, non-manifold edges: {desc['non_manifold_edges']}"
@@ -627,6 +625,18 @@ def format_mesh_description(desc: dict) -> str:
             f"{yes_no[desc['deduplicated_consistently_oriented']]}"
         )
     return f"{first}\n{second}\n{third}"
+
+
+def format_bounds(lower: Sequence[float], upper: Sequence[float]) -> str:
+    """``bounds [-1, -1, -1] to [1, 1, 1], diagonal 3.464`` (4 significant digits)."""
+    diagonal = float(np.linalg.norm(np.subtract(upper, lower)))
+    return (f"bounds [{', '.join(f'{value:.4g}' for value in lower)}] to "
+            f"[{', '.join(f'{value:.4g}' for value in upper)}], diagonal {diagonal:.4g}")
+
+
+def count_of(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and its noun in the right number: ``1 vertex``, ``2 vertices``, ``0 faces``."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -307,6 +309,7 @@ class Trainer:
             raise InputError(f"seed must be an integer in [0, {_MAX_SEED}], got {seed!r}")
         self.seed = seed
         self.progress = progress
+        self.log_seconds = log_seconds()
         self.task = task
         self.run_dir = Path(run_dir)
         self._store = CheckpointStore(self.run_dir, keep_numbered)
@@ -349,7 +352,8 @@ class Trainer:
             state = self._start(log)
             bar = stack.enter_context(
                 _ProgressBar(
-                    self.progress and is_main_process(), self.steps, self.time_budget, state.step
+                    self.progress and is_main_process(), self.steps, self.time_budget, state.step,
+                    self.log_seconds, state.clock.elapsed()
                 )
             )
             first_step = state.step
@@ -487,7 +491,7 @@ class Trainer:
         if step % self.log_every == 0 and is_main_process():
             log.append({"step": step, **losses, **_lr_columns(lrs), "progress": info.progress,
                         **{f"schedule_{name}": value for name, value in state.schedule.items()}})
-        bar.advance(losses, state.clock.elapsed())
+        bar.advance(state.step, losses, state.clock)
         numbered = self.checkpoint_every is not None and state.step % self.checkpoint_every == 0
         timed = (
             self.checkpoint_every_seconds is not None
@@ -660,15 +664,38 @@ class _StopSignals:
         self.received = signal.Signals(signum).name
 
 
+LOG_SECONDS_VARIABLE = "ISOFIELD_LOG_SECONDS"
+"""Environment variable: seconds between progress records when stderr is not a terminal
+(default 30; 0: none)."""
+
+
+def log_seconds() -> float | None:
+    """Seconds between progress records (:data:`LOG_SECONDS_VARIABLE`; None: no records)."""
+    text = os.environ.get(LOG_SECONDS_VARIABLE, "30")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InputError(f"{LOG_SECONDS_VARIABLE}={text!r}: give seconds between progress records, >= 0 (0: none)")
+    return seconds or None
+
+
 class _ProgressBar:
     """tqdm bar over steps (with ETA) when a step count is set, else a step counter; the
     postfix shows the loss terms and, under a time budget, elapsed/budget and remaining seconds.
-    Shown only when enabled and stderr is a terminal."""
+    Shown only when enabled and stderr is a terminal; when it is not (a log file, nohup, CI, a
+    cluster job), one :func:`progress_record` line every ``log_seconds`` of training instead."""
 
     def __init__(
-        self, enabled: bool, steps: int | None, time_budget: float | None, first_step: int
+        self, enabled: bool, steps: int | None, time_budget: float | None, first_step: int,
+        log_seconds: float | None = None, elapsed_before: float = 0.0,
     ) -> None:
-        self._time_budget = time_budget
+        self._steps, self._time_budget = steps, time_budget
+        self._first_step = first_step
+        self._first_progress = run_progress(first_step, steps, elapsed_before, time_budget)
+        self._log_seconds = log_seconds if enabled and not sys.stderr.isatty() else None
+        self._next_record = log_seconds
         self._bar = tqdm(
             total=steps,
             initial=first_step,
@@ -683,11 +710,40 @@ class _ProgressBar:
     def __exit__(self, *exc_info: object) -> None:
         self._bar.close()
 
-    def advance(self, losses: Mapping[str, float], elapsed: float) -> None:
-        if self._bar.disable:
+    def advance(self, step: int, losses: Mapping[str, float], clock: "_Clock") -> None:
+        """After step ``step - 1``: move the bar, or print a record when one is due."""
+        if not self._bar.disable:
+            self._bar.set_postfix_str(progress_postfix(losses, clock.elapsed(), self._time_budget), False)
+            self._bar.update(1)
+        seconds = clock.in_process()
+        if self._log_seconds is None or seconds < self._next_record:
             return
-        self._bar.set_postfix_str(progress_postfix(losses, elapsed, self._time_budget), False)
-        self._bar.update(1)
+        self._next_record = seconds + self._log_seconds
+        progress = run_progress(step, self._steps, clock.elapsed(), self._time_budget)
+        gained = progress - self._first_progress
+        eta = seconds * (1 - progress) / gained if gained > 0 else None
+        print(progress_record(step, self._steps, progress, losses, (step - self._first_step) / seconds, eta),
+              file=sys.stderr, flush=True)
+
+
+def progress_record(step: int, steps: int | None, progress: float, losses: Mapping[str, float],
+                    steps_per_second: float, eta: float | None) -> str:
+    """One line of progress for logs, e.g. ``step 1200/3000 (40%), loss 0.0123, 8.1 steps/s,
+    ETA 3 min``: the loss is the ``total`` term (else the first), ``eta`` seconds left."""
+    of = "" if steps is None else f"/{steps}"
+    loss = losses.get("total", next(iter(losses.values()), math.nan))
+    return (f"step {step}{of} ({100 * progress:.0f}%), loss {loss:.4g}, {steps_per_second:.1f} steps/s, "
+            f"ETA {_duration(eta)}")
+
+
+def _duration(seconds: float | None) -> str:
+    """``45 s``, ``3 min``, ``2 h 05 min``; ``?`` when unknown."""
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def progress_postfix(
