@@ -283,21 +283,29 @@ def same_modules(run_a: Path, run_b: Path) -> None:
 
 @pytest.mark.slow
 def test_resume_after_a_stop_equals_an_uninterrupted_run(chairs, tmp_path):
-    config = tiny_config(chairs, reconstruction_shapes=1, train={"steps": 40})
-    whole = train_shape_space(config, tmp_path / "whole", progress=False)
-    part = train_shape_space(tiny_config(chairs, reconstruction_shapes=1, train={"steps": 25}),
+    # Schedules in steps: a run whose limit grows from 25 to 40 then decays like a 40-step run
+    # (the preset's schedules count progress, which a longer limit stretches).
+    in_steps = {name: {"name": "step", "every": 10, "factor": 0.5}
+                for name in ("schedule_decoder", "schedule_codes")}
+    whole = train_shape_space(tiny_config(chairs, reconstruction_shapes=1, train={"steps": 40, **in_steps}),
+                              tmp_path / "whole", progress=False)
+    part = train_shape_space(tiny_config(chairs, reconstruction_shapes=1, train={"steps": 25, **in_steps}),
                              tmp_path / "parts", progress=False)
     assert part.step == 25
     # a process killed after step 27 leaves rows beyond the last checkpoint (step 25)
-    for name, row in (("code_history.csv", "25," + ",".join(["9"] * 16)), ("losses.csv", "25,9,9,9,9,9")):
+    for name, row in (("code_history.csv", "25," + ",".join(["9"] * 16)), ("losses.csv", "25,9,9,9,9,9,9")):
         with open(tmp_path / "parts" / name, "a") as stream:
             stream.write(row + "\n")
     resumed = resume_shape_space(tmp_path / "parts", steps=40, progress=False)
     assert resumed.step == 40 and resumed.losses == whole.losses
     same_modules(tmp_path / "parts", tmp_path / "whole")
-    for name in ("losses.csv", "code_history.csv"):
-        assert (tmp_path / "parts" / name).read_text() == (tmp_path / "whole" / name).read_text()
-    assert read_code_history(tmp_path / "parts" / "code_history.csv")[0].tolist() == list(range(0, 40, 5))
+    parts_log, whole_log = (read_loss_log(tmp_path / run / "losses.csv") for run in ("parts", "whole"))
+    assert parts_log.keys() == whole_log.keys()
+    for column in parts_log.keys() - {"progress"}:  # progress: the share of each run's own limit
+        np.testing.assert_array_equal(parts_log[column], whole_log[column], err_msg=column)
+    history = "code_history.csv"
+    assert (tmp_path / "parts" / history).read_text() == (tmp_path / "whole" / history).read_text()
+    assert read_code_history(tmp_path / "parts" / history)[0].tolist() == list(range(0, 40, 5))
 
 
 def test_a_paused_run_writes_no_final_outputs_and_resumes(chairs, tmp_path):
