@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements/lock.txt
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow data bench lock clean-venv
+.PHONY: install demo lint test test-slow data bench lock clean-venv
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml $(LOCK)
 
 demo: $(STAMP)
 	$(VENV)/bin/isofield demo
+
+# The import contracts in pyproject.toml ([tool.importlinter]): layers, families side by side.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP)
 	$(PY) -m pytest -q

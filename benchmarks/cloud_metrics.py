@@ -1,4 +1,4 @@
-"""Benchmark: point-cloud metrics (isofield.cloud_metrics) against baselines timed in the same run.
+"""Benchmark: point-cloud metrics (isofield.metrics.clouds) against baselines timed in the same run.
 
 Clouds are area-weighted surface samples of random star-shaped surfaces of about unit radius:
 an icosphere (5,120 faces) displaced radially by six random cosine bumps, then scaled per axis
@@ -8,8 +8,8 @@ by factors in [0.5, 1]. Three tables:
   cKDTree per cloud, every query of a tree at once; within one set each tree answers both
   directions, half the work of ``pairwise_chamfer(clouds, clouds)``, also timed), against a loop
   over the pairs of ``torch.cdist`` (float32, the usual GPU-style code, here on the CPU) and of
-  :func:`isofield.metrics.chamfer_deepsdf` (two trees per pair); seconds, ratio to ours, and the
-  largest relative difference to ours.
+  :func:`isofield.metrics.surface.chamfer_deepsdf` (two trees per pair); seconds, ratio to ours,
+  and the largest relative difference to ours.
 - ``emd``: per point count n, P pairs (half: two samplings of one surface, EMD about 0.07-0.13;
   half: two different surfaces, about 0.2-0.3): the exact EMD (one linear_sum_assignment per
   pair) against :func:`sinkhorn_emd` at its defaults, batched over the P pairs and one pair at
@@ -37,15 +37,15 @@ import numpy as np
 import torch
 import trimesh
 
-from isofield.cloud_metrics import (
+from isofield.geometry.sampling import sample_surface
+from isofield.metrics.clouds import (
     SINKHORN_EPSILON,
     SINKHORN_ITERATIONS,
     generation_metrics,
     pairwise_chamfer,
     sinkhorn_emd,
 )
-from isofield.geometry.sampling import sample_surface
-from isofield.metrics import chamfer_deepsdf, earth_movers_distance
+from isofield.metrics.surface import chamfer_deepsdf, earth_movers_distance
 
 CLOUD_POINTS = 2048
 BUMPS = 6

@@ -49,7 +49,7 @@ from isofield.geometry.io import read_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import depth_scan
-from isofield.metrics import chamfer_l1
+from isofield.metrics.surface import chamfer_l1
 from isofield.shapespace import load_shape_space, train_shape_space
 from isofield.shapespace.inference import FittedCode, complete_code, mesh_fit, reconstruct_code
 from isofield.shapespace.outputs import source_meshes

@@ -7,7 +7,7 @@ method reads. For each preset ONE run is trained and looked at after each wall-c
 and so on. The trainer counts training seconds across resumes, so the time spent extracting and
 evaluating a mark does not count against the training budget. Each call ends with the run's own
 outputs: a mesh (sparse marching cubes at ``config.extract.resolution``, the same for every row)
-and ``metrics.json`` against the armadillo mesh (:func:`isofield.metrics.evaluate_meshes`,
+and ``metrics.json`` against the armadillo mesh (:func:`isofield.metrics.surface.evaluate_meshes`,
 protocol isofield-v1: 100k surface samples per mesh, seed 0, F-score tau = 1% of the reference
 bbox diagonal); the table shows those metrics.
 
@@ -45,12 +45,12 @@ import trimesh
 import isofield.fitting.outputs as fit_outputs
 from isofield.errors import InputError
 from isofield.fitting import fit, resume
-from isofield.fitting.fit import resolve_device
 from isofield.fitting.rundir import RunDir
 from isofield.geometry.io import PointCloud, read_mesh, write_points
 from isofield.geometry.sampling import sample_surface
-from isofield.metrics import evaluate_meshes
+from isofield.metrics.surface import evaluate_meshes
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.distributed import resolve_device
 from isofield.train.loop import TrainingDivergedError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ Inputs (issue "Learn surfaces from raw data"):
 
 Each (method, input) is ONE run, resumed from budget to budget as in ``fit.py`` (training seconds
 accumulate across resumes). The reference is the clean surface: the oriented point set itself
-for kitten and oni (metrics against points: :func:`isofield.metrics.evaluate_mesh_against_points`,
-normal consistency from the file's normals), the armadillo mesh for the soup
-(:func:`isofield.metrics.evaluate_meshes`). The baseline in the same run is ``igr-no-normals``:
-IGR's fast preset on the same points with the terms that need normals switched off
+for kitten and oni (metrics against points:
+:func:`isofield.metrics.surface.evaluate_mesh_against_points`, normal consistency from the file's
+normals), the armadillo mesh for the soup (:func:`isofield.metrics.surface.evaluate_meshes`). The
+baseline in the same run is ``igr-no-normals``: IGR's fast preset on the same points with the terms that need normals switched off
 (``normal_weight: 0, far_weight: 0``), which is what IGR can do with raw data. ``digs-near``
 (not run by default) is DiGS with half its off-surface samples near the input (σ = 0.1) and
 lr 2e-4, the best DiGS variant measured on the armadillo soup at 1500 s (NC 0.920); ``digs-guard``

@@ -11,7 +11,9 @@ import pytest
 import torch
 import trimesh
 
-from isofield.cloud_metrics import (
+from isofield.errors import InputError
+from isofield.geometry.sampling import sample_surface
+from isofield.metrics.clouds import (
     balanced_one_nna,
     chamfer_distance,
     coverage,
@@ -24,9 +26,7 @@ from isofield.cloud_metrics import (
     pairwise_emd,
     sinkhorn_emd,
 )
-from isofield.errors import InputError
-from isofield.geometry.sampling import sample_surface
-from isofield.metrics import chamfer_deepsdf, earth_movers_distance
+from isofield.metrics.surface import chamfer_deepsdf, earth_movers_distance
 
 # P = {(0,0,0)}, Q = {(3,4,0)}, S = P u Q:
 #   CD(P, Q) = 25 + 25 = 50

@@ -25,7 +25,7 @@ from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import sdf_samples
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.shapes import Shape, Sphere, Torus
-from isofield.metrics import evaluate_meshes
+from isofield.metrics.surface import evaluate_meshes
 from isofield.nn import as_numpy_field
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log

@@ -18,25 +18,25 @@ from isofield.data.preprocess import preprocess
 from isofield.data.procedural import write_family
 from isofield.errors import InputError
 from isofield.extract.api import shape_mesh
+from isofield.geometry.frames import scan_frame
 from isofield.geometry.io import PointCloud, read_mesh, read_points, write_points
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import ScanCamera, depth_scan
 from isofield.geometry.shapes import Box
-from isofield.metrics import chamfer_l1
+from isofield.metrics.summary import summarise
+from isofield.metrics.surface import chamfer_l1
 from isofield.shapespace import load_shape_space, train_shape_space
 from isofield.shapespace.evaluate import (
     METRICS,
     evaluate_split,
     render_rows,
     scan_mesh,
-    summarise,
     write_interpolation,
 )
 from isofield.shapespace.inference import (
     SPACE_UP,
     CompletionWeights,
-    Pose,
     candidate_poses,
     complete,
     complete_code,
@@ -47,7 +47,6 @@ from isofield.shapespace.inference import (
     load_samples,
     reconstruct,
     reconstruct_code,
-    scan_frame,
     sdf_objective,
     training_index,
 )
@@ -476,7 +475,7 @@ def test_without_source_meshes_reconstruction_is_measured_on_the_surface_samples
 def test_summarise_takes_mean_and_median_over_rows_that_have_a_value():
     rows = [{"chamfer_l1": 1.0, "emd": None}, {"chamfer_l1": 2.0}, {"chamfer_l1": 6.0, "emd": 3.0},
             {"error": "no surface"}]
-    summary = summarise(rows)
+    summary = summarise(rows, METRICS)
     assert summary["chamfer_l1"] == {"mean": 3.0, "median": 2.0, "count": 3}
     assert summary["emd"] == {"mean": 3.0, "median": 3.0, "count": 1}
     assert "f_score" not in summary

@@ -9,7 +9,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from isofield.errors import InputError
-from isofield.shapegf.latent import (
+from isofield.nn.latent import (
     GaussianMixtureLatent,
     LatentGAN,
     fit_gaussian_mixture,
@@ -173,7 +173,7 @@ def test_gmm_fits_more_dimensions_than_codes():
 
 
 def test_gmm_beats_gan_on_both_distributions(two_mode_models):
-    """The measured comparison (numbers in isofield.shapegf.latent's notes): 2000 samples
+    """The measured comparison (numbers in isofield.nn.latent's notes): 2000 samples
     against 2000 held-out codes."""
     arc = helix_arc(500, seed=1)
     arc_models = {"gmm": fit_gaussian_mixture(arc, components=8, seed=0),

@@ -10,7 +10,7 @@ import pytest
 import trimesh
 
 from isofield.errors import InputError
-from isofield.metrics import (
+from isofield.metrics.surface import (
     EMD_POINTS,
     chamfer_deepsdf,
     chamfer_l1,

@@ -26,7 +26,8 @@ from isofield.occupancy import load_occupancy_model, resolve_config, resume_occu
 from isofield.occupancy.config import METHODS, kl_weight_at
 from isofield.train.schedules import StepInfo
 from isofield.occupancy.outputs import METHOD_TITLES, TILE
-from isofield.occupancy.evaluate import evaluate_mesh_folder, evaluate_occupancy
+from isofield.evaluation import evaluate_mesh_folder
+from isofield.occupancy.evaluate import evaluate_occupancy
 from isofield.occupancy.latents import posterior_means
 from isofield.occupancy.shapes import fixed_input, load_shapes
 from isofield.occupancy.train import BATCH_NORM_BATCHES

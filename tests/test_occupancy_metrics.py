@@ -11,8 +11,7 @@ import trimesh
 
 from isofield.errors import InputError
 from isofield.geometry.sampling import sample_surface
-from isofield.metrics import evaluate_mesh_against_points
-from isofield.occupancy_metrics import (
+from isofield.metrics.onet import (
     DEFAULT_THRESHOLDS,
     SURFACE_METRICS,
     choose_threshold,
@@ -22,6 +21,7 @@ from isofield.occupancy_metrics import (
     onet_row,
     write_rows_csv,
 )
+from isofield.metrics.surface import evaluate_mesh_against_points
 
 COUNT = 100_000  # surface samples on each side, and IoU points
 AREA = 6.0  # of the unit cube

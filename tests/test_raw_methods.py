@@ -10,6 +10,7 @@ import pytest
 import torch
 import trimesh
 
+from isofield.data.raw_input import PoolSpec, raw_input_from_arrays, unsigned_distance_pool
 from isofield.errors import InputError
 from isofield.fitting import fit_points
 from isofield.geometry.groundtruth import MeshDistance
@@ -18,7 +19,6 @@ from isofield.geometry.shapes import Polygon, l_shape
 from isofield.geometry.soup import make_triangle_soup
 from isofield.methods.base import LevelSchedule, get_method
 from isofield.methods.digs import DiGSOptions
-from isofield.methods.raw_input import PoolSpec, raw_input_from_arrays, unsigned_distance_pool
 from isofield.nn import as_numpy_field
 
 CIRCLE = Polygon(tuple((0.5 * math.cos(a), 0.5 * math.sin(a))

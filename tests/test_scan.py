@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import trimesh
 
+from isofield.cli import parse_camera
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import MeshDistance
 from isofield.geometry.io import read_mesh, read_points, write_points
-from isofield.geometry.scan import ScanCamera, depth_scan, free_space_samples, parse_camera
+from isofield.geometry.scan import ScanCamera, depth_scan, free_space_samples
 from isofield.geometry.shapes import Box, Sphere
 
 CENTER = np.array([0.3, -0.2, 0.1])

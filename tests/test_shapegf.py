@@ -4,7 +4,6 @@ the networks, the distance estimate and its mesh, training runs, the command lin
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

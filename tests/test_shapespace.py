@@ -15,21 +15,21 @@ from isofield.config import to_dict
 from isofield.data.datasets import DeepSDFDataDir, write_split
 from isofield.data.preprocess import preprocess
 from isofield.data.procedural import write_family
+from isofield.data.splits import reconstruction_indices
 from isofield.errors import InputError
 from isofield.geometry.io import read_mesh
 from isofield.losses import clamped_l1
-from isofield.metrics import evaluate_meshes
+from isofield.metrics.surface import evaluate_meshes
 from isofield.nn import build_field
 from isofield.shapespace import load_shape_space, resolve_config, resume_shape_space, train_shape_space
 from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.config import steps_per_epoch
 from isofield.shapespace.history import read_code_history
-from isofield.shapespace.outputs import principal_components, reconstruction_indices, source_meshes
+from isofield.shapespace.outputs import principal_components, source_meshes
 from isofield.shapespace.samples import ShapeSamples, balanced_subset, load_training_samples
-from isofield.shapespace.train import EpochSchedule
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log
 from isofield.train.schedules import StepDecay, StepInfo
+from isofield.train.settings import EpochSchedule, steps_per_epoch
 
 CHAIRS = 6
 

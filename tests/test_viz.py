@@ -14,15 +14,9 @@ from PIL import Image
 from skimage.measure import find_contours
 
 from isofield.errors import InputError
+from isofield.geometry.raster import Camera, bounding_sphere, rasterize
 from isofield.viz.curves import loss_curves_figure, plot_loss_curves, read_history_csv
-from isofield.viz.render import (
-    Camera,
-    bounding_sphere,
-    rasterize,
-    render_comparison,
-    render_mesh,
-    render_views,
-)
+from isofield.viz.render import render_comparison, render_mesh, render_views
 from isofield.viz.report import Report, format_duration, format_value, write_report
 from isofield.viz.slices import plot_field_2d, plot_sdf_slice, plot_sdf_slices, sample_slice
 
@@ -310,7 +304,7 @@ def test_loss_curves_from_csv_with_learning_rate(tmp_path):
 def test_loss_curves_per_group_learning_rates_and_cut_last_line(tmp_path):
     csv = write_csv(
         tmp_path / "losses.csv",
-        "step,total,lr_decoder,lr_latent\n0,1.0,0.001,0.01\n1,0.5,0.001,0.01\n2,0.2",  # killed mid-line
+        "step,total,lr_decoder,lr_latent\n0,1.0,0.001,0.01\n1,0.5,0.001,0.005\n2,0.2",  # killed mid-line
     )
     history = read_history_csv(csv)
     assert history["total"][1].tolist() == [1.0, 0.5]

@@ -8,11 +8,37 @@ The main entry points::
     isofield.load_field(run_dir)                # the trained torch module (canonical frame)
     isofield.as_numpy_field(module)             # -> f(points (N, 3)) -> (N,), for extraction
     isofield.extract_mesh(field, ...)           # field -> mesh (sparse or dense marching cubes)
+
+Importing ``isofield`` loads none of them (nor torch): each name is imported on first use
+(PEP 562), so the CLI, the geometry and the metrics start without the training stack.
 """
 
-from isofield.extract.api import extract_mesh
-from isofield.fitting import fit, fit_points, load_field, resume
-from isofield.nn import as_numpy_field
+from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["as_numpy_field", "extract_mesh", "fit", "fit_points", "load_field", "resume"]
+import importlib
+
+from isofield._version import __version__
+
+# name -> the module that defines it
+_LAZY = {
+    "as_numpy_field": "isofield.nn",
+    "extract_mesh": "isofield.extract.api",
+    "fit": "isofield.fitting",
+    "fit_points": "isofield.fitting",
+    "load_field": "isofield.fitting",
+    "resume": "isofield.fitting",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    """Import an entry point on first access (``isofield.fit`` imports the fitting stack)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'isofield' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,9 +10,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from isofield.errors import InputError
+
+if TYPE_CHECKING:
+    from isofield.geometry.scan import ScanCamera
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_INTERRUPTED = 130
@@ -58,6 +61,48 @@ def _bounds(values: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[fl
     return lo, hi
 
 
+_CAMERA_KEYS = {
+    "azimuth": float, "elevation": float, "distance": float, "fov": float, "resolution": int, "up": str,
+}
+
+
+def parse_camera(text: str) -> ScanCamera:
+    """The ``--camera`` spec, e.g. ``"azimuth=30,elevation=20,resolution=256"``, as a
+    :class:`~isofield.geometry.scan.ScanCamera`.
+
+    Keys: ``azimuth``, ``elevation``, ``distance``, ``fov``, ``resolution``, ``up`` (see
+    :class:`~isofield.geometry.scan.ScanCamera`); keys left out keep their defaults; an empty
+    spec is the default camera. An unknown, repeated or malformed key, or a bad value, is an
+    InputError naming it.
+    """
+    from isofield.geometry.scan import ScanCamera
+
+    values: dict[str, object] = {}
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        key, equals, raw = (piece.strip() for piece in item.partition("="))
+        if not equals:
+            raise InputError(f"camera {text!r}: {item!r} is not key=value")
+        if key not in _CAMERA_KEYS:
+            known = ", ".join(sorted(_CAMERA_KEYS))
+            raise InputError(f"camera {text!r}: unknown key {key!r} (known: {known})")
+        if key in values:
+            raise InputError(f"camera {text!r}: key {key!r} given twice")
+        values[key] = _camera_value(key, raw)
+    return ScanCamera(**values)
+
+
+def _camera_value(key: str, raw: str) -> object:
+    """The value of camera ``key`` read from its text, else InputError."""
+    kind = _CAMERA_KEYS[key]
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = {float: "a number", int: "an integer"}.get(kind, "a value")
+        raise InputError(f"camera {key}: expected {expected}, got {raw!r}") from None
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -93,9 +138,9 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _field_source(args: argparse.Namespace):
-    """Field, its canonical bounds and normalisation from `--shape NAME`, a run directory (the
-    trained field) or a mesh file (its ground-truth SDF)."""
+def _field_source(args: argparse.Namespace, verb: str):
+    """Field, its canonical bounds, normalisation and name from `--shape NAME`, a run directory
+    whose family supports ``verb`` (its trained field) or a mesh file (its ground-truth SDF)."""
     from isofield.geometry.normalization import Normalization
 
     if args.shape:
@@ -106,15 +151,8 @@ def _field_source(args: argparse.Namespace):
     if not args.source:
         raise InputError("give a run directory, a mesh file or --shape NAME")
     if Path(args.source).is_dir():
-        from isofield.fitting import load_field
-        from isofield.fitting.outputs import canonical_bounds
-        from isofield.fitting.rundir import RunDir
-        from isofield.nn import as_numpy_field
-
-        run = RunDir.open(args.source)
-        config = run.load_config()
-        field = as_numpy_field(load_field(run, config))
-        return field, canonical_bounds(config), run.load_normalization(), str(run.root)
+        run = _open(args.source, verb)
+        return run.hook(verb)(run)
     from isofield.geometry.groundtruth import MeshDistance
     from isofield.geometry.io import read_mesh
 
@@ -141,7 +179,7 @@ def _mesh(args: argparse.Namespace) -> int:
     from isofield.geometry.io import count_of, write_mesh
 
     output = _new_output(args.output, args.overwrite, args.source)
-    field, bounds, normalization, name = _field_source(args)
+    field, bounds, normalization, name = _field_source(args, "mesh")
     mesh, stats = extract_mesh(
         field,
         bounds=_bounds(args.bounds) or bounds,
@@ -162,7 +200,7 @@ def _slice(args: argparse.Namespace) -> int:
     from isofield.viz.slices import plot_sdf_slice
 
     output = _new_output(args.output, args.overwrite, args.source)
-    field, bounds, normalization, name = _field_source(args)
+    field, bounds, normalization, name = _field_source(args, "slice")
     lower, upper = bounds = _bounds(args.bounds) or bounds
     axis = "xyz".index(args.axis)
     if not lower[axis] <= args.offset <= upper[axis]:
@@ -183,25 +221,76 @@ def _slice(args: argparse.Namespace) -> int:
 
 @_command("render")
 def _render(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import read_mesh
-    from isofield.viz.render import MAX_RESOLUTION, render_mesh
+    from isofield.geometry.io import PointCloud, read_geometry
+    from isofield.geometry.raster import MAX_RESOLUTION
+    from isofield.viz.points import cloud_picture, normal_colors
+    from isofield.viz.render import render_mesh, write_png
 
-    output = _new_output(args.output, args.overwrite, args.mesh)
+    source = _run_mesh(Path(args.source)) if Path(args.source).is_dir() else Path(args.source)
+    output = _new_output(args.output, args.overwrite, args.source, source)
     if not 1 <= args.size <= MAX_RESOLUTION:
         raise InputError(f"--size must be between 1 and {MAX_RESOLUTION} pixels, got {args.size}")
-    mesh = read_mesh(args.mesh)
-    render_mesh(mesh, output, resolution=(args.size, args.size), view=tuple(args.view))
-    print(f"wrote {output}")
+    if Path(output).suffix.lower() != ".png":
+        raise InputError(f"{output}: renders are written as PNG; give a .png file name")
+    geometry = read_geometry(source)
+    resolution, view = (args.size, args.size), tuple(args.view)
+    if isinstance(geometry, PointCloud):
+        colors = None if geometry.normals is None else normal_colors(geometry.normals)
+        write_png(cloud_picture(geometry.points, resolution, view, colors), output)
+        shown = "coloured by normal" if colors is not None else "no normals: coloured by depth"
+        print(f"wrote {output} ({len(geometry)} points, {shown})")
+    else:
+        render_mesh(geometry, output, resolution=resolution, view=view)
+        print(f"wrote {output}")
     return 0
+
+
+# What to render instead of a run of a family that holds a space of shapes, by family.
+_SPACE_RUN_SHAPES = {
+    "deepsdf": "`isofield reconstruct {run} SHAPE` writes {run}/reconstructions/SHAPE.ply",
+    "occupancy": "`isofield complete {run} POINTS -o shape.ply` writes one",
+    "shapegf": "`isofield generate {run}` writes point clouds to {run}/generated/",
+}
+
+
+def _run_mesh(path: Path) -> Path:
+    """The mesh ``isofield render RUN`` draws: a fit's RUN/mesh.ply; for any other folder, an
+    InputError saying what to render instead."""
+    from isofield.runs import CONFIG_NAME, open_run
+
+    if not (path / CONFIG_NAME).is_file():
+        raise InputError(f"{path}: a folder that is not a run (no {CONFIG_NAME}); "
+                         "give a mesh, a point cloud or a fit's run folder")
+    run = open_run(path)
+    if run.family.name != "fit":
+        shapes = _SPACE_RUN_SHAPES[run.family.name].format(run=path)
+        raise InputError(f"{path}: {run.family.title} holds a space of shapes, not one mesh; render "
+                         f"one of its shapes: {shapes}")
+    if not (path / "mesh.ply").is_file():
+        raise InputError(f"{path}: the fit has no mesh.ply yet; finish it (`isofield fit --resume {path}`) "
+                         f"or mesh its checkpoint (`isofield mesh {path} -o mesh.ply`) and render that")
+    return path / "mesh.ply"
 
 
 @_command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import PointCloud, read_geometry, read_mesh
-    from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes, format_metrics
+    from isofield.geometry.io import PointCloud, read_geometry
+    from isofield.metrics.surface import (
+        evaluate_mesh_against_points, evaluate_meshes, evaluate_points, format_metrics,
+    )
 
-    pred, ref = read_mesh(args.pred), read_geometry(args.ref)
-    if isinstance(ref, PointCloud):
+    pred, ref = read_geometry(args.pred), read_geometry(args.ref)
+    if isinstance(pred, PointCloud) and isinstance(ref, PointCloud):
+        result = evaluate_points(pred.points, ref.points, pred.normals, ref.normals, tau=args.tau,
+                                 tau_fraction=args.tau_fraction, emd=args.emd, seed=args.seed)
+        result["protocol"].update(input="point clouds", sampling="both point clouds as given")
+        without = [Path(c.source).name for c in (pred, ref) if c.normals is None]
+        if without:
+            result["skipped"]["normal_consistency"] = f"no normals in {' and '.join(without)}"
+    elif isinstance(pred, PointCloud):
+        raise InputError(f"{args.pred}: a point cloud, compared with the mesh {args.ref}: give the mesh "
+                         f"first (`isofield eval {args.ref} {args.pred}`; Chamfer is symmetric)")
+    elif isinstance(ref, PointCloud):
         result = evaluate_mesh_against_points(pred, ref.points, ref.normals, n_points=args.n,
                                               seed=args.seed, tau=args.tau,
                                               tau_fraction=args.tau_fraction)
@@ -226,7 +315,7 @@ def _shapes(args: argparse.Namespace) -> int:
 @_command("scan")
 def _scan(args: argparse.Namespace) -> int:
     from isofield.geometry.io import read_mesh, write_points
-    from isofield.geometry.scan import depth_scan, parse_camera
+    from isofield.geometry.scan import depth_scan
 
     output = _new_output(args.output, args.overwrite, args.mesh)
     scan = depth_scan(read_mesh(args.mesh), parse_camera(args.camera), noise=args.noise, seed=args.seed)
@@ -316,55 +405,25 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_shape_space(args: argparse.Namespace):
+    """Start (CONFIG) or resume (--resume RUN_DIR) a run of a family trained from a config
+    file (:func:`isofield.runs.train_run` / :func:`~isofield.runs.resume_run`)."""
+    from isofield.runs import resume_run, train_run
+
     if args.resume:
         if args.config:
             raise InputError("give either CONFIG or --resume RUN_DIR, not both")
-        _, resume = _trainers(_config_method(Path(args.resume) / "config.yaml", args.resume))
-        return resume(args.resume, steps=args.steps, time_budget=args.time_budget,
-                      exit_after=args.exit_after, progress=not args.quiet)
+        return resume_run(args.resume, steps=args.steps, time_budget=args.time_budget,
+                          exit_after=args.exit_after, progress=not args.quiet)
     if not args.config:
         raise InputError("give a CONFIG file (YAML), or --resume RUN_DIR")
-    train, _ = _trainers(_config_method(args.config))
     overrides: dict = {}
     if args.steps is not None or args.time_budget is not None:
         overrides["train"] = {key: value for key, value in
                               (("steps", args.steps), ("time_budget", args.time_budget))
                               if value is not None}
     output = args.output or Path("runs") / Path(args.config).stem
-    return train(args.config, output, overrides=overrides, exit_after=args.exit_after,
-                 progress=not args.quiet)
-
-
-def _config_method(path: str | Path, run: str | None = None) -> str:
-    """The ``method`` of a config file (default deepsdf); a missing file names the run."""
-    from isofield.config import load_yaml
-
-    if run is not None and not Path(path).is_file():
-        raise InputError(f"{run}: not an isofield training run (no config.yaml)")
-    method = load_yaml(path).get("method", "deepsdf")
-    return method if isinstance(method, str) else repr(method)
-
-
-def _is_occupancy(method: str) -> bool:
-    """Whether ``method`` is one of the encoder-decoder occupancy family (onet, convonet, ...)."""
-    from isofield.occupancy.config import METHODS
-
-    return method in METHODS
-
-
-def _trainers(method: str):
-    """(train, resume) functions of a shape-space method."""
-    if method == "shapegf":
-        from isofield.shapegf import resume_gradient_field, train_gradient_field
-        return train_gradient_field, resume_gradient_field
-    if method == "deepsdf":
-        from isofield.shapespace import resume_shape_space, train_shape_space
-        return train_shape_space, resume_shape_space
-    if _is_occupancy(method):
-        from isofield.occupancy import resume_occupancy_network, train_occupancy_network
-        return train_occupancy_network, resume_occupancy_network
-    raise InputError(f"config.method: unknown shape-space method {method!r} "
-                     f"(known: deepsdf, shapegf, onet, convonet, sald-vae)")
+    return train_run(args.config, output, overrides=overrides, exit_after=args.exit_after,
+                     progress=not args.quiet)
 
 
 def _print_training(result) -> None:
@@ -389,284 +448,111 @@ def _stopped_early(command: str, result) -> int:
     return _exit_code(result)
 
 
-def _print_fit(name: str, inference, mesh_path: Path) -> None:
-    fit = inference.fit
-    print(f"{name}: loss {fit.initial_loss:.4g} -> {fit.final_loss:.4g} in {len(fit.history)} steps "
-          f"({fit.seconds:.1f} s, mesh {inference.mesh_seconds:.1f} s)")
-    from isofield.geometry.io import count_of
+def _print(lines: Sequence[str]) -> int:
+    """Print what a family's verb hook returned; exit code 0."""
+    for line in lines:
+        print(line)
+    return 0
 
-    print(f"mesh: {mesh_path} ({count_of(len(inference.mesh.vertices), 'vertex', 'vertices')}, user coordinates)")
+
+def _open(path: str | Path, verb: str):
+    """The run in ``path`` if its family supports ``verb`` (:func:`isofield.runs.open_run`)."""
+    from isofield.runs import open_run
+
+    return open_run(path).require(verb)
 
 
 @_command("reconstruct")
 def _reconstruct(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import write_mesh
-    from isofield.shapespace import load_samples, load_shape_space, reconstruct
-
-    space = load_shape_space(args.run)
-    samples, frame, name = load_samples(space, args.shape)
-    output = _new_output(args.output or Path(args.run) / "reconstructions" / f"{name}.ply",
-                         args.overwrite, args.shape)
-    inference = reconstruct(space, samples, frame, resolution=args.resolution, steps=args.steps,
-                            seed=args.seed)
-    write_mesh(inference.mesh, output)
-    _print_fit(name, inference, output)
-    return 0
+    run = _open(args.run, "reconstruct")
+    return _print(run.hook("reconstruct")(
+        run, args.shape, None if args.output is None else Path(args.output),
+        guard=lambda path: _new_output(path, args.overwrite, args.shape),
+        steps=args.steps, resolution=args.resolution, seed=args.seed))
 
 
 @_command("complete")
 def _complete(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from isofield.geometry.io import read_points, write_mesh
-    from isofield.geometry.scan import free_space_along_rays
-    from isofield.shapespace import complete, load_samples, load_shape_space
-
     output = _new_output(args.output or Path(args.run) / "completions" / f"{Path(args.points).stem}.ply",
                          args.overwrite, args.points)
-    if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
-        return _complete_occupancy(args, output)
-    space = load_shape_space(args.run)
-    scan = read_points(args.points)
-    origin = None if args.camera_origin is None else np.array(args.camera_origin)
-    normals = scan.normals
-    if normals is None:
-        from isofield.geometry.normals import estimate_normals
-
-        normals = estimate_normals(scan.points, toward=origin)
-    frame = None if args.frame is None else load_samples(space, args.frame)[1]
-    free_space = None
-    if args.free_space:
-        if origin is None:
-            raise InputError("--free-space needs --camera-origin X Y Z (printed by isofield scan)")
-        margin = args.free_space_margin * float(np.linalg.norm(np.ptp(scan.points, axis=0)))
-        free_space = free_space_along_rays(scan.points, origin, args.free_space, args.seed, margin)
-    elif origin is not None and scan.normals is not None:
-        raise InputError("--camera-origin is only used with --free-space N (or to orient estimated normals)")
-    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
-                                             ("rotations", args.rotations)) if value is not None}
-    inference = complete(space, scan.points, normals, frame=frame, free_space=free_space, up=args.up,
-                         front=args.front, resolution=args.resolution, seed=args.seed, **options)
-    write_mesh(inference.mesh, output)
-    _print_fit(Path(args.points).name, inference, output)
-    if scan.normals is None:
-        print("normals: estimated (the points have none), "
-              + ("facing the camera origin" if origin is not None else "oriented outward"))
-    print(_rotation_line(inference))
-    if frame is None:
-        print("frame: estimated from the scan (pass --frame SHAPE when the complete shape's is known)")
-    return 0
-
-
-def _rotation_line(inference) -> str:
-    """The rotation a completion chose, with the flags that fix it."""
-    fit, pose = inference.fit, inference.pose
-    tried = len(fit.initial_losses) // len(fit.initial_codes)
-    how = f"best of {tried}" if tried > 1 else "not searched"
-    up, front = (" ".join(f"{value:.3g}" for value in vector.round(3) + 0.0) for vector in (pose.up, pose.front))
-    return (f"rotation: {pose.degrees:g} deg about the up axis ({how}); the space's up is {up} and its front "
-            f"{front} in the points' coordinates (--up {up} --front {front} fixes it)")
-
-
-def _complete_occupancy(args: argparse.Namespace, output: Path) -> int:
-    """``isofield complete`` for the occupancy family: encode the cloud (or picture) in one pass
-    and mesh it by MISE."""
-    from isofield.data.onet import OccupancyDataDir
-    from isofield.data.views import IMAGE_SUFFIXES, read_image
-    from isofield.geometry.io import count_of, read_points, write_mesh
-    from isofield.occupancy import load_occupancy_model
-    from isofield.shapespace.inference import find_shape
-
-    _unused(args, ("--steps", args.steps), ("--restarts", args.restarts), ("--free-space", args.free_space),
-            ("--camera-origin", args.camera_origin), ("--up", args.up), ("--front", args.front),
-            ("--rotations", args.rotations))
-    model = load_occupancy_model(args.run)
-    source = Path(args.points)
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        _unused(args, ("--frame", args.frame))
-        condition, frame = model.encode_image(read_image(source)), None
-    else:
-        frame = None
-        if args.frame is not None:
-            data = OccupancyDataDir(model.data_dir)
-            frame = data.load_pointcloud(find_shape(data.shapes(), args.frame, str(data.root)))[1]
-        condition, frame = model.encode_points(read_points(source).points, frame, seed=args.seed)
-    mesh, stats = model.mesh(condition, resolution=args.resolution, normalization=frame)
-    write_mesh(mesh, output)
-    where = "canonical unit-cube frame" if frame is None else "user coordinates"
-    print(f"mesh: {output} ({count_of(len(mesh.vertices), 'vertex', 'vertices')}, {where}; "
-          f"{stats.points_evaluated} field evaluations, {stats.seconds:.1f} s)")
-    return 0
+    run = _open(args.run, "complete")
+    return _print(run.hook("complete")(
+        run, Path(args.points), output, frame=args.frame, resolution=args.resolution, seed=args.seed,
+        steps=args.steps, restarts=args.restarts, rotations=args.rotations, free_space=args.free_space,
+        camera_origin=args.camera_origin, free_space_margin=args.free_space_margin, up=args.up,
+        front=args.front))
 
 
 @_command("interpolate")
 def _interpolate(args: argparse.Namespace) -> int:
-    from isofield.shapespace import load_shape_space, training_index, write_interpolation
-
-    space = load_shape_space(args.run)
-    first, last = training_index(space, args.a), training_index(space, args.b)
-    output = _new_output(args.output or Path(args.run) / "interpolations" / f"{first}-{last}", args.overwrite)
-    names = tuple(space.shapes[index].ref.shape_id for index in (first, last))
-    paths = write_interpolation(space, first, last, args.count, output, resolution=args.resolution,
-                                names=names)
-    print(f"{output}: {len(paths) - 1} meshes (canonical frame) from {names[0]} to {names[1]}; "
-          f"picture {paths[-1]}")
-    return 0
+    run = _open(args.run, "interpolate")
+    return _print(run.hook("interpolate")(
+        run, args.a, args.b, count=args.count, output=None if args.output is None else Path(args.output),
+        guard=lambda path: _new_output(path, args.overwrite), resolution=args.resolution))
 
 
 @_command("evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
-    from isofield.geometry.scan import parse_camera
-    from isofield.shapespace import evaluate_split, format_shapes, format_summary
+    from isofield.evaluation import default_directory, evaluate, format_results, protocol_of
 
-    method = _config_method(Path(args.run) / "config.yaml", args.run)
-    if method == "shapegf":
-        return _evaluate_gradient_field(args)
-    if _is_occupancy(method):
-        return _evaluate_occupancy(args)
-    _unused(args, ("--validation", args.validation), ("--threshold", args.threshold))
-    options = {key: value for key, value in (("steps", args.steps), ("restarts", args.restarts),
-                                             ("resolution", args.resolution)) if value is not None}
-    if args.mode == "complete":
-        options.update(camera=parse_camera(args.camera), free_space=args.free_space,
-                       scan_noise=args.noise)
-    elif args.free_space or args.noise:
-        raise InputError("--free-space and --noise only apply to --mode complete")
-    output = Path(args.output or Path(args.run) / "evaluation" / args.mode)
-    _new_output(output / "results.json", args.overwrite)
-    result = evaluate_split(args.run, args.data, args.split, args.mode, out_dir=output,
-                            progress=not args.quiet, seed=args.seed, emd=not args.no_emd, **options)
-    print(format_shapes(result.record))
-    print(format_summary(result.record))
-    print(f"results: {result.directory / 'results.json'}")
+    run = _open(args.run, "evaluate")
+    protocol = protocol_of(run, args.mode)
+    output = Path(args.output) if args.output else default_directory(run, protocol)
+    camera = None if args.camera is None else parse_camera(args.camera)
+    result = evaluate(run, args.split, protocol, out_dir=output, data=args.data, seed=args.seed,
+                      progress=not args.quiet, guard=lambda path: _new_output(path, args.overwrite),
+                      steps=args.steps, restarts=args.restarts,
+                      resolution=args.resolution, camera=camera, noise=args.noise,
+                      free_space=args.free_space, no_emd=args.no_emd, points=args.points,
+                      generate=args.generate, validation=args.validation, threshold=args.threshold)
+    print(format_results(result.record))
+    _print_evaluation_files(result.directory)
     return 0
 
 
-@_command("generate")
-def _generate(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import PointCloud, write_points
-    from isofield.shapegf import load_gradient_field
-    from isofield.shapegf.outputs import render_clouds
-
-    output = _new_output(args.output or Path(args.run) / "generated", args.overwrite)
-    if args.count < 1:
-        raise InputError(f"-n must be positive, got {args.count}")
-    if _is_occupancy(_config_method(Path(args.run) / "config.yaml", args.run)):
-        return _generate_occupancy(args, output)
-    _unused(args, ("--latent", args.latent))
-    model = load_gradient_field(args.run)
-    codes = model.generate_codes(args.count, seed=args.seed)
-    clouds = model.sample(codes, args.points, seed=args.seed).points.cpu().numpy()
-    for index, cloud in enumerate(clouds):
-        write_points(PointCloud(cloud), output / f"sample_{index:03d}.ply")
-    render_clouds(clouds, output / "generated.png")
-    print(f"{output}: {args.count} point clouds of {args.points} points (canonical frame), "
-          f"picture {output / 'generated.png'}")
-    return 0
-
-
-@_command("upsample")
-def _upsample(args: argparse.Namespace) -> int:
-    from isofield.geometry.io import PointCloud, read_points, write_mesh, write_points
-    from isofield.shapegf import load_gradient_field
-
-    model = load_gradient_field(args.run)
-    output = _new_output(args.output or Path(args.points).with_name(f"{Path(args.points).stem}_{args.count}.ply"),
-                         args.overwrite, args.points)
-    mesh_path = None if args.mesh is None else _new_output(args.mesh, args.overwrite, args.points)
-    given = read_points(args.points).points
-    code, frame = model.encode_user_points(given, seed=args.seed)
-    points = model.sample(code[None], args.count, seed=args.seed).points[0].cpu().numpy()
-    write_points(PointCloud(frame.to_user(points)), output)
-    print(f"{output}: {args.count} points (user coordinates)")
-    if mesh_path is not None:
-        write_mesh(model.surface_mesh(code, args.resolution, normalization=frame,
-                                      points=frame.to_canonical(given)), mesh_path)
-        print(f"{mesh_path}: the surface of the field (user coordinates)")
-    return 0
-
-
-def _unused(args: argparse.Namespace, *flags: tuple[str, object]) -> None:
-    """InputError naming the given flags that were set although this run does not use them."""
-    given = [flag for flag, value in flags if value not in (None, False, 0)]
-    if given:
-        raise InputError(f"{', '.join(given)}: not used by this kind of run")
-
-
-def _evaluate_occupancy(args: argparse.Namespace) -> int:
-    from isofield.occupancy.evaluate import evaluate_occupancy, format_evaluation
-
-    _unused(args, ("--mode", args.mode != "reconstruct"), ("--steps", args.steps), ("--restarts", args.restarts),
-            ("--free-space", args.free_space), ("--noise", args.noise))
-    if not args.split:
-        raise InputError("--split: give the test shapes (a split JSON, a .lst file or a .lst name such as test)")
-    output = Path(args.output or Path(args.run) / "evaluation" / "onet")
-    _new_output(output / "results.json", args.overwrite)
-    result = evaluate_occupancy(args.run, args.split, output, validation=args.validation, data_dir=args.data,
-                                threshold=args.threshold, resolution=args.resolution, seed=args.seed,
-                                progress=not args.quiet)
-    print(format_evaluation(result.record))
-    settings = result.record["settings"]
-    level = "surface:" if settings["threshold"] is None else f"threshold {settings['threshold']:g}"
-    print(f"{level} ({settings['threshold_choice']['rule']})")
-    print(f"results: {result.directory / 'results.json'}, per shape: {result.directory / 'scores.csv'}")
-    return 0
+def _print_evaluation_files(directory: Path) -> None:
+    scores = directory / "scores.csv"
+    print(f"results: {directory / 'results.json'}" + (f", per shape: {scores}" if scores.exists() else ""))
+    print(f"report: {directory / 'report.html'}")
 
 
 @_command("evaluate-meshes")
 def _evaluate_meshes(args: argparse.Namespace) -> int:
-    from isofield.occupancy.evaluate import evaluate_mesh_folder, format_evaluation
+    from isofield.evaluation import evaluate_mesh_folder, format_results
 
     output = Path(args.output or Path(args.meshes).parent / "onet")
     _new_output(output / "results.json", args.overwrite)
     result = evaluate_mesh_folder(args.meshes, args.data, args.split, output, seed=args.seed,
                                   progress=not args.quiet)
-    print(format_evaluation(result.record))
-    print(f"results: {result.directory / 'results.json'}, per shape: {result.directory / 'scores.csv'}")
+    print(format_results(result.record))
+    _print_evaluation_files(result.directory)
     return 0
 
 
-def _generate_occupancy(args: argparse.Namespace, output: Path) -> int:
-    from isofield.geometry.io import write_mesh
-    from isofield.occupancy import load_occupancy_model
-    from isofield.occupancy.outputs import write_generated
-
-    model = load_occupancy_model(args.run)
-    latents = args.latent or ("fitted" if model.latent_fit is not None else "prior")
-    meshes = write_generated(model, output / "generated.png", args.count, seed=args.seed, latents=latents)
-    for index, mesh in enumerate(meshes):
-        if mesh is not None:
-            write_mesh(mesh, output / f"sample_{index:03d}.ply")
-    written = sum(mesh is not None for mesh in meshes)
-    source = "the prior N(0, I)" if latents == "prior" else "the Gaussian fitted to the training codes"
-    print(f"{output}: {written} of {args.count} samples meshed from z ~ {source} (canonical unit-cube "
-          f"frame), picture {output / 'generated.png'}")
-    return 0
+@_command("generate")
+def _generate(args: argparse.Namespace) -> int:
+    output = _new_output(args.output or Path(args.run) / "generated", args.overwrite)
+    if args.count < 1:
+        raise InputError(f"-n must be positive, got {args.count}")
+    run = _open(args.run, "generate")
+    return _print(run.hook("generate")(run, output, count=args.count, seed=args.seed,
+                                       latent=args.latent, points=args.points))
 
 
-def _evaluate_gradient_field(args: argparse.Namespace) -> int:
-    from isofield.shapegf.evaluate import evaluate_gradient_field, format_evaluation
-
-    _unused(args, ("--mode", args.mode != "reconstruct"), ("--steps", args.steps), ("--restarts", args.restarts),
-            ("--free-space", args.free_space), ("--noise", args.noise), ("--resolution", args.resolution),
-            ("--validation", args.validation), ("--threshold", args.threshold))
-    if args.points < 1 or args.generate < 0:
-        raise InputError("--points must be positive and --generate at least 0")
-    output = Path(args.output or Path(args.run) / "evaluation" / "autoencode")
-    _new_output(output / "results.json", args.overwrite)
-    result = evaluate_gradient_field(args.run, output, split=args.split, data_dir=args.data,
-                                     points=args.points, generated=args.generate, seed=args.seed,
-                                     with_emd=not args.no_emd, progress=not args.quiet)
-    print(format_evaluation(result.record))
-    print(f"results: {result.directory / 'results.json'}")
-    return 0
+@_command("upsample")
+def _upsample(args: argparse.Namespace) -> int:
+    output = _new_output(args.output or Path(args.points).with_name(f"{Path(args.points).stem}_{args.count}.ply"),
+                         args.overwrite, args.points)
+    mesh_path = None if args.mesh is None else _new_output(args.mesh, args.overwrite, args.points)
+    run = _open(args.run, "upsample")
+    return _print(run.hook("upsample")(run, Path(args.points), output, count=args.count, mesh=mesh_path,
+                                       resolution=args.resolution, seed=args.seed))
 
 
 @_command("fit")
 def _fit(args: argparse.Namespace) -> int:
-    from isofield.config import load_yaml
     from isofield.fitting import fit, resume
-    from isofield.fitting.config import chosen_method
+    from isofield.fitting.family import normals_option
     from isofield.fitting.fit import ALREADY_FINISHED, describe_finished
 
     if args.resume:
@@ -676,6 +562,7 @@ def _fit(args: argparse.Namespace) -> int:
             if value:
                 raise InputError(f"{flag} is set when a fit starts, not on --resume "
                                  f"(the run keeps its config.yaml)")
+        _open(args.resume, "fit")
         result = resume(args.resume, steps=args.steps, time_budget=args.time_budget, device=args.device,
                         method=args.method, preset=args.preset, reference=args.reference,
                         exit_after=args.exit_after, progress=not args.quiet)
@@ -687,8 +574,7 @@ def _fit(args: argparse.Namespace) -> int:
             raise InputError("give an INPUT file (mesh or points), or --resume RUN_DIR")
         overrides: dict = {"device": args.device} if args.device else {}
         if args.normals:
-            _check_uses_normals(chosen_method(args.method, load_yaml(args.config) if args.config else {}))
-            overrides["options"] = {"normals": args.normals}
+            overrides["options"] = normals_option(args.method, args.config, args.normals)
         result = fit(args.input, method=args.method, preset=args.preset, output=args.output,
                      config_file=args.config, overrides=overrides, steps=args.steps,
                      time_budget=args.time_budget, reference=args.reference,
@@ -703,17 +589,6 @@ def _fit(args: argparse.Namespace) -> int:
               f"normal consistency {_consistency(m)}, F-score {m['f_score']:.4f}")
     print(f"report: {result.run_dir / 'report.html'}")
     return 0
-
-
-def _check_uses_normals(method: str) -> None:
-    """InputError unless the fit method ``method`` has the ``normals`` option (igr)."""
-    from dataclasses import fields
-
-    from isofield.methods.base import get_method
-
-    if "normals" not in {option.name for option in fields(get_method(method).options_type)}:
-        raise InputError(f"--normals: method {method} does not use normals (igr does); "
-                         f"leave the flag out")
 
 
 def _stop_line(result) -> str:
@@ -823,11 +698,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sparse (distance test, exact for SDFs), mise (sign test, as Occupancy Networks), dense")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    p = sub.add_parser("eval", help="compare a predicted mesh with a reference mesh or point cloud")
-    p.add_argument("pred", help="the predicted mesh (.ply .obj .off .stl .glb)")
+    p = sub.add_parser("eval", help="compare a predicted mesh or point cloud with a reference mesh or point cloud")
+    p.add_argument("pred", help="the predicted mesh (.ply .obj .off .stl .glb) or point cloud (.xyz .pwn .ply .npy .npz)")
     p.add_argument("ref", help="reference mesh, or points (with normals for normal consistency)")
-    p.add_argument("--emd", action="store_true", help="also the earth mover's distance (meshes; about 1 s)")
-    p.add_argument("-n", type=int, default=100_000, help="surface samples per mesh (default 100000)")
+    p.add_argument("--emd", action="store_true",
+                   help="also the earth mover's distance (meshes or two point clouds; about 1 s)")
+    p.add_argument("-n", type=int, default=100_000,
+                   help="surface samples per mesh; point clouds are used as they are (default 100000)")
     _add_seed(p)
     tau = p.add_mutually_exclusive_group()
     tau.add_argument("--tau", type=float, help="F-score threshold in reference units")
@@ -835,8 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="F-score threshold as a fraction of the reference bbox diagonal (default 0.01)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("render", help="shaded picture of a mesh, no display needed")
-    p.add_argument("mesh", help="mesh to render (.ply .obj .off .stl .glb)")
+    p = sub.add_parser("render", help="picture of a mesh, a point cloud or a fit's mesh, no display needed")
+    p.add_argument("source", help="mesh (.ply .obj .off .stl .glb), point cloud (.xyz .pwn .ply .npy .npz; "
+                   "coloured by normal, else by depth) or a fit's run folder (its mesh.ply)")
     p.add_argument("-o", "--output", required=True, help="output .png")
     p.add_argument("--size", type=int, default=512, help="picture width and height in pixels")
     p.add_argument("--view", type=float, nargs=2, default=(30.0, 20.0), metavar=("AZIMUTH", "ELEVATION"),
@@ -956,8 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the shape's front direction (with --up): fixes the rotation, nothing is searched")
     p.add_argument("--rotations", type=int, metavar="N",
                    help="angles about the up axis tried without --front (default 8, every 45 deg; 1: no search)")
-    p.add_argument("--free-space-margin", type=float, default=0.01,
-                   help="free-space samples stop this fraction of the points' bbox diagonal before them (default 0.01)")
+    p.add_argument("--free-space-margin", type=float,
+                   help="with --free-space: the samples stop this fraction of the points' bbox diagonal before "
+                        "them (default 0.01)")
     _add_inference_options(p)
 
     p = sub.add_parser("interpolate", help="meshes and a picture of the codes between two training shapes")
@@ -974,16 +853,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a shape-space run (isofield train)")
     p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default every shape of the data not trained on)")
     p.add_argument("--data", help="data directory of the test shapes (default the run's)")
-    p.add_argument("--mode", choices=["reconstruct", "complete"], default="reconstruct",
-                   help="from SDF samples, or from one depth scan of each test mesh (default reconstruct)")
-    p.add_argument("--camera", default="azimuth=30,elevation=20", help="the scan's camera (--mode complete), as in isofield scan")
+    p.add_argument("--mode", choices=["reconstruct", "complete"],
+                   help="DeepSDF: from SDF samples, or from one depth scan of each test mesh (default reconstruct)")
+    p.add_argument("--camera", help="the scan's camera (--mode complete), as in isofield scan "
+                   "(default azimuth=30,elevation=20)")
     p.add_argument("--noise", type=float, default=0.0, help="scan depth noise, fraction of the bbox diagonal")
     p.add_argument("--free-space", type=int, default=0, metavar="N", help="free-space samples on the scan's rays")
     p.add_argument("--steps", type=int, help="optimisation steps (default 800)")
     p.add_argument("--restarts", type=int, help="completion restarts (default 4)")
     p.add_argument("--no-emd", action="store_true", help="skip the earth mover's distance (about 1 s a shape)")
-    p.add_argument("--points", type=int, default=2048, help="ShapeGF: points per cloud (default 2048)")
-    p.add_argument("--generate", type=int, default=100, metavar="N",
+    p.add_argument("--points", type=int, help="ShapeGF: points per cloud (default 2048)")
+    p.add_argument("--generate", type=int, metavar="N",
                    help="ShapeGF: shapes generated for MMD / COV / 1-NNA against the test shapes (default 100; 0: skip)")
     p.add_argument("--validation", help="ONet / ConvONet: shapes to choose the probability threshold on (best mean IoU)")
     p.add_argument("--threshold", type=float, help="ONet / ConvONet: the surface's occupancy probability (default "
@@ -1010,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent", choices=("prior", "fitted"),
                    help="occupancy VAEs: draw z from the Gaussian fitted to the training shapes' "
                         "posterior means (default where the run has one) or from the prior N(0, I)")
-    p.add_argument("--points", type=int, default=2048, help="points per shape (default 2048)")
+    p.add_argument("--points", type=int, help="ShapeGF: points per shape (default 2048)")
     _add_seed(p)
     p.add_argument("-o", "--output", help="folder (default RUN/generated)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")

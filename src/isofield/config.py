@@ -2,7 +2,9 @@
 
 An unknown key is an error, never ignored; a wrong type is an error naming the key. Layers merge
 in order (defaults < preset < file < command line) with :func:`merge`, then :func:`from_dict`
-builds the typed object.
+builds the typed object; every family's config goes through
+:func:`isofield.train.settings.resolve_layers`, which does both with the rules of what a layer
+replaces.
 """
 
 from __future__ import annotations

@@ -52,13 +52,9 @@ def run_demo(output: Path, time_budget: float = DEMO_BUDGET_SECONDS, progress: b
 
 def exact_sdf_error(result: FitResult, n: int = 20_000, seed: int = 0) -> float:
     """Mean |f − exact SDF| (user units) at points within 0.1 of the demo surface."""
-    from isofield.fitting import load_field
-    from isofield.fitting.rundir import RunDir
-    from isofield.nn import as_numpy_field
+    from isofield.fitting.family import run_field
 
-    run = RunDir.open(result.run_dir)
-    normalization = run.load_normalization()
-    field = as_numpy_field(load_field(run))
+    field, _, normalization, _ = run_field(result.run_dir)
     shape = get_shape(DEMO_SHAPE)
     rng = np.random.default_rng(seed)
     lo, hi = (np.asarray(b, dtype=np.float64) for b in shape.bounds)

@@ -4,7 +4,7 @@ reconstruction): shaded grey pictures on white, with the camera of each picture.
 Viewpoints (:func:`view_angles`): ``count`` azimuths spread evenly around the up axis (+y), each
 jittered within its ``360 / count`` degree sector, and elevations drawn uniformly in
 :data:`ELEVATION_RANGE_DEG`, all from one seed (per shape in preprocessing). Every camera looks at
-the origin (perspective, 30 degree field of view, :meth:`~isofield.viz.render.Camera.looking_at`)
+the origin (perspective, 30 degree field of view, :meth:`~isofield.geometry.raster.Camera.looking_at`)
 from the distance (3.51) at which the unit cube ``[-0.5, 0.5]^3`` (the canonical frame of ONet's
 layout) fits the picture from any direction, so the shape's size and position on screen are
 comparable across views and shapes; the origin projects to the picture's centre.
@@ -14,7 +14,7 @@ Cameras, in the *canonical* frame (OpenCV conventions: camera x right, y down, z
 - ``world_to_camera`` (V, 3, 4) float64 ``[R | t]``: ``x_camera = R @ x + t``;
 - ``intrinsics`` (V, 3, 3) float64 ``K`` in pixels: ``(u, v, 1) ~ K @ x_camera`` gives the
   column ``u`` and row ``v``, pixel ``(i, j)`` covering ``[i, i + 1) x [j, j + 1)`` (its centre
-  is at ``i + 0.5``), row 0 at the top; exactly :meth:`~isofield.viz.render.Camera.project`;
+  is at ``i + 0.5``), row 0 at the top; exactly :meth:`~isofield.geometry.raster.Camera.project`;
 - ``azimuth_deg``, ``elevation_deg`` (V,) float64: the viewpoints.
 
 On disk (:func:`write_views`): ``000.png``, ``001.png``, ... and ``cameras.npz`` holding the
@@ -37,8 +37,9 @@ from PIL import Image, UnidentifiedImageError
 
 from isofield.data.formats import _read_npz, _write_npz
 from isofield.errors import InputError
+from isofield.geometry.raster import Camera
 from isofield.geometry.sampling import _positive_count
-from isofield.viz.render import Camera, render_mesh, write_png
+from isofield.viz.render import render_mesh, write_png
 
 ELEVATION_RANGE_DEG = (10.0, 40.0)
 """Elevations are uniform in this range (degrees above the horizontal plane): seats and table

@@ -1,7 +1,8 @@
 """The typed configuration of a fit (``config.yaml`` in a run directory).
 
-Layers, later ones winning: :data:`DEFAULTS` < the method's preset < a user's YAML file < keyword
-arguments / command-line flags. Unknown keys are errors (see :mod:`isofield.config`).
+Layers, later ones winning: the dataclass defaults < the method's preset < a user's YAML file <
+keyword arguments / command-line flags (:func:`isofield.train.settings.resolve_layers`, shared by
+every family). Unknown keys are errors (see :mod:`isofield.config`).
 """
 
 from __future__ import annotations
@@ -9,21 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field as _field
 from typing import Any, Literal, Mapping, Optional
 
-from isofield.config import from_dict, merge
 from isofield.errors import InputError
+from isofield.extract.settings import ExtractConfig, check_extract_config
 from isofield.methods.base import LevelSchedule
 from isofield.nn import resolve_field_config
-from isofield.train.averaging import check_average_decay
-from isofield.train.settings import SCHEDULE_UNIT_KEYS, TrainConfig, check_train_config, without_replaced
-
-_UNIT_KEYS = {**SCHEDULE_UNIT_KEYS, "grid_levels_every": "grid_levels_unit"}
+from isofield.train.settings import TrainConfig, resolve_layers
 
 
 @dataclass
 class FitTrainConfig(TrainConfig):
-    """The shared ``train`` section, plus the coarse-to-fine schedule of grid encodings and the
-    weight average the outputs are made with."""
+    """The shared ``train`` section, in steps (one shape: no epochs), plus the coarse-to-fine
+    schedule of grid encodings."""
 
+    unit: Literal["steps"] = "steps"
     checkpoint_every: int = 500
     grid_levels_start: int = 0
     """coarse-to-fine: grid levels used at the first step (0: all from the start)"""
@@ -33,18 +32,6 @@ class FitTrainConfig(TrainConfig):
     grid_levels_unit: Literal["steps", "progress"] = "steps"
     """what grid_levels_every counts: steps, or progress (fractions of the run's steps or time
     budget; isofield.train.schedules)"""
-    ema_decay: Optional[float] = None
-    """keep an exponential moving average of the field's weights with this decay, in (0, 1), and
-    make the mesh and the report with it (isofield.train.averaging; None: the trained weights)"""
-
-
-@dataclass
-class ExtractConfig:
-    resolution: int = 256
-    """grid samples per axis of the final mesh"""
-    method: Literal["sparse", "mise", "dense"] = "sparse"
-    padding: float = 0.05
-    """the grid covers [-1 - padding, 1 + padding]^3 of the canonical frame"""
 
 
 @dataclass
@@ -75,36 +62,19 @@ def chosen_method(flag: str | None, file_layer: Mapping[str, Any]) -> str:
 
 
 def resolve_config(method_presets: Mapping[str, Mapping[str, Any]], layers: list[Mapping[str, Any]]) -> FitConfig:
-    """Merge ``layers`` (lowest first), insert the chosen preset under them, validate.
-
-    The preset is named by the merged ``preset`` key; its overrides sit just above the defaults.
-    A spec with a ``name`` (a schedule) given in a layer replaces the preset's whole, so that
-    ``{"name": "constant"}`` over a preset's step schedule does not inherit its ``every``; a
-    schedule position given without its unit counts steps (:func:`without_replaced`).
+    """Merge ``layers`` (lowest first) over the chosen preset of the method, validate
+    (:func:`isofield.train.settings.resolve_layers`, which also says what a layer's schedule or
+    grid-level position replaces); spell the network out.
     """
-    merged: dict = {}
-    for layer in layers:
-        merged = merge(merged, layer)
-    preset = merged.get("preset", FitConfig.preset)
-    if preset not in method_presets:
-        raise InputError(
-            f"unknown preset {preset!r} for method {merged.get('method', FitConfig.method)!r} "
-            f"(known: {', '.join(sorted(method_presets))})"
-        )
-    base = without_replaced(method_presets[preset], merged, _UNIT_KEYS)
-    config = from_dict(FitConfig, merge(base, merged))
+    config = resolve_layers(FitConfig, layers, method_presets,
+                            unit_keys={"grid_levels_every": "grid_levels_unit"})
     # Spell the network out in full, so that the run survives later changes of the presets.
     config.field = resolve_field_config(config.field)
-    check_train_config(config.train)
+    check_extract_config(config.extract)
     try:
         level_schedule(config.train)
     except InputError as exc:
         raise InputError(f"config.train: {exc}") from None
-    if config.train.ema_decay is not None:
-        try:
-            check_average_decay(config.train.ema_decay)
-        except InputError as exc:
-            raise InputError(f"config.train.{exc}") from None
     return config
 
 

@@ -19,15 +19,16 @@ import torch
 from torch import nn
 
 from isofield.config import from_dict, load_yaml, to_dict
+from isofield.data.raw_input import raw_input_from_arrays
 from isofield.errors import InputError
 from isofield.fitting.config import FitConfig, chosen_method, level_schedule, resolve_config
 from isofield.fitting.rundir import RunDir
 from isofield.methods import get_method
 from isofield.geometry.normalization import Normalization
 from isofield.methods.base import PreparedInput
-from isofield.methods.raw_input import raw_input_from_arrays
 from isofield.nn import build_field
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.distributed import resolve_device
 from isofield.train.loop import StopReason, Trainer, TrainResult
 from isofield.train.schedules import run_progress
 from isofield.train.settings import build_trainer
@@ -206,19 +207,6 @@ def fit_points(points: np.ndarray, run_dir: str | Path, *, method: str = "sald",
     return field.eval(), raw.normalization
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} asked for, but CUDA is not available here")
-    return device
-
-
 def load_field(run: RunDir | str | Path, config: FitConfig | None = None) -> nn.Module:
     """The trained field of a run (CPU, eval mode, canonical frame), from its latest checkpoint
     (its weight average when the run keeps one)."""
@@ -267,7 +255,7 @@ def _trainer(config: FitConfig, data: PreparedInput, run_dir: str | Path, exit_a
     levels = level_schedule(config.train)
     task = method.task(field, data, options, device, config.train.lr, levels)
     trainer = build_trainer(task, run_dir, config.train, config.seed, progress=progress,
-                            exit_after=exit_after, ema_decay=config.train.ema_decay)
+                            exit_after=exit_after)
     return field, trainer
 
 

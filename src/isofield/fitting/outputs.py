@@ -17,19 +17,18 @@ from isofield.extract.api import extract_mesh
 from isofield.files import write_text_atomic
 from isofield.fitting.config import FitConfig
 from isofield.fitting.rundir import RunDir
-from isofield.geometry.groundtruth import MeshDistance, TriangleDistance
+from isofield.geometry.groundtruth import MeshDistance, reference_distance
 from isofield.geometry.io import POINT_READ_SUFFIXES, PointCloud, read_geometry, write_mesh
 from isofield.geometry.normalization import Normalization
-from isofield.geometry.surfels import SurfelDistance
 from isofield.methods.base import PreparedInput, grid_levels
-from isofield.metrics import evaluate_mesh_against_points, evaluate_meshes
+from isofield.metrics.surface import evaluate_mesh_against_points, evaluate_meshes
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
 from isofield.viz.error_map import error_values, render_error
 from isofield.viz.render import render_views
 from isofield.viz.report import Report
-from isofield.viz.slices import plot_sdf_slices
+from isofield.viz.slices import SLAB_FRACTION, plot_sdf_slices
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 # Metrics shown in the report, with the unit each is given in.
@@ -112,7 +111,8 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
 
     start = time.perf_counter()
     reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
-    figures = _write_figures(run, config, field, mesh, reference_surface, data.normalization)
+    figures = _write_figures(run, config, field, mesh, reference_surface, data.normalization,
+                             input_points(config, found))
     timings["pictures"] = time.perf_counter() - start
     start = time.perf_counter()
     figures += _write_view(run, mesh, reference_path, reference, metrics)
@@ -161,8 +161,10 @@ def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trimesh.Trimesh,
-                   reference: trimesh.Trimesh | None,
-                   normalization: Normalization) -> list[tuple[Path, str]]:
+                   reference: trimesh.Trimesh | None, normalization: Normalization,
+                   points: np.ndarray | None) -> list[tuple[Path, str]]:
+    """loss.png, slices.png (with the input ``points`` (M, 3, user units) near each plane, when
+    the input is a point cloud) and render.png, with their captions."""
     figures = []
     loss_png = run.root / "loss.png"
     plot_loss_curves(run.log_path, loss_png, title=f"{config.method}: loss terms")
@@ -172,10 +174,14 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
     plot_sdf_slices(
         numpy_field(field), slices_png, bounds=canonical_bounds(config),
         title="Learned SDF, canonical frame (black: zero level"
-              + ("; dashed: reference surface)" if reference is not None else ")"),
+              + ("; dashed: reference surface" if reference is not None else "")
+              + ("; magenta: input points near the plane)" if points is not None else ")"),
         reference=_reference_sdf(reference, normalization),
+        points=None if points is None else normalization.to_canonical(points),
     )
-    figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)."))
+    figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)"
+                    + (f"; magenta: the input points within {SLAB_FRACTION:.0%} of the box's side of each plane."
+                       if points is not None else ".")))
 
     render_png = run.root / "render.png"
     render_views(mesh, render_png, views=((30.0, 20.0), (210.0, 20.0)), resolution=(448, 448))
@@ -183,12 +189,21 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
     return figures
 
 
-def reference_distance(reference: trimesh.Trimesh | PointCloud) -> Callable[[np.ndarray], np.ndarray]:
-    """Unsigned distance (N,) in user units from points (N, 3) to a reference mesh, or to the
-    surfels of a reference point set (so that the error colours do not show its sampling)."""
-    if isinstance(reference, PointCloud):
-        return SurfelDistance(reference.points)
-    return TriangleDistance(np.asarray(reference.vertices), np.asarray(reference.faces))
+def input_points(config: FitConfig,
+                 found: tuple[Path, trimesh.Trimesh | PointCloud] | None) -> np.ndarray | None:
+    """The fit's input points (M, 3), user units, when its input is a point cloud (``found``,
+    the reference read before training, when that is the input), else None (a mesh, SDF
+    samples, or an input that can no longer be read: the slices then go without points)."""
+    source = Path(config.input)
+    if found is not None and found[0] == source:
+        return found[1].points if isinstance(found[1], PointCloud) else None
+    if source.suffix.lower() not in set(POINT_READ_SUFFIXES) - {".npz"}:
+        return None
+    try:
+        geometry = read_geometry(source)
+    except InputError:
+        return None
+    return geometry.points if isinstance(geometry, PointCloud) else None
 
 
 def _write_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
@@ -200,7 +215,8 @@ def _write_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
     if reference is None:
         write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
         return []
-    distance, diagonal = reference_distance(reference), metrics["reference_bbox_diagonal"]
+    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
+    diagonal = metrics["reference_bbox_diagonal"]
     write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, diagonal,
                reference=reference if isinstance(reference, trimesh.Trimesh) else None,
                points=reference.points if isinstance(reference, PointCloud) else None,

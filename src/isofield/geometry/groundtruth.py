@@ -36,6 +36,7 @@ from isofield.geometry.cleanup import FaceCleanup, clean_faces, merge_vertices, 
 from isofield.geometry.floodfill import INSIDE, OUTSIDE, SURFACE, UNDECIDED, FloodFill
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
+from isofield.geometry.surfels import SurfelDistance
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 """Queries per libigl call: about 40 MB of float64 temporaries."""
@@ -198,6 +199,14 @@ class PointSetDistance:
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Distance (N,) float32 from each query point (N, 3) to the set."""
         return self.closest(points).distance
+
+
+def reference_distance(reference: trimesh.Trimesh | np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Unsigned distance (N,) from points (N, 3) to a reference: a mesh's triangles, or the
+    surfels of reference points (M, 3) (so that error colours do not show their sampling)."""
+    if isinstance(reference, np.ndarray):
+        return SurfelDistance(reference)
+    return TriangleDistance(np.asarray(reference.vertices), np.asarray(reference.faces))
 
 
 class TriangleDistance:

@@ -1,9 +1,11 @@
-"""Random points on a mesh surface and random subsets of point clouds (seeded, vectorised)."""
+"""Random points on a mesh surface and random subsets of point clouds (seeded, vectorised);
+neighbour distances, the local scale of Gaussian samples around points."""
 
 from __future__ import annotations
 
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 
 from isofield.errors import InputError
 from isofield.geometry.io import PointCloud
@@ -50,6 +52,14 @@ def _positive_count(n: int, what: str) -> int:
     if isinstance(n, bool) or not float(n).is_integer() or n < 1:
         raise InputError(f"{what} must be a positive integer, got {n!r}")
     return int(n)
+
+
+def neighbour_distances(tree: cKDTree, k: int) -> np.ndarray:
+    """Distances (N, k + 1) of each tree point to itself and its k nearest neighbours (k is
+    capped at N − 1); column -1 is IGR's and SAL's local σ of the Gaussians around a point."""
+    k = min(k, tree.n - 1)
+    distances, _ = tree.query(tree.data, k=k + 1, workers=-1)
+    return distances
 
 
 def sample_points(cloud: PointCloud, n: int, seed: int = 0) -> PointCloud:

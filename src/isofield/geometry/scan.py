@@ -2,8 +2,8 @@
 
 A :class:`ScanCamera` is a perspective depth camera placed around the mesh's bounding sphere
 (centre of the bounding box, radius reaching the farthest vertex) by azimuth and elevation,
-with the same conventions as :meth:`isofield.viz.render.Camera.looking_at`; no OpenGL is
-involved: the NumPy z-buffer of :func:`isofield.viz.render.rasterize` finds, for every pixel
+with the same conventions as :meth:`isofield.geometry.raster.Camera.looking_at`; no OpenGL is
+involved: the NumPy z-buffer of :func:`isofield.geometry.raster.rasterize` finds, for every pixel
 centre, the nearest triangle on its ray. :func:`depth_scan` turns each covered pixel into one
 surface point (in the mesh's own coordinates) with a unit normal, optionally with Gaussian depth
 noise along the ray; :func:`free_space_samples` draws points on the rays between the camera
@@ -28,7 +28,7 @@ import trimesh
 
 from isofield.errors import InputError
 from isofield.geometry.io import PointCloud
-from isofield.viz.render import MAX_RESOLUTION, Camera, bounding_sphere, rasterize
+from isofield.geometry.raster import MAX_RESOLUTION, Camera, bounding_sphere, rasterize
 
 UP_AXES = ("x", "y", "z", "-x", "-y", "-z")
 
@@ -98,43 +98,6 @@ def _is_finite(value: object) -> bool:
     """True for a finite real number (bool excluded)."""
     real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     return real and math.isfinite(value)
-
-
-_KEY_TYPES = {
-    "azimuth": float, "elevation": float, "distance": float, "fov": float, "resolution": int, "up": str,
-}
-
-
-def parse_camera(text: str) -> ScanCamera:
-    """A :class:`ScanCamera` from a spec such as ``"azimuth=30,elevation=20,resolution=256"``.
-
-    Keys: ``azimuth``, ``elevation``, ``distance``, ``fov``, ``resolution``, ``up`` (see
-    :class:`ScanCamera`); keys left out keep their defaults; an empty spec is the default camera.
-    An unknown, repeated or malformed key, or a bad value, is an InputError naming it.
-    """
-    values: dict[str, object] = {}
-    for item in (part.strip() for part in str(text).split(",")):
-        if not item:
-            continue
-        key, equals, raw = (piece.strip() for piece in item.partition("="))
-        if not equals:
-            raise InputError(f"camera {text!r}: {item!r} is not key=value")
-        if key not in _KEY_TYPES:
-            known = ", ".join(sorted(_KEY_TYPES))
-            raise InputError(f"camera {text!r}: unknown key {key!r} (known: {known})")
-        if key in values:
-            raise InputError(f"camera {text!r}: key {key!r} given twice")
-        values[key] = _parsed_value(key, raw)
-    return ScanCamera(**values)
-
-
-def _parsed_value(key: str, raw: str) -> object:
-    kind = _KEY_TYPES[key]
-    try:
-        return kind(raw)
-    except ValueError:
-        expected = {float: "a number", int: "an integer"}.get(kind, "a value")
-        raise InputError(f"camera {key}: expected {expected}, got {raw!r}") from None
 
 
 @dataclass(frozen=True, eq=False)

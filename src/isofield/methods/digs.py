@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from isofield.data.raw_input import RawInput, read_raw_input
 from isofield.diff import divergence, gradient
 from isofield.errors import InputError
 from isofield.losses import (
@@ -52,7 +53,6 @@ from isofield.losses import (
     surface_loss,
 )
 from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
-from isofield.methods.raw_input import RawInput, read_raw_input
 from isofield.train.schedules import schedule_from_spec
 
 

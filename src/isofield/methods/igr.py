@@ -28,7 +28,7 @@ from isofield.geometry.groundtruth import oriented_points_inside
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.normals import DEFAULT_NEIGHBOURS, estimate_normals
-from isofield.geometry.sampling import sample_surface
+from isofield.geometry.sampling import neighbour_distances, sample_surface
 from isofield.losses import (
     eikonal_loss,
     normal_cosine_loss,
@@ -89,13 +89,6 @@ def read_oriented_points(path: Path, surface_points: int, seed: int) -> PointClo
     if isinstance(geometry, PointCloud):
         return geometry
     return sample_surface(geometry, surface_points, seed=seed)
-
-
-def neighbour_distances(tree: cKDTree, k: int) -> np.ndarray:
-    """Distances (N, k + 1) of each tree point to itself and its k nearest neighbours."""
-    k = min(k, tree.n - 1)
-    distances, _ = tree.query(tree.data, k=k + 1, workers=-1)
-    return distances
 
 
 def far_field_samples(tree: cKDTree, normals: np.ndarray, spacing: float, options: IGROptions,

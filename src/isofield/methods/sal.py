@@ -4,9 +4,10 @@ SAL:  L = mean_x | |f(x)| − h(x) |
 SALD: L = SAL + λ mean_x min(‖∇f(x) − ∇h(x)‖, ‖∇f(x) + ∇h(x)‖)
 
 h is the unsigned distance to the raw input (a point cloud, or a triangle soup used face by
-face), known at a pool of samples drawn once (:func:`.raw_input.unsigned_distance_pool`). The
-loss does not see any sign: the sign comes from the geometric initialisation (a signed sphere
-enclosing the shape), which the optimisation deforms without flipping.
+face), known at a pool of samples drawn once
+(:func:`isofield.data.raw_input.unsigned_distance_pool`). The loss does not see any sign: the
+sign comes from the geometric initialisation (a signed sphere enclosing the shape), which the
+optimisation deforms without flipping.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from isofield.data.raw_input import PoolSpec, RawInput, read_raw_input, unsigned_distance_pool
 from isofield.diff import gradient
 from isofield.losses import outside_sign_loss, sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
-from isofield.methods.raw_input import PoolSpec, RawInput, read_raw_input, unsigned_distance_pool
 
 
 @dataclass
@@ -46,7 +47,7 @@ class SALOptions:
     region, which makes SALD close gaps (measured in 2-D: with 1.1 a gap stays open)"""
     surfel_k: int = 10
     """point clouds: distances to discs fitted to each point's k nearest neighbours instead of
-    to the bare points (raw_input.PoolSpec; isofield's addition); 0: bare points, as SAL. The
+    to the bare points (data.raw_input.PoolSpec; isofield's addition); 0: bare points, as SAL. The
     distance to bare points dips between them, so a sparse cloud's surface came out dimpled: the
     CGAL oni (1435 points), sald 60 s: normal consistency 0.86 with bare points, 0.935 with
     surfels (k = 10); the kitten (5210 points): 0.991 and 0.996"""

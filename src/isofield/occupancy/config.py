@@ -2,9 +2,10 @@
 ``sald-vae`` in ``isofield train CONFIG``.
 
 Layers, later ones winning: the dataclass defaults < the method's preset (:data:`PRESETS`) < the
-user's YAML file < keyword overrides; unknown keys and wrong types are errors
-(:func:`isofield.config.from_dict`). Paths (``data``, ``split``) are stored absolute; a split may
-also be the name of ONet's ``.lst`` files (``train``, ``val``, ``test``).
+user's YAML file < keyword overrides (:func:`isofield.train.settings.resolve_layers`); unknown keys
+and wrong types are errors (:func:`isofield.config.from_dict`). Paths (``data``, ``split``) are
+stored absolute; a split may also be the name of ONet's ``.lst`` files (``train``, ``val``,
+``test``).
 
 What the network sees (``input.kind``):
 
@@ -40,10 +41,9 @@ from dataclasses import dataclass, field as _field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from isofield.config import from_dict, merge
 from isofield.errors import InputError
 from isofield.train.schedules import StepInfo
-from isofield.train.settings import SCHEDULE_UNIT_KEYS, TrainConfig, check_train_config, without_replaced
+from isofield.train.settings import TrainConfig, resolve_layers
 
 METHODS = ("onet", "convonet", "sald-vae")
 PLANES = ("xy", "xz", "yz")
@@ -95,7 +95,7 @@ class FeatureConfig:
 @dataclass
 class SignAgnosticConfig:
     """sald-vae: each shape's pool of samples with their unsigned distance to its points
-    (isofield.methods.raw_input.PoolSpec), in the unit-cube frame."""
+    (isofield.data.raw_input.PoolSpec), in the unit-cube frame."""
 
     derivative_weight: float = 0.1
     """λ of SALD's gradient term (0: SAL)"""
@@ -111,7 +111,9 @@ class SignAgnosticConfig:
 
 
 @dataclass
-class ExtractConfig:
+class MiseConfig:
+    """The ``extract`` section: MISE's grids over the padded cube and the surface's probability."""
+
     resolution: int = 128
     """cells per axis of the final MISE grid"""
     coarse_resolution: int = 32
@@ -164,7 +166,7 @@ class OccupancyConfig:
     decoder: DecoderConfig = _field(default_factory=DecoderConfig)
     features: FeatureConfig = _field(default_factory=FeatureConfig)
     sign_agnostic: SignAgnosticConfig = _field(default_factory=SignAgnosticConfig)
-    extract: ExtractConfig = _field(default_factory=ExtractConfig)
+    extract: MiseConfig = _field(default_factory=MiseConfig)
     train: TrainConfig = _field(default_factory=TrainConfig)
 
 
@@ -216,22 +218,20 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> OccupancyConfig:
     Raises:
         InputError: an unknown key, method or preset, a wrong type, or a value out of range.
     """
-    merged: dict = {}
-    for layer in layers:
-        merged = merge(merged, layer)
-    method = merged.get("method", OccupancyConfig.method)
-    if method not in METHODS:
-        raise InputError(f"config.method: expected one of {', '.join(METHODS)}, got {method!r}")
-    preset = merged.get("preset", OccupancyConfig.preset)
-    if preset not in PRESETS:
-        raise InputError(f"config: unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
-    base = without_replaced(PRESETS[preset][method], merged, {**SCHEDULE_UNIT_KEYS, "kl_warmup": "kl_warmup_unit"})
-    config = from_dict(OccupancyConfig, merge(base, merged))
+    config = resolve_layers(OccupancyConfig, layers, _method_presets, unit_keys={"kl_warmup": "kl_warmup_unit"})
     _check_values(config)
     config.data = str(Path(config.data).resolve())
     if config.split is not None and Path(config.split).suffix:
         config.split = str(Path(config.split).resolve())
     return config
+
+
+def _method_presets(merged: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Preset name -> the preset of the merged layers' method."""
+    method = merged.get("method", OccupancyConfig.method)
+    if method not in METHODS:
+        raise InputError(f"config.method: expected one of {', '.join(METHODS)}, got {method!r}")
+    return {name: presets[method] for name, presets in PRESETS.items()}
 
 
 def is_vae(config: OccupancyConfig) -> bool:
@@ -264,7 +264,6 @@ def _check_values(config: OccupancyConfig) -> None:
     """Raise InputError naming the first value out of range."""
     if not config.data:
         raise InputError("config.data: give the data directory to train on")
-    check_train_config(config.train)
     at_least = [
         ("points_per_step", config.points_per_step, 1), ("shapes_per_batch", config.shapes_per_batch, 1),
         ("latent_dim", config.latent_dim, 0), ("kl_warmup", config.kl_warmup, 0), ("input.points", config.input.points, 1),

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
+from isofield.nn.latent import GaussianMixtureLatent, fit_gaussian_mixture
 from isofield.occupancy.config import is_sdf
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.shapes import ShapeTensors, fixed_input
-from isofield.shapegf.latent import GaussianMixtureLatent, fit_gaussian_mixture
 
 
 def posterior_mean(model: OccupancyModel, shapes: ShapeTensors, index: int) -> torch.Tensor | None:

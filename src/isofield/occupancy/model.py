@@ -27,13 +27,13 @@ import trimesh
 from isofield.errors import InputError
 from isofield.extract.api import ExtractionStats, extract_mesh
 from isofield.geometry.normalization import Normalization
+from isofield.nn.latent import GaussianMixtureLatent, latent_model_from_state
 from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
 from isofield.occupancy.network import Condition, OccupancyNetwork, SignAgnosticVAE, build_network
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import resize_images
-from isofield.shapegf.latent import GaussianMixtureLatent, latent_model_from_state
-from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.shapes import TrainingShape
 
 QUERY_CHUNK = 65_536
 """points per decoder call"""
@@ -179,7 +179,7 @@ def load_occupancy_model(run_dir: str | Path) -> OccupancyModel:
     checkpoint = load_checkpoint(run.checkpoint_path)
     network = build_network(config)
     try:
-        network.load_state_dict(checkpoint.modules["network"])
+        network.load_state_dict(checkpoint.weights_to_use("network"))
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"{run.checkpoint_path}: does not hold this run's network "
                          f"({str(exc).splitlines()[0]})") from None

@@ -12,18 +12,19 @@ import torch
 import trimesh
 
 from isofield.config import to_dict
+from isofield.data.splits import reconstruction_indices
 from isofield.errors import InputError
 from isofield.geometry.io import write_mesh
+from isofield.geometry.raster import Camera
 from isofield.occupancy.config import has_input, is_sdf, is_vae
 from isofield.occupancy.latents import most_distant_pair, posterior_mean, posterior_means
 from isofield.occupancy.model import OccupancyModel
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import ShapeTensors, fixed_input
-from isofield.shapespace.outputs import reconstruction_indices
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
 from isofield.viz.points import camera_for, render_points
-from isofield.viz.render import Camera, render_mesh, tile_images, write_png
+from isofield.viz.render import render_mesh, tile_images, write_png
 from isofield.viz.report import Report
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 

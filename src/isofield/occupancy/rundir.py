@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isofield.occupancy.config import OccupancyConfig
-from isofield.shapespace.rundir import ShapeSpaceRun
+from isofield.train.shapes import ShapeSetRun
 
 
 @dataclass(frozen=True)
-class OccupancyRun(ShapeSpaceRun):
+class OccupancyRun(ShapeSetRun):
     """The run directory of an occupancy network (see the module notes); it records its
-    training shapes like a DeepSDF shape space (``shapes.json``)."""
+    training shapes in ``shapes.json`` (:mod:`isofield.train.shapes`)."""
 
     config_type = OccupancyConfig
     description = "isofield occupancy-network run"

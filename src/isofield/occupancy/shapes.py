@@ -7,7 +7,7 @@ are drawn from, chosen with a seed derived from the shape's names) and, for imag
 rendered views resized to ``image_size``. A step draws per shape ``K`` occupancy samples and one
 input (:func:`draw_batch`); evaluation uses one fixed input per shape (:func:`fixed_input`).
 For sald-vae the occupancy samples give way to each shape's unsigned-distance pool, drawn from
-its kept surface points without their normals (:func:`~isofield.methods.raw_input.unsigned_distance_pool`).
+its kept surface points without their normals (:func:`~isofield.data.raw_input.unsigned_distance_pool`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from isofield.data.datasets import ShapeRef, derived_seed
 from isofield.data.onet import OccupancyDataDir
+from isofield.data.raw_input import PoolSpec, RawInput, unsigned_distance_pool
 from isofield.errors import InputError
 from isofield.geometry.normalization import Normalization
-from isofield.methods.raw_input import PoolSpec, RawInput, unsigned_distance_pool
 from isofield.occupancy.config import InputConfig
 
 CLOUD_POINTS = 10_000

@@ -22,8 +22,8 @@ import torch
 
 from isofield.config import load_yaml
 from isofield.data.onet import OccupancyDataDir
+from isofield.data.raw_input import PoolSpec
 from isofield.files import atomic_path
-from isofield.methods.raw_input import PoolSpec
 from isofield.nn.batch_norm import recompute_batch_norm_statistics
 from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae, resolve_config
 from isofield.occupancy.latents import fit_latent_gaussian, posterior_means
@@ -33,12 +33,11 @@ from isofield.occupancy.outputs import write_final_outputs
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import ShapeTensors, load_shapes
 from isofield.occupancy.task import OccupancyTask
-from isofield.shapespace.rundir import TrainingShape
-from isofield.shapespace.train import join_process_group
 from isofield.train.checkpoint import CheckpointStore
-from isofield.train.distributed import is_main_process, on_main_process
+from isofield.train.distributed import is_main_process, join_process_group, on_main_process
 from isofield.train.loop import StopReason
-from isofield.train.settings import TrainingOutcome, build_trainer
+from isofield.train.settings import TrainingOutcome, build_trainer, steps_per_epoch
+from isofield.train.shapes import TrainingShape
 
 BATCH_NORM_BATCHES = 100
 """training batches the final batch-norm statistics are averaged over"""
@@ -93,8 +92,8 @@ def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path
     torch.manual_seed(config.seed)
     network = build_network(config).to(device)
     task = OccupancyTask(network, shapes, config)
-    result = build_trainer(task, run.root, config.train, config.seed, progress=progress,
-                           exit_after=exit_after).run()
+    result = build_trainer(task, run.root, config.train, config.seed, progress=progress, exit_after=exit_after,
+                           steps_per_epoch=steps_per_epoch(len(records), config.shapes_per_batch)).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = OccupancyModel(network.eval(), config, records, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, task, result))
@@ -103,13 +102,15 @@ def _train_and_finish(run: OccupancyRun, config: OccupancyConfig, data_dir: Path
 
 def _calibrate_batch_norm(run: OccupancyRun, task: OccupancyTask) -> None:
     """Recompute the network's batch-norm statistics over :data:`BATCH_NORM_BATCHES` seeded
-    training batches (:mod:`isofield.nn.batch_norm`) and store them in the latest checkpoint;
+    training batches (:mod:`isofield.nn.batch_norm`) and store them in the latest checkpoint
+    (in the weight average when the run keeps one, whose weights the network holds);
     training resumed from it is unchanged (train mode uses batch statistics)."""
     generator = torch.Generator().manual_seed(task.config.seed)
     if recompute_batch_norm_statistics(task.network, lambda: task.forward_batch(generator), BATCH_NORM_BATCHES):
         store = CheckpointStore(run.root)
         checkpoint = store.load_latest()
-        checkpoint.modules["network"] = {name: value.detach().cpu() for name, value in task.network.state_dict().items()}
+        checkpoint.replace_weights_to_use(
+            "network", {name: value.detach().cpu() for name, value in task.network.state_dict().items()})
         store.save(checkpoint)
 
 

@@ -1,8 +1,9 @@
 """The typed configuration of a ShapeGF run (``method: shapegf`` in ``isofield train CONFIG``).
 
 Layers, later ones winning: the dataclass defaults < the preset (:data:`PRESETS`) < the user's
-YAML file < keyword overrides; unknown keys and wrong types are errors
-(:func:`isofield.config.from_dict`). Paths (``data``, ``split``) are stored absolute.
+YAML file < keyword overrides (:func:`isofield.train.settings.resolve_layers`); unknown keys and
+wrong types are errors (:func:`isofield.config.from_dict`). Paths (``data``, ``split``) are
+stored absolute.
 
 Noise levels: ``noise.levels`` values of σ in a geometric sequence from ``noise.sigma_max`` down
 to ``noise.sigma_min`` (ShapeGF: 10 levels from 1 to 0.01), in canonical units (the shapes of an
@@ -24,9 +25,8 @@ from dataclasses import dataclass, field as _field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from isofield.config import from_dict, merge
 from isofield.errors import InputError
-from isofield.train.settings import TrainConfig, check_train_config, without_replaced
+from isofield.train.settings import TrainConfig, resolve_layers
 
 METHOD = "shapegf"
 
@@ -39,7 +39,7 @@ class NoiseConfig:
 
 
 @dataclass
-class EncoderConfig:
+class PointNetEncoderConfig:
     widths: list[int] = _field(default_factory=lambda: [128, 128, 256, 512])
     """per-point MLP widths of the PointNet (isofield.nn.pointnet)"""
     head: list[int] = _field(default_factory=lambda: [256])
@@ -66,7 +66,7 @@ class LatentConfig:
     kind: Literal["gan", "gmm"] = "gan"
     """the second stage over the training codes: latent WGAN-GP (ShapeGF) or a Gaussian mixture"""
     options: dict = _field(default_factory=dict)
-    """keyword options of isofield.shapegf.latent.fit_latent_model for that kind"""
+    """keyword options of isofield.nn.latent.fit_latent_model for that kind"""
 
 
 @dataclass
@@ -102,7 +102,7 @@ class ShapeGFConfig:
     seed: int = 0
     device: str = "auto"
     noise: NoiseConfig = _field(default_factory=NoiseConfig)
-    encoder: EncoderConfig = _field(default_factory=EncoderConfig)
+    encoder: PointNetEncoderConfig = _field(default_factory=PointNetEncoderConfig)
     score: ScoreConfig = _field(default_factory=ScoreConfig)
     langevin: LangevinConfig = _field(default_factory=LangevinConfig)
     latent: LatentConfig = _field(default_factory=LatentConfig)
@@ -135,13 +135,7 @@ def resolve_config(layers: list[Mapping[str, Any]]) -> ShapeGFConfig:
     Raises:
         InputError: an unknown key or preset, a wrong type, or a value out of range.
     """
-    merged: dict = {}
-    for layer in layers:
-        merged = merge(merged, layer)
-    preset = merged.get("preset", ShapeGFConfig.preset)
-    if preset not in PRESETS:
-        raise InputError(f"config: unknown preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
-    config = from_dict(ShapeGFConfig, merge(without_replaced(PRESETS[preset], merged), merged))
+    config = resolve_layers(ShapeGFConfig, layers, PRESETS)
     if config.method != METHOD:
         raise InputError(f"config.method: expected {METHOD!r}, got {config.method!r}")
     _check_values(config)
@@ -162,7 +156,6 @@ def _check_values(config: ShapeGFConfig) -> None:
     """Raise InputError naming the first value out of range."""
     if not config.data:
         raise InputError("config.data: give the data directory to train on")
-    check_train_config(config.train)
     at_least = [
         ("latent_dim", config.latent_dim, 1), ("points_per_shape", config.points_per_shape, 16),
         ("input_points", config.input_points, 1), ("target_points", config.target_points, 1),

@@ -9,14 +9,16 @@ ShapeGF and PointFlow report them.
 
 Generation: ``generated`` shapes from the latent model, ``points`` points each, against the
 test shapes' reference halves: MMD, COV and 1-NNA for CD and EMD
-(:func:`isofield.cloud_metrics.generation_metrics`).
+(:func:`isofield.metrics.clouds.generation_metrics`).
+
+Files, in ``out_dir``: ``reconstructions.png``, ``generated.png``, ``results.json`` (the schema of
+:mod:`isofield.evaluation`, with ``points``, ``generation`` and ``sampling_seconds_per_shape``)
+and ``report.html``.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,43 +26,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from isofield.cloud_metrics import (
-    CD_SCALE,
-    EMD_SCALE,
-    chamfer_distance,
-    emd,
-    format_generation_metrics,
-    generation_metrics,
-)
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
-from isofield.files import write_text_atomic
+from isofield.data.splits import held_out_shapes
+from isofield.evaluation import Evaluation, column, results_record, write_results
+from isofield.metrics.clouds import CD_SCALE, EMD_SCALE, chamfer_distance, emd, generation_metrics
 from isofield.shapegf.clouds import load_clouds
 from isofield.shapegf.model import GradientFieldModel, load_gradient_field
 from isofield.shapegf.outputs import TILE, VIEW, render_clouds
-from isofield.shapespace.evaluate import held_out_shapes, summarise
 from isofield.viz.points import camera_for, render_points
 from isofield.viz.render import tile_images, write_png
 
 SAMPLING_BATCH = 8
 SUMMARY_KEYS = ("cd", "cd_floor", "emd", "emd_floor")
 SHOWN_SHAPES = 8
-
-
-@dataclass(frozen=True)
-class GradientFieldEvaluation:
-    """directory: where results.json and the pictures are; record: what results.json holds."""
-
-    directory: Path
-    record: dict[str, Any]
+COLUMNS = (column("cd", "CD x10^4", CD_SCALE, ".2f"), column("cd_floor", "floor", CD_SCALE, ".2f"),
+           column("emd", "EMD x10^2", EMD_SCALE, ".3f"), column("emd_floor", "floor", EMD_SCALE, ".3f"))
+DEFINITION = ("PointFlow/ShapeGF: CD = sum of one-sided mean squared distances, EMD = exact "
+              "assignment; canonical frame")
 
 
 def evaluate_gradient_field(run_dir: str | Path, out_dir: str | Path, *,
                             split: str | Path | Sequence[ShapeRef] | None = None,
                             data_dir: str | Path | None = None, points: int = 2048,
                             generated: int = 100, seed: int = 0, with_emd: bool = True,
-                            progress: bool = True) -> GradientFieldEvaluation:
+                            progress: bool = True) -> Evaluation:
     """Auto-encode every test shape and generate ``generated`` shapes (0: skip); write
-    ``results.json``, ``reconstructions.png`` and ``generated.png`` into ``out_dir``."""
+    ``results.json``, ``report.html``, ``reconstructions.png`` and ``generated.png`` into
+    ``out_dir``."""
     model = load_gradient_field(run_dir)
     data = DeepSDFDataDir(data_dir or model.data_dir)
     refs = held_out_shapes([shape.ref for shape in model.shapes], data, split)
@@ -71,14 +63,16 @@ def evaluate_gradient_field(run_dir: str | Path, out_dir: str | Path, *,
     seconds_per_shape = (time.perf_counter() - start) / len(refs)
     rows = [_row(ref, reconstruction, inputs[i].numpy(), references[i].numpy(), with_emd)
             for i, (ref, reconstruction) in enumerate(zip(refs, reconstructions))]
-    record: dict[str, Any] = {
-        "run": str(Path(run_dir).resolve()), "data": str(data.root), "points": points, "seed": seed,
-        "protocol": "PointFlow/ShapeGF: CD = sum of one-sided mean squared distances, "
-                    "EMD = exact assignment; canonical frame",
-        "shapes": rows, "summary": summarise(rows, SUMMARY_KEYS), "sampling_seconds_per_shape": seconds_per_shape,
-    }
     out = Path(out_dir)
+    record = results_record(family="shapegf", protocol="autoencode", title="auto-encoding", run=run_dir,
+                            data=data.root, split=split,
+                            settings={"points": points, "generated": generated, "seed": seed, "emd": with_emd},
+                            columns=COLUMNS if with_emd else COLUMNS[:2], shapes=rows, metrics=SUMMARY_KEYS,
+                            definition=DEFINITION, points=points, seed=seed,
+                            sampling_seconds_per_shape=seconds_per_shape)
     _draw_reconstructions(rows, inputs.numpy(), reconstructions, out / "reconstructions.png")
+    record["figures"].append(["reconstructions.png", "input points over their reconstruction (Langevin "
+                              "samples from the code)"])
     if generated:
         codes = model.generate_codes(generated, seed=seed)
         clouds_generated = _sample(model, codes, points, seed, progress, "generate")
@@ -86,8 +80,9 @@ def evaluate_gradient_field(run_dir: str | Path, out_dir: str | Path, *,
         record["generation"] = generation_metrics(clouds_generated, references.numpy(),
                                                   distances=distances, seed=seed)
         render_clouds(clouds_generated[:16], out / "generated.png")
-    write_text_atomic(out / "results.json", json.dumps(record, indent=1) + "\n")
-    return GradientFieldEvaluation(out, record)
+        record["figures"].append(["generated.png", "shapes drawn from the latent model"])
+    write_results(out, record)
+    return Evaluation(out, record)
 
 
 def _sample(model: GradientFieldModel, codes: torch.Tensor, points: int, seed: int,
@@ -121,23 +116,3 @@ def _draw_reconstructions(rows: Sequence[dict[str, Any]], inputs: np.ndarray,
         top_labels.append(rows[index]["shape"].split("/")[-1])
         bottom_labels.append(f"CD {CD_SCALE * rows[index]['cd']:.1f}")
     write_png(tile_images(top + bottom, count, top_labels + bottom_labels), path)
-
-
-def format_evaluation(record: dict[str, Any]) -> str:
-    """Per-shape lines, the auto-encoding summary and the generation table, labelled."""
-    lines = [f"{'shape':40s} {'CD x10^4':>9s} {'floor':>7s} {'EMD x10^2':>10s} {'floor':>7s}"]
-    for row in record["shapes"]:
-        emd_cells = (f"{EMD_SCALE * row['emd']:10.3f} {EMD_SCALE * row['emd_floor']:7.3f}"
-                     if "emd" in row else f"{'-':>10s} {'-':>7s}")
-        lines.append(f"{row['shape']:40s} {CD_SCALE * row['cd']:9.2f} {CD_SCALE * row['cd_floor']:7.2f} "
-                     + emd_cells)
-    summary = record["summary"]
-    lines.append(f"auto-encoding, {len(record['shapes'])} shapes, {record['points']} points: "
-                 f"CD x10^4 mean {CD_SCALE * summary['cd']['mean']:.2f} "
-                 f"(floor {CD_SCALE * summary['cd_floor']['mean']:.2f})"
-                 + (f", EMD x10^2 mean {EMD_SCALE * summary['emd']['mean']:.3f} "
-                    f"(floor {EMD_SCALE * summary['emd_floor']['mean']:.3f})" if "emd" in summary else "")
-                 + f"; {record['sampling_seconds_per_shape']:.2f} s of Langevin sampling per shape")
-    if "generation" in record:
-        lines += ["", format_generation_metrics(record["generation"])]
-    return "\n".join(lines)

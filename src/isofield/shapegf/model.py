@@ -32,16 +32,16 @@ from torch import nn
 
 from isofield.errors import InputError
 from isofield.extract.api import extract_mesh
+from isofield.geometry.frames import scan_frame
 from isofield.geometry.normalization import Normalization
+from isofield.nn.latent import LatentModel, latent_model_from_state
 from isofield.nn.pointnet import PointNetEncoder
 from isofield.nn.score import ScoreNetwork
 from isofield.shapegf.config import ShapeGFConfig, sigma_levels
 from isofield.shapegf.langevin import LangevinResult, ScoreFunction, annealed_langevin
-from isofield.shapegf.latent import LatentModel, latent_model_from_state
 from isofield.shapegf.rundir import ShapeGFRun
-from isofield.shapespace.inference import scan_frame
-from isofield.shapespace.rundir import TrainingShape
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.shapes import TrainingShape
 
 
 def build_networks(config: ShapeGFConfig) -> tuple[PointNetEncoder, ScoreNetwork]:
@@ -201,8 +201,8 @@ def load_gradient_field(run_dir: str | Path) -> GradientFieldModel:
     checkpoint = load_checkpoint(run.checkpoint_path)
     encoder, score = build_networks(config)
     try:
-        encoder.load_state_dict(checkpoint.modules["encoder"])
-        score.load_state_dict(checkpoint.modules["score"])
+        encoder.load_state_dict(checkpoint.weights_to_use("encoder"))
+        score.load_state_dict(checkpoint.weights_to_use("score"))
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"{run.checkpoint_path}: does not hold this run's networks "
                          f"({str(exc).splitlines()[0]})") from None

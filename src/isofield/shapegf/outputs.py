@@ -11,13 +11,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from isofield.metrics import chamfer_deepsdf
+from isofield.data.splits import reconstruction_indices
+from isofield.metrics.surface import chamfer_deepsdf
 from isofield.config import to_dict
 from isofield.geometry.groundtruth import PointSetDistance
 from isofield.geometry.io import write_mesh
 from isofield.shapegf.model import GradientFieldModel
 from isofield.shapegf.rundir import ShapeGFRun
-from isofield.shapespace.outputs import reconstruction_indices
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
 from isofield.viz.points import camera_for, render_points

@@ -7,7 +7,7 @@
     RUN/checkpoints/           latest.pt + numbered snapshots: encoder, score network, optimiser, RNG
     RUN/losses.csv             step, total, lr per logged step
     RUN/codes.pt               the training shapes' codes (N, L), encoded after training
-    RUN/latent_model.pt        the second stage fitted to those codes (isofield.shapegf.latent)
+    RUN/latent_model.pt        the second stage fitted to those codes (isofield.nn.latent)
     RUN/loss.png, reconstructions.png, trajectory.png, generated.png, surface.png, report.html
     RUN/surface.ply            the surface meshed from the field of one training shape
 """
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from isofield.shapegf.config import ShapeGFConfig
-from isofield.shapespace.rundir import ShapeSpaceRun
+from isofield.train.shapes import ShapeSetRun
 
 
 @dataclass(frozen=True)
-class ShapeGFRun(ShapeSpaceRun):
+class ShapeGFRun(ShapeSetRun):
     """The run directory of a ShapeGF model (see the module notes); it records its training
-    shapes like a DeepSDF shape space (``shapes.json``)."""
+    shapes in ``shapes.json`` (:mod:`isofield.train.shapes`)."""
 
     config_type = ShapeGFConfig
     description = "isofield ShapeGF run"

@@ -23,18 +23,17 @@ import torch
 from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir
 from isofield.files import atomic_path
+from isofield.nn.latent import fit_latent_model
 from isofield.shapegf.clouds import load_clouds
 from isofield.shapegf.config import ShapeGFConfig, resolve_config, sigma_levels
-from isofield.shapegf.latent import fit_latent_model
 from isofield.shapegf.model import GradientFieldModel, build_networks
 from isofield.shapegf.outputs import write_final_outputs
 from isofield.shapegf.rundir import ShapeGFRun
 from isofield.shapegf.task import GradientFieldTask
-from isofield.shapespace.rundir import TrainingShape
-from isofield.shapespace.train import join_process_group
-from isofield.train.distributed import is_main_process, on_main_process
+from isofield.train.distributed import is_main_process, join_process_group, on_main_process
 from isofield.train.loop import StopReason
-from isofield.train.settings import TrainingOutcome, build_trainer
+from isofield.train.settings import TrainingOutcome, build_trainer, steps_per_epoch
+from isofield.train.shapes import TrainingShape
 
 
 def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | Path, *,
@@ -80,8 +79,8 @@ def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,
                              shapes_per_batch=config.shapes_per_batch,
                              input_points=config.input_points, target_points=config.target_points,
                              lr=config.train.lr)
-    result = build_trainer(task, run.root, config.train, config.seed, progress=progress,
-                           exit_after=exit_after).run()
+    result = build_trainer(task, run.root, config.train, config.seed, progress=progress, exit_after=exit_after,
+                           steps_per_epoch=steps_per_epoch(len(shapes), config.shapes_per_batch)).run()
     if result.reason in (StopReason.FINISHED, StopReason.TIME_BUDGET) and result.step > 0:
         model = GradientFieldModel(encoder.eval(), score.eval(), config, shapes, data_dir, result.step)
         on_main_process(lambda: _finish(run, model, clouds, result))

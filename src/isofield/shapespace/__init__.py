@@ -1,24 +1,18 @@
 """Learn a shape space: DeepSDF's auto-decoder (a decoder f(x, z) and one code per shape)."""
 
 from isofield.shapespace.config import PRESETS, ShapeSpaceConfig, resolve_config
-from isofield.shapespace.evaluate import (
-    evaluate_split,
-    format_shapes,
-    format_summary,
-    write_interpolation,
-)
+from isofield.shapespace.evaluate import evaluate_split, write_interpolation
 from isofield.shapespace.inference import (
     complete,
     interpolate,
     load_samples,
     reconstruct,
-    scan_frame,
     training_index,
 )
 from isofield.shapespace.space import ShapeSpace, load_shape_space
 from isofield.shapespace.train import ShapeSpaceResult, resume_shape_space, train_shape_space
 
 __all__ = ["PRESETS", "ShapeSpace", "ShapeSpaceConfig", "ShapeSpaceResult", "complete",
-           "evaluate_split", "format_shapes", "format_summary", "interpolate", "load_samples", "load_shape_space",
-           "reconstruct", "resolve_config", "resume_shape_space", "scan_frame", "train_shape_space",
+           "evaluate_split", "interpolate", "load_samples", "load_shape_space",
+           "reconstruct", "resolve_config", "resume_shape_space", "train_shape_space",
            "training_index", "write_interpolation"]

@@ -2,7 +2,7 @@
 its ground truth, and, for completion, with the nearest training shape.
 
     >>> result = evaluate_split("runs/chairs", split="splits/test.json", mode="complete")
-    >>> print(format_summary(result.record))
+    >>> print(format_results(result.record))   # isofield.evaluation
 
 Per test shape (from the data directory of the run, or another one):
 
@@ -23,9 +23,9 @@ Metrics, each in the ground truth's units (the source mesh's coordinates):
 - ONet protocol: ``chamfer_l1`` (mean of the two one-sided mean distances) and
   ``chamfer_l1_percent_of_diagonal`` between ``onet_points`` (100,000) samples of each mesh,
   with ``normal_consistency``, ``f_score`` (threshold 1% of the diagonal) and ``emd``
-  (:func:`~isofield.metrics.earth_movers_distance` on 2,048 of those samples per mesh), all from
-  :func:`~isofield.metrics.evaluate_meshes`. Without a source mesh (a DeepSDF data directory has
-  no manifest), the reference is the ``SurfaceSamples`` points instead
+  (:func:`~isofield.metrics.surface.earth_movers_distance` on 2,048 of those samples per
+  mesh), all from :func:`~isofield.metrics.surface.evaluate_meshes`. Without a source mesh (a
+  DeepSDF data directory has no manifest), the reference is the ``SurfaceSamples`` points instead
   (``reference: "surface samples"``).
 
 Nearest-training-shape baseline (completion): the training shape whose ground-truth surface
@@ -37,13 +37,14 @@ shape's frame and evaluated with the same metrics. It uses the same information 
 Files, under ``RUN/evaluation/<mode>/`` (or ``out_dir``): ``meshes/<dataset>/<class>/<id>.ply`` (user
 coordinates), for completion ``scans/.../<id>.ply`` (the partial scan, points and normals) and
 ``baseline/.../<id>.ply``; ``comparison.png`` (a few shapes: scan, completion, baseline, truth
-side by side; or reconstruction and truth) and ``results.json``: per-shape rows, the mean and
-median of every metric over the shapes that have a mesh, and the settings.
+side by side; or reconstruction and truth), ``errors/*.png`` (the first meshes coloured by their
+distance to the truth), and ``results.json`` and ``report.html`` (:mod:`isofield.evaluation`):
+per-shape rows, the mean and median of every metric over the shapes that have a mesh, and the
+settings.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,13 +55,16 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
+from isofield.data.splits import held_out_shapes
 from isofield.errors import InputError
-from isofield.files import write_text_atomic
+from isofield.evaluation import ERROR_PICTURES, Evaluation, column, error_figure, results_record, write_results
 from isofield.geometry.io import PointCloud, read_mesh, write_mesh, write_points
 from isofield.geometry.normalization import Normalization
+from isofield.geometry.raster import Camera, bounding_sphere
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import Scan, ScanCamera, depth_scan, free_space_samples
-from isofield.metrics import (
+from isofield.metrics.summary import summarise
+from isofield.metrics.surface import (
     chamfer_deepsdf,
     earth_movers_distance,
     evaluate_mesh_against_points,
@@ -68,13 +72,15 @@ from isofield.metrics import (
 )
 from isofield.shapespace.inference import Pose, complete_fit, interpolate, mesh_fit, reconstruct_code
 from isofield.shapespace.outputs import source_meshes
-from isofield.shapespace.rundir import TrainingShape
 from isofield.shapespace.space import ShapeSpace, load_shape_space
-from isofield.viz.render import Camera, bounding_sphere, render_mesh, tile_images, write_png
+from isofield.train.shapes import TrainingShape
+from isofield.viz.render import render_mesh, tile_images, write_png
 
 MODES = ("reconstruct", "complete")
-RESULTS_FORMAT = "isofield-shape-space-evaluation"
-RESULTS_VERSION = 1
+TITLES = {"reconstruct": "reconstruction", "complete": "completion"}
+COLUMNS = (column("chamfer_l1_percent_of_diagonal", "CD-L1 %diag", 1.0, ".3f"),
+           column("normal_consistency", "NC", 1.0, ".3f"), column("f_score", "F", 1.0, ".3f"),
+           column("seconds", "seconds", 1.0, ".1f"))
 METRICS = ("chamfer_deepsdf", "chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency",
            "f_score", "emd", "seconds")
 """The per-shape numbers summarised by mean and median (``seconds``: optimisation + mesh)."""
@@ -146,15 +152,6 @@ class Truth:
     frame: Normalization
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """What :func:`evaluate_split` wrote: ``record`` is the content of ``results.json``."""
-
-    directory: Path
-    record: dict[str, Any]
-    meshes: dict[str, trimesh.Trimesh]
-
-
 def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
                    split: str | Path | Sequence[ShapeRef] | None = None,
                    mode: str = "reconstruct", *, out_dir: str | Path | None = None,
@@ -183,15 +180,17 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
     truths = [_truth(data, ref, settings.mode) for ref in refs]  # every input checked first
     directory = Path(run_dir) / "evaluation" / settings.mode if out_dir is None else Path(out_dir)
     baseline = _Baseline(space) if settings.mode == "complete" else None
-    rows, baseline_rows, meshes, pictures = [], [], {}, []
+    rows, baseline_rows, pictures, errors = [], [], [], []
     for ref, truth in tqdm(list(zip(refs, truths)), desc=f"evaluate ({settings.mode})", unit="shape",
                            disable=not progress):
         scan = _scan(truth, settings) if settings.mode == "complete" else None
         row, mesh = _infer(space, data, ref, truth, scan, settings)
         rows.append(row)
         if mesh is not None:
-            meshes[ref.key] = mesh
             write_mesh(mesh, directory / "meshes" / ref.relative_path(".ply"))
+            if len(errors) < min(ERROR_PICTURES, settings.pictures):
+                reference = truth.mesh if truth.mesh is not None else truth.surface.points
+                errors.append(error_figure(directory, ref.key, mesh, reference, f"the {TITLES[settings.mode]}"))
         nearest = None
         if baseline is not None:
             write_points(scan.point_cloud(), directory / "scans" / ref.relative_path(".ply"))
@@ -200,28 +199,15 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
             baseline_rows.append(nearest_row)
         if mesh is not None and len(pictures) < settings.pictures:
             pictures.append(_picture_row(ref, mesh, truth, scan, nearest, row, baseline_rows))
-    record = _record(space, data, refs, settings, rows, baseline_rows)
-    record.update(run=str(run_dir), split=str(split) if isinstance(split, (str, Path)) else None)
+    record = _record(run_dir, space, data, split, refs, settings, rows, baseline_rows)
     if pictures:
         write_png(render_rows([tiles for tiles, _ in pictures], [labels for _, labels in pictures]),
                   directory / "comparison.png")
-    write_text_atomic(directory / "results.json", json.dumps(record, indent=1) + "\n")
-    return Evaluation(directory, record, meshes)
-
-
-def held_out_shapes(trained: Sequence[ShapeRef], data: DeepSDFDataDir,
-                    split: str | Path | Sequence[ShapeRef] | None) -> list[ShapeRef]:
-    """The test shapes: the split's, or every shape of ``data`` not among ``trained``."""
-    if split is not None:
-        refs = data.shapes(split)
-        where = str(split) if isinstance(split, (str, Path)) else "split"
-    else:
-        training = set(trained)
-        refs = [ref for ref in data.shapes() if ref not in training]
-        where = f"{data.root} (every shape not trained on)"
-    if not refs:
-        raise InputError(f"{where}: no test shapes")
-    return refs
+        shown = "scan | completion | nearest training shape | truth" if baseline else "reconstruction | truth"
+        record["figures"].append(["comparison.png", shown])
+    record["figures"] += errors
+    write_results(directory, record)
+    return Evaluation(directory, record)
 
 
 def _truth(data: DeepSDFDataDir, ref: ShapeRef, mode: str) -> Truth:
@@ -341,85 +327,29 @@ class _Baseline:
 # --------------------------------------------------------------------------------------------
 
 
-def summarise(rows: Sequence[dict[str, Any]],
-              keys: Sequence[str] = METRICS) -> dict[str, dict[str, float | int]]:
-    """Mean, median and count of every key (default :data:`METRICS`) over the rows that have it."""
-    summary = {}
-    for key in keys:
-        values = np.array([row[key] for row in rows if row.get(key) is not None], dtype=np.float64)
-        if len(values):
-            summary[key] = {"mean": float(values.mean()), "median": float(np.median(values)),
-                            "count": len(values)}
-    return summary
-
-
-def _record(space: ShapeSpace, data: DeepSDFDataDir, refs: Sequence[ShapeRef],
+def _record(run_dir: str | Path, space: ShapeSpace, data: DeepSDFDataDir,
+            split: str | Path | Sequence[ShapeRef] | None, refs: Sequence[ShapeRef],
             settings: EvaluationSettings, rows: list[dict[str, Any]],
             baseline_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "format": RESULTS_FORMAT, "version": RESULTS_VERSION, "mode": settings.mode,
-        "step": space.step, "data": str(data.root), "shapes_evaluated": len(refs),
-        "failures": sum("error" in row for row in rows),
-        "settings": asdict(settings),
-        "protocols": {
-            "deepsdf": f"chamfer_deepsdf: mean d^2 + mean d^2 between {settings.deepsdf_points} "
-                       "samples of the mesh and the SurfaceSamples (squared mesh units)",
-            "onet": f"chamfer_l1: 0.5 (mean d + mean d) between {settings.onet_points} samples of "
-                    "each mesh (mesh units); normal consistency, F-score at 1% of the diagonal, "
-                    "EMD on 2048 of those samples",
-        },
-        "shapes": rows,
-        "summary": summarise(rows),
+    definitions = {
+        "deepsdf": f"chamfer_deepsdf: mean d^2 + mean d^2 between {settings.deepsdf_points} "
+                   "samples of the mesh and the SurfaceSamples (squared mesh units)",
+        "onet": f"chamfer_l1: 0.5 (mean d + mean d) between {settings.onet_points} samples of "
+                "each mesh (mesh units); normal consistency, F-score at 1% of the diagonal, "
+                "EMD on 2048 of those samples",
     }
+    record = results_record(family="deepsdf", protocol=settings.mode, title=TITLES[settings.mode],
+                            run=run_dir, data=data.root, split=split, settings=asdict(settings),
+                            columns=COLUMNS, shapes=rows, metrics=METRICS, mode=settings.mode,
+                            step=space.step, shapes_evaluated=len(refs),
+                            failures=sum("error" in row for row in rows), definitions=definitions)
     if baseline_rows:
         better = sum(row.get("chamfer_l1") is not None and row["chamfer_l1"] < nearest["chamfer_l1"]
                      for row, nearest in zip(rows, baseline_rows))
         record["baseline"] = {"name": "nearest training shape", "shapes": baseline_rows,
-                              "summary": summarise(baseline_rows),
+                              "summary": summarise(baseline_rows, METRICS),
                               "better_than_baseline": {"chamfer_l1": better, "of": len(rows)}}
     return record
-
-
-def format_summary(record: dict[str, Any]) -> str:
-    """A table of the mean and median of every metric (and of the baseline's, if any)."""
-    baseline = record.get("baseline", {}).get("summary", {})
-    header = f"{'metric':<32}{'mean':>12}{'median':>12}"
-    if baseline:
-        header += f"{'baseline mean':>16}{'median':>12}"
-    lines = [f"{record['mode']}: {record['shapes_evaluated']} shapes, {record['failures']} "
-             "without a surface", header]
-    for key, values in record["summary"].items():
-        line = f"{key:<32}{values['mean']:>12.5g}{values['median']:>12.5g}"
-        if key in baseline:
-            line += f"{baseline[key]['mean']:>16.5g}{baseline[key]['median']:>12.5g}"
-        lines.append(line)
-    if baseline:
-        wins = record["baseline"]["better_than_baseline"]
-        lines.append(f"completion beats the nearest training shape (Chamfer-L1) on "
-                     f"{wins['chamfer_l1']} of {wins['of']} shapes")
-    return "\n".join(lines)
-
-
-def format_shapes(record: dict[str, Any]) -> str:
-    """A line per test shape: Chamfer-L1 in % of the diagonal, normal consistency, F-score and
-    seconds (and the nearest training shape's Chamfer-L1, if any); ``-`` where a shape has no
-    surface."""
-    baseline = record.get("baseline", {}).get("shapes")
-    header = f"{'shape':<32}{'CD-L1 %diag':>12}{'NC':>8}{'F':>8}{'seconds':>9}"
-    lines = [header + (f"{'baseline %diag':>16}" if baseline else "")]
-    for index, row in enumerate(record["shapes"]):
-        cells = [_cell(row.get(key), spec) for key, spec in
-                 (("chamfer_l1_percent_of_diagonal", "12.3f"), ("normal_consistency", "8.3f"),
-                  ("f_score", "8.3f"), ("seconds", "9.1f"))]
-        if baseline:
-            cells.append(_cell(baseline[index].get("chamfer_l1_percent_of_diagonal"), "16.3f"))
-        lines.append(f"{row['id']:<32}" + "".join(cells))
-    return "\n".join(lines)
-
-
-def _cell(value: float | None, spec: str) -> str:
-    width = int(spec.split(".")[0])
-    return f"{'-':>{width}}" if value is None else f"{value:{spec}}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ points outside the extraction box are dropped (the decoder never saw anything th
 taken by forward differences (step :data:`DIFFERENCE_STEP`), not autograd: DeepSDF's decoder
 is a ReLU network, piecewise linear, so the autograd ∇f does not change with z within a linear
 piece and the normal and eikonal terms would give the code no gradient at all. The weights
-(:class:`CompletionWeights`) were chosen by measurement (see there). Restarts start from codes
+(:class:`CompletionWeights`) were chosen by measurement (``docs/shapespace-ablations.md``). Restarts start from codes
 drawn ``N(0, s²)`` with ``s`` the root-mean-square component of the trained codes (the spread of
 the training codes, so restarts try different shapes); they are optimised together (one
 batched forward pass; Adam is per coordinate, so they do not interact) for ``steps // 8``
@@ -43,9 +43,9 @@ tries ``rotations`` angles about it (:func:`candidate_poses`). The candidates ar
 the same scan, fitted as C x K rows of one batch, screened together with the restarts after
 ``steps // 8`` steps (the full objective of every row on the same fixed points, each in its own
 placement); the best row continues alone. The frame of each candidate is fitted to the rotated
-scan (:func:`scan_frame`): the complete shape's bounding box is axis-aligned in the space's
-orientation, and a one-view scan's box is not centred on it, so the box of the rotated scan,
-not the rotated box, is the estimate. A known frame is rotated about its centre instead. C
+scan (:func:`~isofield.geometry.frames.scan_frame`): the complete shape's bounding box is
+axis-aligned in the space's orientation, and a one-view scan's box is not centred on it, so the
+box of the rotated scan, not the rotated box, is the estimate. A known frame is rotated about its centre instead. C
 candidates cost about ``1 + (C K − 1) / 8`` single runs, plus the full objective of every row
 twice (8 x 4 rows: about 4x one fit; measurements in ``docs/architecture.md``).
 
@@ -59,12 +59,11 @@ meshes in that frame:
   wrote them); reconstruction uses it.
 - For a partial scan the true frame of the complete shape is unknown. When it is known, pass it:
   the evaluation of a test split uses each test shape's stored normalisation, as DeepSDF's
-  shape-completion experiment does. Without one, :func:`scan_frame` estimates it as if the scan
-  were the whole shape: DeepSDF's normalisation fitted to the scanned points (their bounding-box
-  centre, farthest point at radius 1/1.03). A single view sees less than the whole shape, so this
-  frame is smaller and shifted towards the camera, and the completion is too large by the same
-  factor. Measured on 24 procedural chairs scanned from the default camera (azimuth 30°,
-  elevation 20°): scale within 1.1% of the true one, centre within 2.2% of the scale.
+  shape-completion experiment does. Without one,
+  :func:`~isofield.geometry.frames.scan_frame` estimates it as if the scan were the whole shape:
+  DeepSDF's normalisation fitted to the scanned points (their bounding-box centre, farthest point
+  at radius 1/1.03), smaller than the true frame and shifted towards the camera (measured in
+  :mod:`isofield.geometry.frames`), so the completion is too large by the same factor.
 
 Every random number comes from a ``torch.Generator`` seeded with ``seed``: the same inputs and
 seed give the same code. The decoder is never changed: its parameters are frozen
@@ -88,8 +87,9 @@ from torch import nn
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
 from isofield.data.formats import read_sdf_samples
 from isofield.errors import InputError
+from isofield.geometry.frames import scan_frame
 from isofield.geometry.normalization import Normalization
-from isofield.geometry.samples import DEEPSDF_PADDING, SdfSamples
+from isofield.geometry.samples import SdfSamples
 from isofield.losses import clamped_l1, eikonal_loss, normal_loss, surface_loss
 from isofield.shapespace.samples import ShapeSamples
 from isofield.shapespace.space import ShapeSpace, canonical_bounds, code_mesh
@@ -124,18 +124,9 @@ chosen by measurement (``docs/architecture.md``)."""
 class CompletionWeights:
     """Weights of the completion loss (see the module notes); ``prior`` None: the run's 1/σ².
 
-    ``margin``: free-space points are penalised where f < margin (canonical units).
-
-    Chosen by measurement: one depth view (azimuth 30°, elevation 20°, 256x256) of each of 4
-    held-out procedural chairs, completed in a space of 20 chairs (4x128 ReLU decoder, codes of
-    32, 2000 steps; 4 restarts, 800 steps of 256 points), mean Chamfer-L1 in % of the diagonal:
-    surface/normal/eikonal 1/0.1/0.01: 0.89; 1/0.1/0: 0.90; 1/0.05/0.01: 1.00; 1/0.1/0.1: 1.03;
-    1/0.3/0.1: 1.64; IGR's 1/1/0.1 was worse still (3.95 on the first chair, where 1/0.1/0.01
-    reaches 0.82). The decoder's ‖∇f‖ is not 1 (about 0.75 on the surface after that training:
-    clamped L1 does not ask for it), so a strong normal or eikonal term pulls towards codes
-    with steeper fields rather than better surfaces. 20,000 free-space samples along the rays
-    changed little (0.91). Reconstruction from the same chairs' SDF samples (400 steps of 2000):
-    0.77.
+    ``margin``: free-space points are penalised where f < margin (canonical units). The
+    defaults were chosen by measurement (``docs/shapespace-ablations.md``): a weak normal term
+    and a weaker eikonal term, since the decoder's ‖∇f‖ is not 1.
     """
 
     surface: float = 1.0
@@ -581,13 +572,6 @@ def _direction(vector: Sequence[float], name: str) -> np.ndarray:
 
 def _vector(vector: Sequence[float]) -> str:
     return " ".join(f"{float(value):g}" for value in np.ravel(vector))
-
-
-def scan_frame(points: np.ndarray) -> Normalization:
-    """The frame assumed for a scan whose complete shape's frame is unknown: DeepSDF's
-    normalisation fitted to the scanned points (bounding-box centre at the origin, farthest
-    point at radius 1/1.03), as if they were the whole shape. See the module notes."""
-    return Normalization.fit(_point_array(points, "scan points"), "sphere", padding=DEEPSDF_PADDING)
 
 
 # --------------------------------------------------------------------------------------------

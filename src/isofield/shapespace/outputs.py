@@ -22,17 +22,20 @@ from PIL import Image
 from isofield.config import to_dict
 from isofield.data.datasets import ShapeRef
 from isofield.data.preprocess import MANIFEST_NAME, Manifest
+from isofield.data.splits import reconstruction_indices
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import read_mesh, write_mesh
-from isofield.metrics import evaluate_meshes
-from isofield.shapespace.config import steps_per_epoch
+from isofield.geometry.raster import Camera, bounding_sphere
+from isofield.metrics.surface import evaluate_meshes
 from isofield.shapespace.history import read_code_history
-from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
+from isofield.shapespace.rundir import ShapeSpaceRun
 from isofield.shapespace.space import ShapeSpace, code_mesh
 from isofield.train.loop import TrainResult
+from isofield.train.settings import steps_per_epoch
+from isofield.train.shapes import TrainingShape
 from isofield.viz.curves import plot_loss_curves
-from isofield.viz.render import Camera, bounding_sphere, render_mesh, tile_images, write_png
+from isofield.viz.render import render_mesh, tile_images, write_png
 from isofield.viz.report import Report
 from isofield.viz.slices import save_figure
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
@@ -42,13 +45,6 @@ TILE = (256, 256)
 PROGRESS_ROWS = 6
 LABELLED_POINTS = 200
 EVALUATION_POINTS = 30_000
-
-
-def reconstruction_indices(num_shapes: int, count: int) -> list[int]:
-    """``count`` code indices spread evenly over ``0 .. num_shapes - 1``, starting with 0."""
-    if count <= 0:
-        return []
-    return sorted(set(np.linspace(0, num_shapes - 1, min(count, num_shapes)).round().astype(int).tolist()))
 
 
 def write_progress(run: ShapeSpaceRun, space: ShapeSpace) -> list[tuple[Path, str]]:

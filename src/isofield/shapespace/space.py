@@ -21,8 +21,9 @@ from isofield.geometry.normalization import Normalization
 from isofield.nn import as_numpy_field, build_field
 from isofield.nn.field import NumpyField
 from isofield.shapespace.config import ShapeSpaceConfig
-from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
+from isofield.shapespace.rundir import ShapeSpaceRun
 from isofield.train.checkpoint import load_checkpoint
+from isofield.train.shapes import TrainingShape
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,16 @@ def code_field(decoder: nn.Module, code: torch.Tensor) -> NumpyField:
 
 def code_mesh(decoder: nn.Module, code: torch.Tensor, config: ShapeSpaceConfig, resolution: int,
               normalization: Normalization | None = None) -> tuple[trimesh.Trimesh, ExtractionStats]:
-    """The zero level set of ``decoder`` at ``code`` (L,) by sparse extraction; in ``normalization``'s user frame when given, else canonical.
+    """The zero level set of ``decoder`` at ``code`` (L,) by ``config.extract.method``; in ``normalization``'s user frame when given, else canonical.
 
     Raises InputError when the field has no zero crossing in the box."""
     return extract_mesh(code_field(decoder, code), bounds=canonical_bounds(config), resolution=resolution,
-                        method="sparse", normalization=normalization)
+                        method=config.extract.method, normalization=normalization)
 
 
 def load_shape_space(run_dir: str | Path) -> ShapeSpace:
-    """The decoder and codes of a run's latest checkpoint, with its config and shapes."""
+    """The decoder and codes of a run's latest checkpoint (their weight average when the run
+    keeps one, ``train.ema_decay``), with its config and shapes."""
     run = ShapeSpaceRun.open(run_dir)
     config = run.load_config()
     data_dir, shapes = run.load_shapes()
@@ -107,8 +109,8 @@ def load_shape_space(run_dir: str | Path) -> ShapeSpace:
     checkpoint = load_checkpoint(run.checkpoint_path)
     decoder = build_field(config.decoder)
     try:
-        decoder.load_state_dict(checkpoint.modules["decoder"])
-        codes = checkpoint.modules["codes"]["weight"].float()
+        decoder.load_state_dict(checkpoint.weights_to_use("decoder"))
+        codes = checkpoint.weights_to_use("codes")["weight"].float()
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"{run.checkpoint_path}: does not hold this run's decoder and codes "
                          f"({str(exc).splitlines()[0]})") from None

@@ -4,7 +4,10 @@
     >>> result = train_shape_space("chairs.yaml", "runs/chairs")     # method: deepsdf
     >>> space = load_shape_space(result.run_dir)
 
-Training runs in chunks of ``reconstruction_every`` steps: each chunk is one
+The trainer is the shared one built from the ``train`` section
+(:func:`isofield.train.settings.build_trainer`: the decoder and the codes as two parameter groups,
+gradient clipping, spike rollback, a weight average). Training runs in chunks of
+``reconstruction_every`` steps: each chunk is one
 :meth:`~isofield.train.loop.Trainer.run` with its step limit at the chunk's end, which saves a
 checkpoint there; between chunks a few training shapes are reconstructed and drawn
 (``progress/step_*.png``), and the next chunk resumes from that checkpoint. A resumed run is
@@ -28,20 +31,20 @@ import torch
 
 from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
-from isofield.fitting.fit import resolve_device
 from isofield.nn import build_field
 from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.config import ShapeSpaceConfig, resolve_config, steps_per_epoch
+from isofield.shapespace.config import ShapeSpaceConfig, resolve_config
 from isofield.shapespace.history import CodeHistoryRecorder
 from isofield.shapespace.outputs import write_final_outputs, write_progress
-from isofield.shapespace.rundir import ShapeSpaceRun, TrainingShape
+from isofield.shapespace.rundir import ShapeSpaceRun
 from isofield.shapespace.samples import ShapeSamples, load_training_samples
 from isofield.shapespace.space import ShapeSpace
 from isofield.train.checkpoint import load_checkpoint
-from isofield.train.distributed import init_from_env, is_active, is_main_process, on_main_process
+from isofield.train.distributed import is_main_process, join_process_group, on_main_process
 from isofield.train.logging import LossLog
-from isofield.train.loop import StopReason, Trainer, TrainResult
-from isofield.train.schedules import Schedule, StepInfo, schedule_from_spec
+from isofield.train.loop import StopReason, TrainResult
+from isofield.train.settings import build_trainer, step_limit, steps_per_epoch
+from isofield.train.shapes import TrainingShape
 
 
 @dataclass(frozen=True)
@@ -67,18 +70,6 @@ class ShapeSpaceResult:
     losses: dict[str, float]
     reconstructions: list[dict[str, Any]]
     progress: float = 0.0
-
-
-@dataclass(frozen=True)
-class EpochSchedule:
-    """A schedule written in epochs, evaluated at steps: the schedule at the step's epoch
-    ``step // steps_per_epoch`` (and the step's progress, which does not depend on the unit)."""
-
-    schedule: Schedule
-    steps_per_epoch: int
-
-    def __call__(self, info: StepInfo) -> float:
-        return self.schedule(StepInfo(info.step // self.steps_per_epoch, info.progress))
 
 
 @dataclass
@@ -128,14 +119,6 @@ def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
     return _train_and_finish(run, config, prepared, device, exit_after, progress)
 
 
-def join_process_group(device: str) -> torch.device:
-    """The device to train on; under torchrun, after joining the process group (the device
-    kind of the config, ``cuda:LOCAL_RANK`` for CUDA)."""
-    resolved = resolve_device(device)
-    joined = init_from_env(resolved.type)
-    return joined if is_active() else resolved
-
-
 def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef]) -> _Prepared:
     samples, frames = load_training_samples(data, refs, config.max_samples_per_shape, config.seed)
     counts = (samples.offsets[1:] - samples.offsets[:-1]).tolist()
@@ -155,7 +138,7 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
         decoder, codes, prepared.samples.to(device), clamp=config.clamp,
         prior_weight=1.0 / config.code_prior_sigma ** 2,
         shapes_per_batch=config.shapes_per_batch, samples_per_shape=config.samples_per_shape,
-        lr_decoder=config.train.lr_decoder, lr_codes=config.train.lr_codes)
+        lr_decoder=config.train.group_lr("decoder"), lr_codes=config.train.group_lr("codes"))
 
     def current_space(step: int) -> ShapeSpace:
         return ShapeSpace(decoder, codes.weight.detach().cpu().clone(), config, prepared.shapes,
@@ -177,10 +160,7 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
                      progress: bool) -> TrainResult:
     """Train until a limit, drawing progress pictures every ``reconstruction_every`` steps."""
     epoch = steps_per_epoch(len(codes.weight), config.shapes_per_batch)
-    unit = epoch if config.train.unit == "epochs" else 1
-    total = None if config.train.steps is None else config.train.steps * unit
-    schedules = {group: _schedule(spec, unit) for group, spec in
-                 (("decoder", config.train.schedule_decoder), ("codes", config.train.schedule_codes))}
+    total = step_limit(config.train, epoch)
     step, elapsed_before = _checkpoint_position(run)
     trained = 0.0
     with LossLog(run.code_history_path) if is_main_process() else contextlib.nullcontext() as history:
@@ -190,24 +170,15 @@ def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDec
         every = config.reconstruction_every if config.reconstruction_shapes else None
         while True:
             stop = _next_stop(step, total, every)
-            trainer = Trainer(
-                recorder, run.root, steps=total, time_budget=config.train.time_budget, pause_at=stop,
-                schedule=schedules, checkpoint_every=config.train.checkpoint_every,
-                checkpoint_every_seconds=config.train.checkpoint_every_seconds,
-                keep_numbered=config.train.keep_checkpoints, log_every=config.train.log_every,
-                seed=config.seed, progress=progress,
+            trainer = build_trainer(
+                recorder, run.root, config.train, config.seed, progress=progress,
                 exit_after=None if exit_after is None else max(0.0, exit_after - trained),
-            )
+                pause_at=stop, steps_per_epoch=epoch)
             result = trainer.run()
             step, trained = result.step, result.elapsed - elapsed_before
             if result.reason != StopReason.PAUSED:
                 return result
             on_main_process(lambda: write_progress(run, current_space(step)))
-
-
-def _schedule(spec: dict, steps_per_unit: int) -> Schedule:
-    schedule = schedule_from_spec(spec)
-    return schedule if steps_per_unit == 1 else EpochSchedule(schedule, steps_per_unit)
 
 
 def _next_stop(step: int, total: int | None, every: int | None) -> int | None:

@@ -17,7 +17,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -71,6 +71,15 @@ class Checkpoint:
             return self.modules[name]
         return {key.removeprefix(_AVERAGED_PREFIX): value
                 for key, value in self.averages[name].items() if key.startswith(_AVERAGED_PREFIX)}
+
+    def replace_weights_to_use(self, name: str, weights: Mapping[str, torch.Tensor]) -> None:
+        """Store ``weights`` (a ``state_dict()``) as module ``name``'s weights to use: in its
+        average when the run keeps one (the trained weights stay), else as its trained weights."""
+        if name not in self.averages:
+            self.modules[name] = dict(weights)
+            return
+        self.averages[name] = {**self.averages[name],
+                               **{_AVERAGED_PREFIX + key: value for key, value in weights.items()}}
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict written to disk (loads under ``weights_only=True``)."""

@@ -5,7 +5,8 @@ place through environment variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, `
 ``MASTER_PORT``). The program calls :func:`init_from_env` before it builds its task and
 :class:`isofield.train.loop.Trainer`, and :func:`shutdown` at the end; the trainer notices the
 process group by itself (:func:`is_active`). Without torchrun :func:`init_from_env` does nothing,
-and training is the single-process one.
+and training is the single-process one. :func:`join_process_group` does both for a config's
+device name (:func:`resolve_device`: ``auto``, ``cpu``, ``cuda``, ``cuda:N``).
 
 How N processes train exactly as one process with the same global batch:
 
@@ -89,6 +90,27 @@ def init_from_env(device: str | torch.device = "cpu") -> torch.device:
             f"of {world_size} ({detail})"
         ) from None
     return own_device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def join_process_group(device: str) -> torch.device:
+    """The device to train on; under torchrun, after joining the process group (the device
+    kind of the config, ``cuda:LOCAL_RANK`` for CUDA)."""
+    resolved = resolve_device(device)
+    joined = init_from_env(resolved.type)
+    return joined if is_active() else resolved
 
 
 def shutdown(finished: bool = False) -> None:

@@ -1,8 +1,8 @@
 """What every run directory has: a resolved config, checkpoints, a loss log, pictures, a report.
 
 :class:`RunDirectory` is the shared base of a fit's run (:class:`isofield.fitting.rundir.RunDir`)
-and a shape space's (:class:`isofield.shapespace.rundir.ShapeSpaceRun`); each names its config
-class and the files that mark a folder as one of its runs.
+and of the runs that train on a set of shapes (:class:`isofield.train.shapes.ShapeSetRun`); each
+names its config class and the files that mark a folder as one of its runs.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Training curves: one line per loss term against the step, log-scale y, and the learning rate
-in a second panel when it was logged.
+in a second panel when it was logged and changed (a rate that never changes is named under the
+loss panel instead).
 
 A history is either a mapping ``term -> sequence of (step, value)`` or the path of a CSV file
 with a header ``step,<term1>,<term2>,...`` (empty cells allowed: terms logged at different
@@ -88,13 +89,18 @@ def loss_curves_figure(
     ``rollbacks`` count and the trainer's schedule position: ``progress``, ``schedule_<name>``). A log axis cannot show zero or negative values: they are left out (the
     line breaks there), and the legend entry of a term says how many were left out ("3 values
     <= 0 not shown"). Terms with more than 200 points are drawn faint with a running geometric
-    mean on top. Learning-rate series (``lr``, ``lr_<group>``), if present, are drawn in a
-    second panel below (log y, shared step axis). The trainer's ``rollbacks`` count (loss-spike
-    rollbacks) is drawn as a dotted vertical line at each logged step where it grew.
+    mean on top. Learning-rate series (``lr``, ``lr_<group>``), if present and not all constant,
+    are drawn in a second panel below (log y, shared step axis); constant ones are only named in
+    the step axis label ("step (learning rate 0.001 throughout)"). The trainer's ``rollbacks``
+    count (loss-spike rollbacks) is drawn as a dotted vertical line at each logged step where it
+    grew.
     """
     series = read_history_csv(history) if isinstance(history, (str, os.PathLike)) else _from_mapping(history)
     rates = [n for n in series if _is_learning_rate(n)]
     names = [n for n in series if n not in rates and not _is_position(n)] if terms is None else list(terms)
+    constant = _constant_rates(series, rates)
+    if constant is not None:
+        rates = []   # nothing to draw: named in the step axis label
     unknown = [n for n in names if n not in series]
     if unknown:
         raise InputError(f"plot_loss_curves: unknown loss terms {unknown}; the history has {sorted(series)}")
@@ -119,8 +125,23 @@ def loss_curves_figure(
         lr_ax.set_ylabel("learning rate")
         lr_ax.set_xlabel("step")
     else:
-        loss_ax.set_xlabel("step")
+        loss_ax.set_xlabel("step" if not constant else f"step ({constant} throughout)")
     return figure
+
+
+def _constant_rates(series: Mapping[str, Series], rates: Sequence[str]) -> str | None:
+    """When every learning-rate series in ``rates`` holds one value: their text ("learning rate
+    0.001", "learning rates decoder 0.001, latent 0.01"), "" without rates; else None."""
+    values = {}
+    for name in rates:
+        finite = np.unique(series[name][1][np.isfinite(series[name][1])])
+        if len(finite) > 1:
+            return None
+        if len(finite):
+            values[name.removeprefix(LR_PREFIX)] = f"{finite[0]:.3g}"
+    if len(values) == 1:
+        return f"learning rate {next(iter(values.values()))}"
+    return ("learning rates " + ", ".join(f"{k} {v}" for k, v in values.items())) if values else ""
 
 
 def _is_position(name: str) -> bool:

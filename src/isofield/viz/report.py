@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import yaml
 
-from isofield import __version__
+from isofield._version import __version__
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 

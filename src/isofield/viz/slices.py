@@ -1,6 +1,7 @@
 """Cross-sections of implicit fields: a field sampled on a plane, drawn as a diverging colour
 map centred on the surface level, with isolines, the surface contour in thick black and
-optionally a reference surface dashed (e.g. the ground truth), so errors show at a glance.
+optionally a reference surface dashed (e.g. the ground truth), so errors show at a glance, and
+optionally input points: those within a thin slab around each plane, as dots.
 
 A field is any callable ``f(points (N, D) float32) -> (N,) float32`` (D = 3, or 2 for the 2-D
 sanity problems). Colours: blue inside, red outside, white at the level, grey where the field
@@ -37,6 +38,11 @@ _COLORBAR_LABEL = {"sdf": "signed distance", "occupancy": "occupancy"}
 # the picture.
 _ROBUST_PERCENTILE = 99.0
 _REFERENCE_COLOR = "#1a9e3a"
+_POINTS_COLOR = "#c000c0"  # magenta: apart from the black surface and the green reference
+# Points drawn on a plane: those within this fraction of the bounds' longest side of it.
+SLAB_FRACTION = 0.01
+# At most this many points per plane (an even subset of the slab's points beyond it).
+MAX_SLAB_POINTS = 20_000
 _NAN_COLOR = "0.6"  # grey where the field is NaN
 
 
@@ -144,11 +150,16 @@ def plot_sdf_slices(
     level: float | None = None,
     reference: Field | None = None,
     reference_level: float | None = None,
+    points: np.ndarray | None = None,
+    slab: float | None = None,
 ) -> list[SliceGrid]:
     """Draw three orthogonal cross-sections (planes z, y, x) side by side with one colour bar.
 
     ``offsets``: positions ``(z, y, x)`` of the three planes (default: the centre of
-    ``bounds``). Other arguments as in :func:`plot_sdf_slice`. Returns the three grids.
+    ``bounds``). ``points`` (M, 3), in the field's frame (e.g. the input of a fit): those within
+    ``slab`` of a plane (default ``SLAB_FRACTION`` of the bounds' longest side) are drawn on it
+    as magenta dots (:func:`slab_points`). Other arguments as in :func:`plot_sdf_slice`.
+    Returns the three grids.
     """
     low, high = _check_bounds(bounds, 3)
     centre = 0.5 * (low + high)
@@ -163,13 +174,33 @@ def plot_sdf_slices(
     ]
     style = _FieldStyle.of(kind, level, reference_level, [g.values for g in grids])
     figure, axes = _figure_with_axes(3, grids[0])
-    for ax, grid, ref_grid in zip(axes, grids, ref_grids):
+    half_width = SLAB_FRACTION * float(np.max(high - low)) if slab is None else float(slab)
+    for ax, grid, ref_grid, axis, offset in zip(axes, grids, ref_grids, axes_names, offsets):
         mappable = _draw(ax, grid, style, ref_grid)
+        if points is not None:
+            dots = slab_points(points, axis, offset, half_width)
+            ax.scatter(dots[:, 0], dots[:, 1], s=3, c=_POINTS_COLOR, linewidths=0, zorder=5)
         ax.set_title(grid.title)
     if title:
         figure.suptitle(title)
-    _finish(figure, axes, mappable, style, path, reference is not None)
+    label = None if points is None else f"input points within {half_width:.2g} of the plane"
+    _finish(figure, axes, mappable, style, path, reference is not None, label)
     return grids
+
+
+def slab_points(points: np.ndarray, axis: str, offset: float, half_width: float) -> np.ndarray:
+    """In-plane coordinates (K, 2) of the points (M, 3) within ``half_width`` of the plane
+    ``axis = offset``, in the order of :func:`sample_slice`'s (u, v) axes; at most
+    ``MAX_SLAB_POINTS`` of them (every k-th beyond that)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InputError(f"points must have shape (M, 3), got {points.shape}")
+    if axis not in _AXIS_INDEX:
+        raise InputError(f"axis must be 'x', 'y' or 'z', got {axis!r}")
+    normal = _AXIS_INDEX[axis]
+    near = points[np.abs(points[:, normal] - offset) <= half_width]
+    near = near[:: max(1, math.ceil(len(near) / MAX_SLAB_POINTS))]
+    return near[:, [k for k in range(3) if k != normal]]
 
 
 def plot_field_2d(
@@ -199,7 +230,8 @@ def plot_field_2d(
             raise InputError(f"points must have shape (M, 2), got {dots.shape}")
         ax.scatter(dots[:, 0], dots[:, 1], s=4, c="black", linewidths=0, zorder=5)
     ax.set_title(title or _COLORBAR_LABEL[kind])
-    _finish(figure, [ax], mappable, style, path, reference is not None, points is not None)
+    _finish(figure, [ax], mappable, style, path, reference is not None, None if points is None else "points",
+            "black")
     return grid
 
 
@@ -295,9 +327,11 @@ def _finish(
     style: _FieldStyle,
     path: str | os.PathLike,
     reference: bool,
-    points: bool = False,
+    points: str | None = None,
+    points_color: str = _POINTS_COLOR,
 ) -> None:
-    """Add the colour bar and a legend under the panels; write the figure as PNG, atomically."""
+    """Add the colour bar and a legend under the panels (``points``: the label of the dots, if
+    any); write the figure as PNG, atomically."""
     label = _COLORBAR_LABEL[style.kind]
     if style.kind == "occupancy":
         label += " (inside > level)"
@@ -307,7 +341,7 @@ def _finish(
         label = f"reference surface (level {style.reference_level:g})"
         handles.append(Line2D([], [], color=_REFERENCE_COLOR, linewidth=1.8, linestyle="dashed", label=label))
     if points:
-        handles.append(Line2D([], [], color="black", marker=".", linestyle="none", label="points"))
+        handles.append(Line2D([], [], color=points_color, marker=".", linestyle="none", label=points))
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     save_figure(figure, path)
 

@@ -39,7 +39,7 @@ MESH_COLOR = "#b3bfd9"
 REFERENCE_COLOR = "#ccc7b8"
 POINTS_COLOR = "#1f4e9e"
 _PLOTLY_COLORMAP = "Viridis"  # error_map.ERROR_COLORMAP under its plotly name
-# y up, seen from azimuth 30°, elevation 20° like the still renders (render.DEFAULT_VIEW).
+# y up, seen from azimuth 30°, elevation 20° like the still renders (geometry.raster.DEFAULT_VIEW).
 _CAMERA = {"up": {"x": 0, "y": 1, "z": 0}, "eye": {"x": 0.94, "y": 0.68, "z": 1.63}}
 
 

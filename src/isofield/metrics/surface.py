@@ -39,6 +39,15 @@ from scipy.spatial.distance import cdist
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import MeshDistance
 from isofield.geometry.sampling import sample_surface
+from isofield.metrics.checks import (
+    checked_bounds,
+    checked_count,
+    checked_mesh,
+    checked_normals,
+    checked_pair,
+    checked_points,
+    checked_positive,
+)
 
 PROTOCOL_NAME = "isofield-v1"
 DEFAULT_TAU_FRACTION = 0.01
@@ -90,7 +99,7 @@ class NearestNeighbours:
 
     def f_score(self, tau: float) -> FScore:
         """F-score at threshold ``tau`` (input units); a point counts if closer than tau."""
-        tau = _checked_positive(tau, "f-score threshold tau")
+        tau = checked_positive(tau, "f-score threshold tau")
         precision = float(np.mean(self.distance_ab < tau))
         recall = float(np.mean(self.distance_ba < tau))
         both = precision + recall
@@ -103,8 +112,8 @@ class NearestNeighbours:
             normals_a: (N, D) normals of a; normalised here, zero-length ones are an error.
             normals_b: (M, D) normals of b.
         """
-        unit_a = _checked_normals(normals_a, len(self.distance_ab), "normals_a")
-        unit_b = _checked_normals(normals_b, len(self.distance_ba), "normals_b")
+        unit_a = checked_normals(normals_a, len(self.distance_ab), "normals_a")
+        unit_b = checked_normals(normals_b, len(self.distance_ba), "normals_b")
         cos_ab = np.abs(np.einsum("ij,ij->i", unit_a, unit_b[self.index_ab]))
         cos_ba = np.abs(np.einsum("ij,ij->i", unit_b, unit_a[self.index_ba]))
         return 0.5 * (float(cos_ab.mean()) + float(cos_ba.mean()))
@@ -115,7 +124,7 @@ class NearestNeighbours:
 
 def nearest_neighbours(a: np.ndarray, b: np.ndarray) -> NearestNeighbours:
     """Match a (N, D) and b (M, D) both ways with KD-trees (all cores); D = 2 or 3."""
-    points_a, points_b = _checked_pair(a, b)
+    points_a, points_b = checked_pair(a, b)
     distance_ab, index_ab = cKDTree(points_b).query(points_a, k=1, workers=-1)
     distance_ba, index_ba = cKDTree(points_a).query(points_b, k=1, workers=-1)
     return NearestNeighbours(
@@ -194,15 +203,15 @@ def earth_movers_distance(
     SAME surface already score about 0.08 on a unit sphere (1.9-2.2% of the armadillo's
     bounding-box diagonal): compare EMDs only at equal n.
     """
-    points_a, points_b = _checked_pair(a, b)
-    n = min(_checked_count(count, "EMD point count"), len(points_a), len(points_b))
-    subset_a, subset_b = (_random_subset(points, n, seed) for points in (points_a, points_b))
+    points_a, points_b = checked_pair(a, b)
+    n = min(checked_count(count, "EMD point count"), len(points_a), len(points_b))
+    subset_a, subset_b = (random_subset(points, n, seed) for points in (points_a, points_b))
     costs = cdist(subset_a, subset_b)
     rows, columns = linear_sum_assignment(costs)
     return float(costs[rows, columns].mean())
 
 
-def _random_subset(points: np.ndarray, n: int, seed: int) -> np.ndarray:
+def random_subset(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     """n of the (N, D) points, without replacement; all of them, in order, when n == N."""
     if n == len(points):
         return points
@@ -241,13 +250,13 @@ def volumetric_iou(
         InputError: a mesh is empty or not watertight (the message says which), bad n or bounds,
             or no sample fell inside either mesh.
     """
-    _checked_mesh(pred_mesh, "predicted mesh")
-    _checked_mesh(ref_mesh, "reference mesh")
+    checked_mesh(pred_mesh, "predicted mesh")
+    checked_mesh(ref_mesh, "reference mesh")
     problem = watertight_problem(pred_mesh, ref_mesh)
     if problem:
         raise InputError(f"volumetric IoU needs closed meshes: {problem}")
-    box = _union_box(pred_mesh, ref_mesh) if bounds is None else _checked_bounds(bounds)
-    count = _checked_count(n, "IoU sample count n")
+    box = _union_box(pred_mesh, ref_mesh) if bounds is None else checked_bounds(bounds)
+    count = checked_count(n, "IoU sample count n")
     points = np.random.default_rng(seed).uniform(box[0], box[1], size=(count, 3)).astype(np.float32)
     inside_pred = MeshDistance(pred_mesh).occupancy(points)
     inside_ref = MeshDistance(ref_mesh).occupancy(points)
@@ -278,7 +287,7 @@ def evaluate_points(
     ``EMD_POINTS`` points per set drawn with ``seed``). See :func:`evaluate_meshes` for the keys
     of the result.
     """
-    ref = _checked_points(ref_points, "reference points")
+    ref = checked_points(ref_points, "reference points")
     result = _point_metrics(
         pred_points, ref, pred_normals, ref_normals, tau, tau_fraction, _bbox_diagonal(ref)
     )
@@ -318,9 +327,9 @@ def evaluate_meshes(
         ``skipped``: {metric: reason} for every metric that is None (e.g. IoU of a mesh that is
         not watertight). Lengths are in reference mesh units, chamfer_l2/deepsdf in their square.
     """
-    _checked_mesh(pred, "predicted mesh")
-    _checked_mesh(ref, "reference mesh")
-    count = _checked_count(n_points, "n_points")
+    checked_mesh(pred, "predicted mesh")
+    checked_mesh(ref, "reference mesh")
+    count = checked_count(n_points, "n_points")
     # generate_state(k) extends generate_state(k - 1): adding the EMD stream kept the others
     pred_seed, ref_seed, iou_seed, emd_seed = (
         int(s) for s in np.random.SeedSequence(seed).generate_state(4)
@@ -369,8 +378,8 @@ def evaluate_mesh_against_points(
     as :func:`evaluate_meshes` uses for it); the reference points are used as they are. Normal
     consistency needs ``ref_normals`` (M, 3). Keys as in :func:`evaluate_points`.
     """
-    _checked_mesh(pred, "predicted mesh")
-    count = _checked_count(n_points, "n_points")
+    checked_mesh(pred, "predicted mesh")
+    count = checked_count(n_points, "n_points")
     pred_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     pred_samples = sample_surface(pred, count, pred_seed)
     result = evaluate_points(pred_samples.points, ref_points, pred_samples.normals, ref_normals,
@@ -443,8 +452,8 @@ def _point_metrics(
     reference_diagonal: float,
 ) -> dict:
     """Every point-set metric from one nearest-neighbour matching, with its protocol record."""
-    pred = _checked_points(pred_points, "predicted points")
-    ref = _checked_points(ref_points, "reference points")
+    pred = checked_points(pred_points, "predicted points")
+    ref = checked_points(ref_points, "reference points")
     threshold, tau_rule = _resolve_tau(tau, tau_fraction, reference_diagonal)
     matching = nearest_neighbours(pred, ref)
     score = matching.f_score(threshold)
@@ -491,8 +500,8 @@ def _resolve_tau(
 ) -> tuple[float, str]:
     """The F-score threshold and the rule that produced it, for the protocol record."""
     if tau is not None:
-        return _checked_positive(tau, "tau"), "absolute (given)"
-    fraction = _checked_positive(tau_fraction, "tau_fraction")
+        return checked_positive(tau, "tau"), "absolute (given)"
+    fraction = checked_positive(tau_fraction, "tau_fraction")
     if reference_diagonal <= 0:
         raise InputError(
             "tau_fraction needs a reference with a non-zero bounding box; give an absolute tau"
@@ -510,76 +519,3 @@ def _union_box(pred_mesh: trimesh.Trimesh, ref_mesh: trimesh.Trimesh) -> np.ndar
     high = np.maximum(pred_mesh.bounds[1], ref_mesh.bounds[1])
     pad = IOU_BOX_PADDING * float(np.linalg.norm(high - low))
     return np.stack([low - pad, high + pad])
-
-
-def _checked_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both point sets checked (see :func:`_checked_points`) and of the same dimension."""
-    points_a = _checked_points(a, "a")
-    points_b = _checked_points(b, "b")
-    if points_a.shape[1] != points_b.shape[1]:
-        raise InputError(
-            f"point sets differ in dimension: a is {points_a.shape[1]}-D, "
-            f"b is {points_b.shape[1]}-D"
-        )
-    return points_a, points_b
-
-
-def _checked_points(points: np.ndarray, name: str) -> np.ndarray:
-    """Finite points as (N, D) float64, N >= 1, D in {2, 3}; else InputError."""
-    try:
-        array = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: not a numeric array") from None
-    if array.ndim != 2 or array.shape[1] not in (2, 3):
-        raise InputError(f"{name}: expected an array of shape (N, 3) or (N, 2), got {array.shape}")
-    if len(array) == 0:
-        raise InputError(f"{name}: the point set is empty")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name}: contains NaN or Inf coordinates")
-    return array
-
-
-def _checked_normals(normals: np.ndarray, count: int, name: str) -> np.ndarray:
-    """(count, D) unit-length float64 normals; InputError on wrong shape, NaN or zero length."""
-    array = _checked_points(normals, name)
-    if len(array) != count:
-        raise InputError(f"{name}: {len(array)} normals for {count} points")
-    length = np.linalg.norm(array, axis=1, keepdims=True)
-    if np.any(length == 0):
-        raise InputError(f"{name}: contains zero-length normals")
-    return array / length
-
-
-def _checked_mesh(mesh: trimesh.Trimesh, name: str) -> None:
-    if not isinstance(mesh, trimesh.Trimesh):
-        raise InputError(f"{name}: expected a triangle mesh, got {type(mesh).__name__}")
-    if len(mesh.faces) == 0:
-        raise InputError(f"{name}: has no faces")
-    if not np.all(np.isfinite(mesh.vertices)):
-        raise InputError(f"{name}: contains NaN or Inf vertex coordinates")
-
-
-def _checked_bounds(bounds: np.ndarray) -> np.ndarray:
-    box = np.asarray(bounds, dtype=np.float64)
-    if box.shape != (2, 3) or not np.all(np.isfinite(box)) or not np.all(box[0] < box[1]):
-        raise InputError(
-            "bounds: expected finite [[xmin, ymin, zmin], [xmax, ymax, zmax]] with min < max, "
-            f"got {bounds!r}"
-        )
-    return box
-
-
-def _checked_count(n: int, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InputError(f"{name}: expected a positive integer, got {n!r}")
-    return int(n)
-
-
-def _checked_positive(value: float, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a positive number, got {value!r}") from None
-    if not (np.isfinite(number) and number > 0):
-        raise InputError(f"{name}: expected a positive number, got {value!r}")
-    return number

@@ -1,8 +1,10 @@
-"""Generative models over an auto-encoder's latent codes (ShapeGF's second stage).
+"""Generative models over an auto-encoder's latent codes.
 
 ShapeGF (Cai et al. 2020) samples new shapes by fitting a generative model to the codes
-``z (N, L)`` its encoder gives the training shapes, then decoding samples of that model. Two
-kinds are offered, behind one small protocol (:class:`LatentModel`):
+``z (N, L)`` its encoder gives the training shapes, then decoding samples of that model (its
+second stage); an occupancy VAE fits a one-component Gaussian mixture to its training shapes'
+posterior means the same way. Two kinds are offered, behind one small protocol
+(:class:`LatentModel`):
 
 - ``"gan"``, :class:`LatentGAN`: the latent GAN of Achlioptas et al. (l-GAN) as ShapeGF uses it:
   an MLP generator (Gaussian noise -> code, ReLU) and an MLP critic (code -> score, LeakyReLU

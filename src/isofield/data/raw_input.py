@@ -1,4 +1,4 @@
-"""Raw data for the sign-agnostic and divergence-guided methods (SAL, SALD, DiGS).
+"""Raw data for the sign-agnostic and divergence-guided methods (SAL, SALD, DiGS, sald-vae).
 
 Raw data is what scanners and modelling tools give: points without (reliable) normals, or a
 triangle soup — faces in any order, some flipped or duplicated, with holes. Nothing here uses
@@ -26,8 +26,7 @@ from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.surfels import SurfelDistance
-from isofield.geometry.sampling import sample_surface
-from isofield.methods.igr import neighbour_distances
+from isofield.geometry.sampling import neighbour_distances, sample_surface
 
 MIN_POINTS = 16
 """fewer distinct input points cannot describe a surface"""
@@ -42,7 +41,7 @@ class RawInput:
         triangles: (T, 3, 3) float32 corners of a triangle soup, or None for a point cloud.
         normalization: the canonical frame (``x_user = x * scale + center``).
         description: one line about what was read.
-        notes: one-line notes for the user about the input (as :class:`isofield.methods.base.PreparedInput`'s).
+        notes: one-line notes for the user about the input.
     """
 
     points: np.ndarray

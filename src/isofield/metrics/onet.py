@@ -24,7 +24,8 @@ Per shape (:func:`onet_mesh_metrics`), as in ONet's and ConvONet's ``MeshEvaluat
   isofield counts a point strictly closer than tau, ConvONet at most tau: the two differ only on
   exact ties.
 
-Every distance comes from one nearest-neighbour matching (:func:`isofield.metrics.nearest_neighbours`).
+Every distance comes from one nearest-neighbour matching
+(:func:`isofield.metrics.surface.nearest_neighbours`).
 An empty mesh (no faces, or zero area) follows ONet: IoU 0; the surface metrics are None with a
 reason in ``skipped`` (ONet's code stores sentinels there instead: sqrt(3) for the distances and
 -1 for the normals, which its means then average in).
@@ -48,7 +49,7 @@ from isofield.errors import InputError
 from isofield.files import atomic_path
 from isofield.geometry.groundtruth import MeshDistance, as_query_points
 from isofield.geometry.sampling import sample_surface
-from isofield.metrics import nearest_neighbours
+from isofield.metrics.surface import nearest_neighbours
 
 PROTOCOL_NAME = "onet"
 FRAME = "unit cube [-0.5, 0.5]^3 (the shape's bounding box fitted into it)"
@@ -93,8 +94,9 @@ def onet_mesh_metrics(
         ref_points: (M, 3) reference surface points; ref_normals: (M, 3) their normals.
         iou_points: (K, 3) volume points; iou_labels: (K,) bool (or 0/1), True inside the shape.
         n_points: area-weighted samples drawn on the mesh.
-        seed: seed of those samples (the stream :func:`isofield.metrics.evaluate_mesh_against_points`
-            draws for the same seed).
+        seed: seed of those samples (the stream
+            :func:`isofield.metrics.surface.evaluate_mesh_against_points` draws for the same
+            seed).
         tau: F-score threshold in unit-cube units.
 
     Returns:

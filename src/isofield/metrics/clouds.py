@@ -5,11 +5,13 @@ which reuses that code) compare point clouds a (N, 3) and b (M, 3) with
 
 - ``CD(a, b) = mean_i min_j |a_i - b_j|^2 + mean_j min_i |b_j - a_i|^2``: the SUM of the two
   one-sided means of SQUARED Euclidean distances, in squared input units; the same number as
-  :func:`isofield.metrics.chamfer_deepsdf`. Auto-encoding tables print it x10^4.
+  :func:`isofield.metrics.surface.chamfer_deepsdf`. Auto-encoding tables print it x10^4.
 - ``EMD(a, b) = min over bijections pi of mean_i |a_i - b_pi(i)|``: the mean matched EUCLIDEAN
   distance of the optimal bijection between equal-size sets, in input units; printed x10^2.
-  Exact by ``scipy.optimize.linear_sum_assignment`` (:func:`isofield.metrics.earth_movers_distance`)
-  or approximated by log-domain Sinkhorn in torch (:func:`sinkhorn_emd`).
+  Exact by ``scipy.optimize.linear_sum_assignment``
+  (:func:`isofield.metrics.surface.earth_movers_distance`) or approximated by log-domain
+  Sinkhorn in torch (:func:`sinkhorn_emd`; the one part of the metrics that imports torch, when
+  it runs).
 
 A generated set S_g (G clouds) is compared with a reference set S_r (R clouds) through the
 (G, R), (G, G) and (R, R) matrices of one of these distances D:
@@ -32,23 +34,23 @@ labels its scaling (CD x10^4, EMD x10^2, COV and 1-NNA in %); the result dicts h
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import sys
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
 from isofield.errors import InputError
-from isofield.metrics import (
+from isofield.metrics.checks import checked_count, checked_pair, checked_points, checked_positive
+from isofield.metrics.surface import (
     EMD_POINTS,
-    _checked_count,
-    _checked_pair,
-    _checked_points,
-    _checked_positive,
-    _random_subset,
     chamfer_deepsdf,
     earth_movers_distance,
+    random_subset,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 CD_SCALE = 1e4
 EMD_SCALE = 1e2
@@ -73,7 +75,7 @@ def chamfer_distance(a: np.ndarray, b: np.ndarray) -> float:
     """PointFlow's CD between a (N, D) and b (M, D): the sum of the two one-sided mean squares.
 
     ``mean_i min_j |a_i - b_j|^2 + mean_j min_i |b_j - a_i|^2`` in squared input units (papers
-    print it x10^4); the same number as :func:`isofield.metrics.chamfer_deepsdf`.
+    print it x10^4); the same number as :func:`isofield.metrics.surface.chamfer_deepsdf`.
     """
     return chamfer_deepsdf(a, b)
 
@@ -90,11 +92,11 @@ def emd(
     """PointFlow's EMD between a (N, D) and b (M, D): mean matched distance, input units.
 
     Both clouds are cut to ``n = min(points, N, M)`` points as in
-    :func:`isofield.metrics.earth_movers_distance` (seeded subsets, a cloud of n points is used
-    whole), then matched exactly (``method="exact"``) or by :func:`sinkhorn_emd`
+    :func:`isofield.metrics.surface.earth_movers_distance` (seeded subsets, a cloud of n points
+    is used whole), then matched exactly (``method="exact"``) or by :func:`sinkhorn_emd`
     (``method="sinkhorn"``, with ``epsilon`` and ``iterations``). Papers print it x10^2.
     """
-    points_a, points_b = _checked_pair(a, b)
+    points_a, points_b = checked_pair(a, b)
     matrix = pairwise_emd([points_a], [points_b], points, method, seed, epsilon, iterations)
     return float(matrix[0, 0])
 
@@ -148,6 +150,8 @@ def sinkhorn_emd(
 
 def _checked_cost_matrices(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(P, n, n) Euclidean distances between matching clouds of a and b, both (P, n, D)."""
+    import torch  # only the Sinkhorn solver needs torch: the other metrics import without it
+
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
         raise InputError("sinkhorn_emd: a and b must be torch tensors of shape (P, n, D)")
     if a.ndim != 3 or a.shape != b.shape or 0 in a.shape[:2] or a.shape[2] not in (2, 3):
@@ -162,8 +166,8 @@ def _checked_cost_matrices(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _epsilon_schedule(largest_cost: float, epsilon: float, iterations: int) -> list[float]:
     """Geometric decay from ``largest_cost`` to ``epsilon`` over the first half, then constant."""
-    epsilon = _checked_positive(epsilon, "Sinkhorn epsilon")
-    iterations = _checked_count(iterations, "Sinkhorn iterations")
+    epsilon = checked_positive(epsilon, "Sinkhorn epsilon")
+    iterations = checked_count(iterations, "Sinkhorn iterations")
     start = max(largest_cost, epsilon)
     decay_steps = max(1, iterations // 2)
     return [
@@ -237,8 +241,8 @@ def pairwise_emd(
         clouds_b: B clouds likewise; None means clouds_a again (only the pairs i < j are solved,
             the matrix is symmetric with a zero diagonal).
         points: every cloud is cut once to the same ``n = min(points, smallest cloud)`` points
-            (``isofield.metrics`` subsets, drawn with ``seed``), so all entries compare at one n;
-            each entry equals ``earth_movers_distance(a_i, b_j, count=n, seed=seed)``.
+            (:func:`isofield.metrics.surface.random_subset`, drawn with ``seed``), so all
+            entries compare at one n; each entry equals ``earth_movers_distance(a_i, b_j, count=n, seed=seed)``.
         method: "exact" (one assignment per pair; 4-6 ms at n = 256, 20-40 ms at 512,
             0.17-0.19 s at 1024, 1.4-1.5 s at 2048 on this project's loaded 2-core machine) or
             "sinkhorn"
@@ -251,9 +255,9 @@ def pairwise_emd(
     _checked_method(method)
     a = _checked_clouds(clouds_a, "clouds_a")
     b = a if clouds_b is None else _checked_clouds(clouds_b, "clouds_b", a[0].shape[1])
-    n = min(_checked_count(points, "EMD points"), *(len(cloud) for cloud in a + b))
-    subsets_a = [_random_subset(cloud, n, seed) for cloud in a]
-    subsets_b = subsets_a if clouds_b is None else [_random_subset(cloud, n, seed) for cloud in b]
+    n = min(checked_count(points, "EMD points"), *(len(cloud) for cloud in a + b))
+    subsets_a = [random_subset(cloud, n, seed) for cloud in a]
+    subsets_b = subsets_a if clouds_b is None else [random_subset(cloud, n, seed) for cloud in b]
     pairs = _pairs(len(a), len(b), symmetric=clouds_b is None)
     if method == "exact":
         values = [earth_movers_distance(subsets_a[i], subsets_b[j], n, seed) for i, j in pairs]
@@ -289,6 +293,8 @@ def _sinkhorn_per_pair(
     On a CPU one pair per call was 15-40% faster per pair than batches of 4-64 pairs at
     n = 256-1024 (the batch's cost matrices fall out of cache).
     """
+    import torch
+
     tensors_a = [torch.from_numpy(subset.astype(np.float32))[None] for subset in subsets_a]
     tensors_b = [torch.from_numpy(subset.astype(np.float32))[None] for subset in subsets_b]
     return [
@@ -298,13 +304,13 @@ def _sinkhorn_per_pair(
 
 def _checked_clouds(clouds: Clouds, name: str, dimension: int | None = None) -> list[np.ndarray]:
     """A non-empty list of finite (N_i, D) float64 clouds of one D (``dimension`` if given)."""
-    is_array = isinstance(clouds, (np.ndarray, torch.Tensor))
+    is_array = isinstance(clouds, np.ndarray) or _is_tensor(clouds)
     if (is_array and clouds.ndim != 3) or not (is_array or isinstance(clouds, Sequence)):
         raise InputError(
             f"{name}: expected a set of clouds, an array (K, N, 3) or a list of (N, 3) arrays, "
             f"got {f'shape {tuple(clouds.shape)}' if is_array else type(clouds).__name__}"
         )
-    checked = [_checked_points(cloud, f"{name}[{k}]") for k, cloud in enumerate(clouds)]
+    checked = [checked_points(cloud, f"{name}[{k}]") for k, cloud in enumerate(clouds)]
     if not checked:
         raise InputError(f"{name}: the set of clouds is empty")
     dimensions = sorted({cloud.shape[1] for cloud in checked})
@@ -315,6 +321,13 @@ def _checked_clouds(clouds: Clouds, name: str, dimension: int | None = None) -> 
     if dimension is not None and dimensions[0] != dimension:
         raise InputError(f"{name}: {dimensions[0]}-D clouds, but the other set is {dimension}-D")
     return checked
+
+
+def _is_tensor(value: object) -> bool:
+    """True for a torch tensor; torch is not imported for the check (without torch loaded,
+    nothing is a tensor)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 # ---------------------------------------------------------------- generation metrics
@@ -378,7 +391,7 @@ def balanced_one_nna(
     G == R this is ``(one_nna(d_gg, d_rr, d_gr), 0.0)``. Matrix shapes as in :func:`one_nna`.
     """
     d_gg, d_rr, d_gr = _checked_matrices(d_gg, d_rr, d_gr)
-    repeats = _checked_count(repeats, "1-NNA repeats")
+    repeats = checked_count(repeats, "1-NNA repeats")
     count_g, count_r = d_gr.shape
     if count_g == count_r:
         return _one_nna(d_gg, d_rr, d_gr), 0.0
@@ -458,10 +471,10 @@ def generation_metrics(
     if unknown or not distances:
         raise InputError(f"distances: expected some of {', '.join(DISTANCES)}, got {distances!r}")
     _checked_method(emd_method)
-    _checked_count(repeats, "1-NNA repeats")
+    checked_count(repeats, "1-NNA repeats")
     gen = _checked_clouds(generated, "generated")
     ref = _checked_clouds(reference, "reference", gen[0].shape[1])
-    n = min(_checked_count(emd_points, "emd_points"), *(len(cloud) for cloud in gen + ref))
+    n = min(checked_count(emd_points, "emd_points"), *(len(cloud) for cloud in gen + ref))
     result = {
         "generated_clouds": len(gen),
         "reference_clouds": len(ref),
