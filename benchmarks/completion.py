@@ -50,10 +50,10 @@ from isofield.geometry.normalization import Normalization
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import depth_scan
 from isofield.metrics.surface import chamfer_l1
-from isofield.shapespace import load_shape_space, train_shape_space
-from isofield.shapespace.inference import FittedCode, complete_code, mesh_fit, reconstruct_code
-from isofield.shapespace.outputs import source_meshes
-from isofield.shapespace.space import ShapeSpace
+from isofield.deepsdf import load_shape_space, train_shape_space
+from isofield.deepsdf.inference import FittedCode, complete_code, mesh_fit, reconstruct_code
+from isofield.deepsdf.outputs import source_meshes
+from isofield.deepsdf.space import ShapeSpace
 
 GOAL_SECONDS = 10.0
 EVALUATION_POINTS = 30_000

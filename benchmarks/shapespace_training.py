@@ -4,7 +4,7 @@ For each decoder preset (``cpu``: 4x128 ReLU with codes of 64; ``paper``: DeepSD
 codes of 256) and device (the CPU, and CUDA where available), two numbers:
 
 - ``isofield``: the real training step, the :class:`~isofield.train.loop.Trainer` running an
-  :class:`~isofield.shapespace.autodecoder.AutoDecoderTask` (draw B shapes and S samples of each
+  :class:`~isofield.deepsdf.autodecoder.AutoDecoderTask` (draw B shapes and S samples of each
   from the in-memory samples, look up the codes, forward, clamped L1 + code prior, backward, Adam
   on both parameter groups, loss logging every 10 steps);
 - ``compute only``, the baseline measured in the same run: the same decoder's forward, backward
@@ -39,9 +39,9 @@ import torch
 
 from isofield.losses import clamped_l1
 from isofield.nn import build_field
-from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.config import resolve_config
-from isofield.shapespace.samples import ShapeSamples
+from isofield.deepsdf.autodecoder import AutoDecoderTask, make_codes
+from isofield.deepsdf.config import resolve_config
+from isofield.deepsdf.samples import ShapeSamples
 from isofield.train.loop import Trainer
 
 WARMUP_STEPS = 5

@@ -166,7 +166,7 @@ def test_resuming_a_finished_run_says_so_and_redoes_nothing(capsys, tmp_path, sd
     before = snapshot(tmp_path)
     code, out, err = run_cli(capsys, "fit", "--resume", run, "-q")
     assert (code, err) == (0, "")
-    assert out == (f"{run} already finished at step 2 (of 2); "
+    assert out == (f"{run} already finished at step 2 (of 2 steps); "
                    f"give a larger --steps or --time-budget to train on\n")
     assert snapshot(tmp_path) == before
     # A larger limit trains on.

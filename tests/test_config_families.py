@@ -24,8 +24,8 @@ from isofield.occupancy import load_occupancy_model, train_occupancy_network
 from isofield.occupancy.config import resolve_config as resolve_occupancy
 from isofield.shapegf import load_gradient_field, train_gradient_field
 from isofield.shapegf.config import resolve_config as resolve_shapegf
-from isofield.shapespace import load_shape_space, train_shape_space
-from isofield.shapespace.config import resolve_config as resolve_deepsdf
+from isofield.deepsdf import load_shape_space, train_shape_space
+from isofield.deepsdf.config import resolve_config as resolve_deepsdf
 from isofield.train import settings
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log

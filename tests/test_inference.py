@@ -26,15 +26,15 @@ from isofield.geometry.scan import ScanCamera, depth_scan
 from isofield.geometry.shapes import Box
 from isofield.metrics.summary import summarise
 from isofield.metrics.surface import chamfer_l1
-from isofield.shapespace import load_shape_space, train_shape_space
-from isofield.shapespace.evaluate import (
+from isofield.deepsdf import load_shape_space, train_shape_space
+from isofield.deepsdf.evaluate import (
     METRICS,
     evaluate_split,
     render_rows,
     scan_mesh,
     write_interpolation,
 )
-from isofield.shapespace.inference import (
+from isofield.deepsdf.inference import (
     SPACE_UP,
     CompletionWeights,
     candidate_poses,

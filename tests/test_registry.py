@@ -32,7 +32,7 @@ from isofield.methods import method_names
 from isofield.registry import FAMILIES, TRAIN_VERBS, family_named, refuse_unused
 from isofield.runs import open_run
 from isofield.shapegf import train_gradient_field
-from isofield.shapespace import train_shape_space
+from isofield.deepsdf import train_shape_space
 from test_cli import _in_tmp_path, run_cli  # noqa: F401 (an autouse fixture)
 from test_occupancy import RADII, TEST_RADIUS, _config, _sphere_shape
 
@@ -140,7 +140,7 @@ def test_the_table_names_every_method_once_and_matches_the_hooks():
 
 def test_the_table_and_open_run_import_no_torch():
     code = ("import sys, isofield.registry, isofield.runs, isofield.evaluation; "
-            "print(sorted(m for m in ('torch', 'isofield.fitting', 'isofield.shapespace') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'isofield.fitting', 'isofield.deepsdf') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -360,3 +360,46 @@ def test_train_starts_only_families_trained_from_a_config(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "odd.yaml")
     assert code == 2 and err.startswith("isofield: error: odd.yaml: method: unknown method 'nerf' (known: igr,")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.yaml", "odd.yaml"]
+
+
+# --------------------------------------------------------------------------------------------
+# resuming runs of the families trained from a config
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["deepsdf", "occupancy", "shapegf"])
+def test_resuming_a_finished_run_says_so_and_writes_nothing(runs, capsys, family):
+    from test_cli import snapshot
+
+    before = snapshot(runs[family])
+    code, out, err = run_cli(capsys, "train", "--resume", runs[family])
+    assert (code, err) == (0, "")
+    assert out == (f"{runs[family]} already finished at step {STEPS} (of {STEPS} steps); "
+                   "give a larger --steps or --time-budget to train on\n")
+    assert snapshot(runs[family]) == before
+
+
+def test_a_resumed_run_takes_new_limits_and_device_and_refuses_another_folder(runs, capsys, tmp_path):
+    run = tmp_path / "deepsdf"
+    shutil.copytree(runs["deepsdf"], run)
+    code, out, err = run_cli(capsys, "train", "--resume", run, "-o", tmp_path / "elsewhere")
+    assert (code, out) == (2, "")
+    assert err == (f"isofield: error: -o {tmp_path / 'elsewhere'}: a resumed run stays in {run} "
+                   "(leave -o out)\n")
+    assert not (tmp_path / "elsewhere").exists()
+    assert yaml.safe_load((run / "config.yaml").read_text())["device"] == "auto"
+    code, out, err = run_cli(capsys, "train", "--resume", run, "--steps", STEPS + 2, "--device", "cpu", "-q")
+    assert code == 0, err
+    assert out.startswith(f"{run}: finished after {STEPS + 2} steps")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert (config["device"], config["train"]["steps"]) == ("cpu", STEPS + 2)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_new_run_on_a_missing_device_is_refused_before_anything_is_written(chairs, capsys, tmp_path):
+    config = tmp_path / "space.yaml"
+    config.write_text(yaml.safe_dump({"data": str(chairs), "preset": "cpu", "train": {"steps": 2}}))
+    code, out, err = run_cli(capsys, "train", config, "--device", "cuda", "-o", tmp_path / "run")
+    assert (code, out) == (2, "")
+    assert err == "isofield: error: device 'cuda' asked for, but CUDA is not available here\n"
+    assert not (tmp_path / "run").exists()

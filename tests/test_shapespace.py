@@ -21,11 +21,11 @@ from isofield.geometry.io import read_mesh
 from isofield.losses import clamped_l1
 from isofield.metrics.surface import evaluate_meshes
 from isofield.nn import build_field
-from isofield.shapespace import load_shape_space, resolve_config, resume_shape_space, train_shape_space
-from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.history import read_code_history
-from isofield.shapespace.outputs import principal_components, source_meshes
-from isofield.shapespace.samples import ShapeSamples, balanced_subset, load_training_samples
+from isofield.deepsdf import load_shape_space, resolve_config, resume_shape_space, train_shape_space
+from isofield.deepsdf.autodecoder import AutoDecoderTask, make_codes
+from isofield.deepsdf.history import read_code_history
+from isofield.deepsdf.outputs import principal_components, source_meshes
+from isofield.deepsdf.samples import ShapeSamples, balanced_subset, load_training_samples
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log
 from isofield.train.schedules import StepDecay, StepInfo

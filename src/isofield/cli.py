@@ -412,11 +412,13 @@ def _train_shape_space(args: argparse.Namespace):
     if args.resume:
         if args.config:
             raise InputError("give either CONFIG or --resume RUN_DIR, not both")
-        return resume_run(args.resume, steps=args.steps, time_budget=args.time_budget,
+        if args.output:
+            raise InputError(f"-o {args.output}: a resumed run stays in {args.resume} (leave -o out)")
+        return resume_run(args.resume, steps=args.steps, time_budget=args.time_budget, device=args.device,
                           exit_after=args.exit_after, progress=not args.quiet)
     if not args.config:
         raise InputError("give a CONFIG file (YAML), or --resume RUN_DIR")
-    overrides: dict = {}
+    overrides: dict = {"device": args.device} if args.device else {}
     if args.steps is not None or args.time_budget is not None:
         overrides["train"] = {key: value for key, value in
                               (("steps", args.steps), ("time_budget", args.time_budget))
@@ -427,8 +429,12 @@ def _train_shape_space(args: argparse.Namespace):
 
 
 def _print_training(result) -> None:
+    from isofield.runs import ALREADY_FINISHED, describe_finished
     from isofield.train.loop import describe_stop
 
+    if result.reason == ALREADY_FINISHED:
+        print(describe_finished(result))
+        return
     print(f"{result.run_dir}: {describe_stop(result.reason, result.step, result.elapsed, result.progress)}")
     if result.reason in ("exit-after", "interrupted"):
         _stopped_early("train", result)
@@ -553,7 +559,7 @@ def _upsample(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from isofield.fitting import fit, resume
     from isofield.fitting.family import normals_option
-    from isofield.fitting.fit import ALREADY_FINISHED, describe_finished
+    from isofield.runs import ALREADY_FINISHED, describe_finished
 
     if args.resume:
         if args.input:
@@ -803,6 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, help="seconds of training")
     p.add_argument("--exit-after", type=float, help="checkpoint and exit (code 0) after this many seconds; "
                    "resume later with --resume")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's device); with --resume, "
+                   "the device to continue on")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

@@ -6,7 +6,7 @@ A *family* is a kind of run directory with its own config, training and verbs:
 family   ``method`` values in its ``config.yaml``     hook module (``HOOKS``)
 ======== ============================================ ===================================
 fit      igr, sdf, sal, sald, digs (``isofield fit``) ``isofield.fitting.family``
-deepsdf  deepsdf (``isofield train``)                 ``isofield.shapespace.family``
+deepsdf  deepsdf (``isofield train``)                 ``isofield.deepsdf.family``
 occupancy onet, convonet, sald-vae                    ``isofield.occupancy.family``
 shapegf  shapegf                                      ``isofield.shapegf.family``
 ======== ============================================ ===================================
@@ -140,7 +140,7 @@ FAMILIES: tuple[Family, ...] = (
         name="deepsdf",
         methods=("deepsdf",),
         markers=("shapes.json",),
-        hooks_module="isofield.shapespace.family",
+        hooks_module="isofield.deepsdf.family",
         verbs=("train", "evaluate", "complete", "reconstruct", "interpolate"),
         protocols=("reconstruct", "complete"),
         hints={

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from isofield.config import load_yaml
 from isofield.errors import InputError
@@ -96,8 +96,59 @@ def train_run(config: str | Path | Mapping[str, Any], output: str | Path, **opti
     return family.hooks().train(config, output, **options)
 
 
-def resume_run(path: str | Path, **options: Any) -> Any:
-    """Continue the run in ``path`` from its latest checkpoint (``options``: ``steps``,
-    ``time_budget``, ``exit_after``, ``progress``); a fit is refused (``isofield fit --resume``)."""
+def resume_run(path: str | Path, *, steps: int | None = None, time_budget: float | None = None,
+               **options: Any) -> Any:
+    """Continue the run in ``path`` from its latest checkpoint (``steps`` / ``time_budget``
+    replace its limits; ``options``: ``device``, ``exit_after``, ``progress``); a fit is refused
+    (``isofield fit --resume``). A run that already reached its limits, resumed without new
+    ones, is neither trained nor finished again: the result is a :class:`FinishedRun`."""
     run = open_run(path).require("train")
-    return run.hooks.resume(run.root, **options)
+    if steps is None and time_budget is None:
+        finished = _finished(run)
+        if finished is not None:
+            return finished
+    return run.hooks.resume(run.root, steps=steps, time_budget=time_budget, **options)
+
+
+ALREADY_FINISHED = "already-finished"
+"""The reason of a resumed run that had already reached its limits: nothing was trained."""
+
+
+class FinishedRun(NamedTuple):
+    """A run that had reached its limits when it was resumed (its latest checkpoint's step,
+    seconds of training and schedule progress)."""
+
+    run_dir: Path
+    step: int
+    elapsed: float
+    progress: float
+    reason: str = ALREADY_FINISHED
+
+
+def _finished(run: Run) -> FinishedRun | None:
+    """The run's :class:`FinishedRun` when its latest checkpoint reached the end of its
+    schedule, else None (no checkpoint yet, or stopped before its end)."""
+    from isofield.train.checkpoint import load_checkpoint
+    from isofield.train.rundir import RunDirectory
+
+    path = RunDirectory(run.root).checkpoint_path
+    if not path.is_file():
+        return None
+    checkpoint = load_checkpoint(path)
+    if checkpoint.progress < 1:
+        return None
+    return FinishedRun(run.root, checkpoint.step, checkpoint.elapsed, checkpoint.progress)
+
+
+def describe_finished(result: Any) -> str:
+    """``RUN already finished at step N (of 500 steps, 102 s of 120 s); ...``: what resuming a
+    finished run says (``result``: a run directory's training result, reason
+    :data:`ALREADY_FINISHED`)."""
+    train = open_run(result.run_dir).config.get("train") or {}
+    limits = []
+    if train.get("steps") is not None:
+        limits.append(f"of {train['steps']} {train.get('unit', 'steps')}")
+    if train.get("time_budget") is not None:
+        limits.append(f"{result.elapsed:.0f} s of {train['time_budget']:g} s")
+    return (f"{result.run_dir} already finished at step {result.step} ({', '.join(limits)}); "
+            f"give a larger --steps or --time-budget to train on")

@@ -27,15 +27,12 @@ from isofield.methods import get_method
 from isofield.geometry.normalization import Normalization
 from isofield.methods.base import PreparedInput
 from isofield.nn import build_field
+from isofield.runs import ALREADY_FINISHED
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.distributed import resolve_device
 from isofield.train.loop import StopReason, Trainer, TrainResult
 from isofield.train.schedules import run_progress
 from isofield.train.settings import build_trainer
-
-
-ALREADY_FINISHED = "already-finished"
-"""The reason of a resumed run that had already reached its limits (nothing was trained)."""
 
 
 @dataclass(frozen=True)
@@ -162,18 +159,6 @@ def resume(
     trainer = _before_training(run, config, prepared, exit_after, progress)
     run.save_config(config)
     return _train_and_finish(run, config, prepared, trainer, found)
-
-
-def describe_finished(result: FitResult) -> str:
-    """``RUN already finished at step N (of N); ...``: what resuming a finished run says."""
-    config = RunDir.open(result.run_dir).load_config()
-    limits = []
-    if config.train.steps is not None:
-        limits.append(f"of {config.train.steps}")
-    if config.train.time_budget is not None:
-        limits.append(f"{result.elapsed:.0f} s of {config.train.time_budget:g} s")
-    return (f"{result.run_dir} already finished at step {result.step} ({', '.join(limits)}); "
-            f"give a larger --steps or --time-budget to train on")
 
 
 def fit_points(points: np.ndarray, run_dir: str | Path, *, method: str = "sald",

@@ -63,18 +63,19 @@ def train_occupancy_network(config: str | Path | Mapping[str, Any], output: str 
 
 
 def resume_occupancy_network(run_dir: str | Path, *, steps: int | None = None,
-                             time_budget: float | None = None, exit_after: float | None = None,
+                             time_budget: float | None = None,
+                             device: str | None = None, exit_after: float | None = None,
                              progress: bool = True) -> TrainingOutcome:
     """Continue a run from its latest checkpoint; ``steps`` and ``time_budget`` replace its
-    limits when given."""
+    limits, and ``device`` its device, when given."""
     run = OccupancyRun.open(run_dir)
     config = run.load_config()
-    device = join_process_group(config.device)
-    config = run.config_with_limits(config, steps, time_budget, resolve_config)
+    target = join_process_group(device or config.device)
+    config = run.config_with_limits(config, steps, time_budget, resolve_config, device)
     data_dir, records = run.load_shapes()
     shapes = load_shapes(OccupancyDataDir(data_dir), [record.ref for record in records], config.input,
                          config.seed, pool_spec(config))
-    return _train_and_finish(run, config, data_dir, records, shapes, device, exit_after, progress)
+    return _train_and_finish(run, config, data_dir, records, shapes, target, exit_after, progress)
 
 
 def pool_spec(config: OccupancyConfig) -> PoolSpec | None:

@@ -56,18 +56,19 @@ def train_gradient_field(config: str | Path | Mapping[str, Any], output: str | P
 
 
 def resume_gradient_field(run_dir: str | Path, *, steps: int | None = None,
-                          time_budget: float | None = None, exit_after: float | None = None,
+                          time_budget: float | None = None,
+                          device: str | None = None, exit_after: float | None = None,
                           progress: bool = True) -> TrainingOutcome:
     """Continue a run from its latest checkpoint; ``steps`` and ``time_budget`` replace its
-    limits when given."""
+    limits, and ``device`` its device, when given."""
     run = ShapeGFRun.open(run_dir)
     config = run.load_config()
-    device = join_process_group(config.device)
-    config = run.config_with_limits(config, steps, time_budget, resolve_config)
+    target = join_process_group(device or config.device)
+    config = run.config_with_limits(config, steps, time_budget, resolve_config, device)
     data_dir, shapes = run.load_shapes()
     clouds, _ = load_clouds(DeepSDFDataDir(data_dir), [s.ref for s in shapes],
                             config.points_per_shape, config.seed)
-    return _train_and_finish(run, config, data_dir, shapes, clouds, device, exit_after, progress)
+    return _train_and_finish(run, config, data_dir, shapes, clouds, target, exit_after, progress)
 
 
 def _train_and_finish(run: ShapeGFRun, config: ShapeGFConfig, data_dir: Path,

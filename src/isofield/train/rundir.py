@@ -84,12 +84,13 @@ class RunDirectory:
         return from_dict(self.config_type, load_yaml(self.config_path), str(self.config_path))
 
     def config_with_limits(self, config: Any, steps: int | None, time_budget: float | None,
-                           resolve: Callable[[list[dict]], Any]) -> Any:
-        """``config`` with ``train.steps`` / ``train.time_budget`` replaced where given,
-        re-validated by ``resolve`` (a list of config layers -> config) and saved by the main
-        process; ``config`` itself when neither is given."""
-        if steps is None and time_budget is None:
+                           resolve: Callable[[list[dict]], Any], device: str | None = None) -> Any:
+        """``config`` with ``train.steps`` / ``train.time_budget`` (and ``device``) replaced
+        where given, re-validated by ``resolve`` (a list of config layers -> config) and saved by
+        the main process; ``config`` itself when none is given."""
+        if steps is None and time_budget is None and device is None:
             return config
+        config.device = device if device is not None else config.device
         config.train.steps = steps if steps is not None else config.train.steps
         config.train.time_budget = time_budget if time_budget is not None else config.train.time_budget
         config = resolve([to_dict(config)])

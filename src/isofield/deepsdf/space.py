@@ -20,8 +20,8 @@ from isofield.extract.api import ExtractionStats, extract_mesh
 from isofield.geometry.normalization import Normalization
 from isofield.nn import as_numpy_field, build_field
 from isofield.nn.field import NumpyField
-from isofield.shapespace.config import ShapeSpaceConfig
-from isofield.shapespace.rundir import ShapeSpaceRun
+from isofield.deepsdf.config import ShapeSpaceConfig
+from isofield.deepsdf.rundir import ShapeSpaceRun
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.shapes import TrainingShape
 

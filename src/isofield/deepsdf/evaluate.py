@@ -6,11 +6,11 @@ its ground truth, and, for completion, with the nearest training shape.
 
 Per test shape (from the data directory of the run, or another one):
 
-- ``reconstruct``: :func:`~isofield.shapespace.inference.reconstruct_code` from the shape's SDF
+- ``reconstruct``: :func:`~isofield.deepsdf.inference.reconstruct_code` from the shape's SDF
   samples (DeepSDF's protocol), meshed in the frame stored with them.
 - ``complete``: a virtual depth scan of the shape's source mesh from ``camera``
   (:func:`~isofield.geometry.scan.depth_scan`), optionally with free-space samples on its rays,
-  then :func:`~isofield.shapespace.inference.complete_fit` in the test shape's stored frame (as
+  then :func:`~isofield.deepsdf.inference.complete_fit` in the test shape's stored frame (as
   DeepSDF's shape-completion experiment: the frame of the complete shape is given), in the
   dataset's orientation unless ``rotations`` > 1 asks for the search about the up axis; each
   row records the angle chosen (``rotation_degrees``).
@@ -70,9 +70,9 @@ from isofield.metrics.surface import (
     evaluate_mesh_against_points,
     evaluate_meshes,
 )
-from isofield.shapespace.inference import Pose, complete_fit, interpolate, mesh_fit, reconstruct_code
-from isofield.shapespace.outputs import source_meshes
-from isofield.shapespace.space import ShapeSpace, load_shape_space
+from isofield.deepsdf.inference import Pose, complete_fit, interpolate, mesh_fit, reconstruct_code
+from isofield.deepsdf.outputs import source_meshes
+from isofield.deepsdf.space import ShapeSpace, load_shape_space
 from isofield.train.shapes import TrainingShape
 from isofield.viz.render import render_mesh, tile_images, write_png
 

@@ -1,16 +1,16 @@
 """Learn a shape space: DeepSDF's auto-decoder (a decoder f(x, z) and one code per shape)."""
 
-from isofield.shapespace.config import PRESETS, ShapeSpaceConfig, resolve_config
-from isofield.shapespace.evaluate import evaluate_split, write_interpolation
-from isofield.shapespace.inference import (
+from isofield.deepsdf.config import PRESETS, ShapeSpaceConfig, resolve_config
+from isofield.deepsdf.evaluate import evaluate_split, write_interpolation
+from isofield.deepsdf.inference import (
     complete,
     interpolate,
     load_samples,
     reconstruct,
     training_index,
 )
-from isofield.shapespace.space import ShapeSpace, load_shape_space
-from isofield.shapespace.train import ShapeSpaceResult, resume_shape_space, train_shape_space
+from isofield.deepsdf.space import ShapeSpace, load_shape_space
+from isofield.deepsdf.train import ShapeSpaceResult, resume_shape_space, train_shape_space
 
 __all__ = ["PRESETS", "ShapeSpace", "ShapeSpaceConfig", "ShapeSpaceResult", "complete",
            "evaluate_split", "interpolate", "load_samples", "load_shape_space",

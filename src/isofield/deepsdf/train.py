@@ -1,6 +1,6 @@
 """Learn a shape space: config -> run directory -> decoder + one code per shape -> pictures, report.
 
-    >>> from isofield.shapespace import train_shape_space, load_shape_space
+    >>> from isofield.deepsdf import train_shape_space, load_shape_space
     >>> result = train_shape_space("chairs.yaml", "runs/chairs")     # method: deepsdf
     >>> space = load_shape_space(result.run_dir)
 
@@ -32,13 +32,13 @@ import torch
 from isofield.config import load_yaml
 from isofield.data.datasets import DeepSDFDataDir, ShapeRef
 from isofield.nn import build_field
-from isofield.shapespace.autodecoder import AutoDecoderTask, make_codes
-from isofield.shapespace.config import ShapeSpaceConfig, resolve_config
-from isofield.shapespace.history import CodeHistoryRecorder
-from isofield.shapespace.outputs import write_final_outputs, write_progress
-from isofield.shapespace.rundir import ShapeSpaceRun
-from isofield.shapespace.samples import ShapeSamples, load_training_samples
-from isofield.shapespace.space import ShapeSpace
+from isofield.deepsdf.autodecoder import AutoDecoderTask, make_codes
+from isofield.deepsdf.config import ShapeSpaceConfig, resolve_config
+from isofield.deepsdf.history import CodeHistoryRecorder
+from isofield.deepsdf.outputs import write_final_outputs, write_progress
+from isofield.deepsdf.rundir import ShapeSpaceRun
+from isofield.deepsdf.samples import ShapeSamples, load_training_samples
+from isofield.deepsdf.space import ShapeSpace
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.distributed import is_main_process, join_process_group, on_main_process
 from isofield.train.logging import LossLog
@@ -106,17 +106,19 @@ def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path
 
 
 def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
-                       time_budget: float | None = None, exit_after: float | None = None,
+                       time_budget: float | None = None,
+                       device: str | None = None, exit_after: float | None = None,
                        progress: bool = True) -> ShapeSpaceResult:
     """Continue a run from its latest checkpoint on the shapes recorded in its ``shapes.json``;
-    ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits when given."""
+    ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits, and
+    ``device`` its device, when given."""
     run = ShapeSpaceRun.open(run_dir)
     config = run.load_config()
-    device = join_process_group(config.device)
-    config = run.config_with_limits(config, steps, time_budget, resolve_config)
+    target = join_process_group(device or config.device)
+    config = run.config_with_limits(config, steps, time_budget, resolve_config, device)
     data_dir, shapes = run.load_shapes()
     prepared = _prepare(config, DeepSDFDataDir(data_dir), [shape.ref for shape in shapes])
-    return _train_and_finish(run, config, prepared, device, exit_after, progress)
+    return _train_and_finish(run, config, prepared, target, exit_after, progress)
 
 
 def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef]) -> _Prepared:

@@ -17,11 +17,11 @@ from isofield.geometry.normals import estimate_normals
 from isofield.geometry.scan import ScanCamera, free_space_along_rays
 from isofield.registry import FamilyHooks, refuse_unused
 from isofield.runs import Run
-from isofield.shapespace.config import PRESETS, ShapeSpaceConfig, resolve_config
-from isofield.shapespace.evaluate import EvaluationSettings, evaluate_split, write_interpolation
-from isofield.shapespace.inference import Inference, complete, load_samples, reconstruct, training_index
-from isofield.shapespace.space import load_shape_space
-from isofield.shapespace.train import resume_shape_space, train_shape_space
+from isofield.deepsdf.config import PRESETS, ShapeSpaceConfig, resolve_config
+from isofield.deepsdf.evaluate import EvaluationSettings, evaluate_split, write_interpolation
+from isofield.deepsdf.inference import Inference, complete, load_samples, reconstruct, training_index
+from isofield.deepsdf.space import load_shape_space
+from isofield.deepsdf.train import resume_shape_space, train_shape_space
 
 Guard = Callable[[Path], Path]
 """A command's output check: the path, if it may be written (else InputError)."""

@@ -10,7 +10,7 @@ started ``N(0, 0.01²)`` per component (``stat = 0.01``, also the paper's initia
 optimised by Adam for 800 steps at learning rate 5e-3, divided by 10 after half the steps, on
 8000 SDF samples per step (half with sdf > 0, half with sdf <= 0, drawn with replacement, as
 DeepSDF's ``unpack_sdf_samples_from_ram``). The objective is the one the codes were trained with
-(:mod:`~isofield.shapespace.autodecoder`): ``mean |clamp(f(x, z), δ) − clamp(s, δ)| + (1/σ²)‖z‖²``
+(:mod:`~isofield.deepsdf.autodecoder`): ``mean |clamp(f(x, z), δ) − clamp(s, δ)| + (1/σ²)‖z‖²``
 with the run's δ and σ, i.e. the code's maximum a posteriori estimate under the training prior.
 DeepSDF's script adds ``1e-4 · mean_k z_k²`` instead, L times weaker than ``1e-4 · ‖z‖²``.
 
@@ -27,7 +27,7 @@ points outside the extraction box are dropped (the decoder never saw anything th
 taken by forward differences (step :data:`DIFFERENCE_STEP`), not autograd: DeepSDF's decoder
 is a ReLU network, piecewise linear, so the autograd ∇f does not change with z within a linear
 piece and the normal and eikonal terms would give the code no gradient at all. The weights
-(:class:`CompletionWeights`) were chosen by measurement (``docs/shapespace-ablations.md``). Restarts start from codes
+(:class:`CompletionWeights`) were chosen by measurement (``docs/deepsdf-ablations.md``). Restarts start from codes
 drawn ``N(0, s²)`` with ``s`` the root-mean-square component of the trained codes (the spread of
 the training codes, so restarts try different shapes); they are optimised together (one
 batched forward pass; Adam is per coordinate, so they do not interact) for ``steps // 8``
@@ -91,8 +91,8 @@ from isofield.geometry.frames import scan_frame
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.samples import SdfSamples
 from isofield.losses import clamped_l1, eikonal_loss, normal_loss, surface_loss
-from isofield.shapespace.samples import ShapeSamples
-from isofield.shapespace.space import ShapeSpace, canonical_bounds, code_mesh
+from isofield.deepsdf.samples import ShapeSamples
+from isofield.deepsdf.space import ShapeSpace, canonical_bounds, code_mesh
 
 DEEPSDF_STEPS = 800
 DEEPSDF_LR = 5e-3
@@ -125,7 +125,7 @@ class CompletionWeights:
     """Weights of the completion loss (see the module notes); ``prior`` None: the run's 1/σ².
 
     ``margin``: free-space points are penalised where f < margin (canonical units). The
-    defaults were chosen by measurement (``docs/shapespace-ablations.md``): a weak normal term
+    defaults were chosen by measurement (``docs/deepsdf-ablations.md``): a weak normal term
     and a weaker eikonal term, since the decoder's ‖∇f‖ is not 1.
     """
 

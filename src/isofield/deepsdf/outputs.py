@@ -28,9 +28,9 @@ from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import read_mesh, write_mesh
 from isofield.geometry.raster import Camera, bounding_sphere
 from isofield.metrics.surface import evaluate_meshes
-from isofield.shapespace.history import read_code_history
-from isofield.shapespace.rundir import ShapeSpaceRun
-from isofield.shapespace.space import ShapeSpace, code_mesh
+from isofield.deepsdf.history import read_code_history
+from isofield.deepsdf.rundir import ShapeSpaceRun
+from isofield.deepsdf.space import ShapeSpace, code_mesh
 from isofield.train.loop import TrainResult
 from isofield.train.settings import steps_per_epoch
 from isofield.train.shapes import TrainingShape

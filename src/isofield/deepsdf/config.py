@@ -24,7 +24,7 @@ Code prior: isofield minimises ``mean |clamp(f(x, z_i), δ) - clamp(s, δ)| + (1
 ‖z_i‖²`` over a batch, the paper's Gaussian prior ``N(0, σ² I)`` on the codes; ``code_bound``
 caps ‖z_i‖ (DeepSDF's ``CodeBound``). Codes start as ``N(0, code_init_std²)`` per component,
 by default ``1 / sqrt(latent_dim)``. How this compares with DeepSDF's code, and how the ``cpu``
-preset was chosen: ``docs/shapespace-ablations.md``.
+preset was chosen: ``docs/deepsdf-ablations.md``.
 
 Presets (:data:`PRESETS`):
 
@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "log_every": 100, "checkpoint_every": 10000},
         "extract": {"resolution": 256, "progress_resolution": 64},
     },
-    # Sized for 2 CPU cores: 180 procedural chairs in about 30 minutes (docs/shapespace-ablations.md).
+    # Sized for 2 CPU cores: 180 procedural chairs in about 30 minutes (docs/deepsdf-ablations.md).
     "cpu": {
         "latent_dim": 64,
         "code_prior_sigma": 100.0,

@@ -23,7 +23,7 @@ from torch import nn
 
 from isofield.errors import InputError
 from isofield.losses import clamped_errors
-from isofield.shapespace.samples import ShapeSamples
+from isofield.deepsdf.samples import ShapeSamples
 from isofield.train.distributed import Shard
 from isofield.train.loop import ParamGroup
 

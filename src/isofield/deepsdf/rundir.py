@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from isofield.shapespace.config import ShapeSpaceConfig
+from isofield.deepsdf.config import ShapeSpaceConfig
 from isofield.train.shapes import ShapeSetRun
 
 
