@@ -10,9 +10,9 @@ from isofield.deepsdf.inference import (
     training_index,
 )
 from isofield.deepsdf.space import ShapeSpace, load_shape_space
-from isofield.deepsdf.train import ShapeSpaceResult, resume_shape_space, train_shape_space
+from isofield.deepsdf.train import resume_shape_space, train_shape_space
 
-__all__ = ["PRESETS", "ShapeSpace", "ShapeSpaceConfig", "ShapeSpaceResult", "complete",
+__all__ = ["PRESETS", "ShapeSpace", "ShapeSpaceConfig", "complete",
            "evaluate_split", "interpolate", "load_samples", "load_shape_space",
            "reconstruct", "resolve_config", "resume_shape_space", "train_shape_space",
            "training_index", "write_interpolation"]

@@ -286,8 +286,4 @@ def _write_report(run: ShapeSpaceRun, space: ShapeSpace, result: TrainResult,
         report.add_table("Reconstructed training shapes (user units; CD = Chamfer-L1)", rows)
     if views := view_links(run.root):
         report.add_links("Interactive 3-D views (coloured by the distance to the source mesh, where known)", views)
-    for path, caption in figures:
-        report.add_figure(path.name, caption)
-    report.add_timings(timings)
-    report.add_config(to_dict(config))
-    report.write(run.report_path)
+    report.add_closing(figures, timings, to_dict(config)).write(run.report_path)

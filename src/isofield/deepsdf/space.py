@@ -22,7 +22,6 @@ from isofield.nn import as_numpy_field, build_field
 from isofield.nn.field import NumpyField
 from isofield.deepsdf.config import ShapeSpaceConfig
 from isofield.deepsdf.rundir import ShapeSpaceRun
-from isofield.train.checkpoint import load_checkpoint
 from isofield.train.shapes import TrainingShape
 
 
@@ -102,11 +101,7 @@ def load_shape_space(run_dir: str | Path) -> ShapeSpace:
     """The decoder and codes of a run's latest checkpoint (their weight average when the run
     keeps one, ``train.ema_decay``), with its config and shapes."""
     run = ShapeSpaceRun.open(run_dir)
-    config = run.load_config()
-    data_dir, shapes = run.load_shapes()
-    if not run.has_checkpoint():
-        raise InputError(f"{run.root}: the run has no checkpoint yet")
-    checkpoint = load_checkpoint(run.checkpoint_path)
+    config, data_dir, shapes, checkpoint = run.load_trained()
     decoder = build_field(config.decoder)
     try:
         decoder.load_state_dict(checkpoint.weights_to_use("decoder"))

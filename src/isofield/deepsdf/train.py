@@ -43,33 +43,8 @@ from isofield.train.checkpoint import load_checkpoint
 from isofield.train.distributed import is_main_process, join_process_group, on_main_process
 from isofield.train.logging import LossLog
 from isofield.train.loop import StopReason, TrainResult
-from isofield.train.settings import build_trainer, step_limit, steps_per_epoch
+from isofield.train.settings import TrainingOutcome, build_trainer, step_limit, steps_per_epoch
 from isofield.train.shapes import TrainingShape
-
-
-@dataclass(frozen=True)
-class ShapeSpaceResult:
-    """Outcome of :func:`train_shape_space` / :func:`resume_shape_space`.
-
-    Attributes:
-        run_dir: the run directory.
-        reason: why training stopped ("finished", "time-budget", "exit-after", "interrupted").
-        step: steps trained in total.
-        elapsed: seconds of training in total.
-        losses: loss terms of the last step.
-        reconstructions: one row per reconstructed training shape (index, shape, and metrics
-            against its source mesh where known); empty when training was only paused.
-        progress: the fraction of the run's limit reached (below 1: stopped before the end of
-            its schedule).
-    """
-
-    run_dir: Path
-    reason: str
-    step: int
-    elapsed: float
-    losses: dict[str, float]
-    reconstructions: list[dict[str, Any]]
-    progress: float = 0.0
 
 
 @dataclass
@@ -81,7 +56,7 @@ class _Prepared:
 
 def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path, *,
                       overrides: Mapping[str, Any] | None = None,
-                      exit_after: float | None = None, progress: bool = True) -> ShapeSpaceResult:
+                      exit_after: float | None = None, progress: bool = True) -> TrainingOutcome:
     """Train a new shape space into ``output`` (which must be new or empty).
 
     Args:
@@ -108,7 +83,7 @@ def train_shape_space(config: str | Path | Mapping[str, Any], output: str | Path
 def resume_shape_space(run_dir: str | Path, *, steps: int | None = None,
                        time_budget: float | None = None,
                        device: str | None = None, exit_after: float | None = None,
-                       progress: bool = True) -> ShapeSpaceResult:
+                       progress: bool = True) -> TrainingOutcome:
     """Continue a run from its latest checkpoint on the shapes recorded in its ``shapes.json``;
     ``steps`` (in ``train.unit``) and ``time_budget`` replace the run's limits, and
     ``device`` its device, when given."""
@@ -131,7 +106,7 @@ def _prepare(config: ShapeSpaceConfig, data: DeepSDFDataDir, refs: list[ShapeRef
 
 def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _Prepared,
                       device: torch.device, exit_after: float | None,
-                      progress: bool) -> ShapeSpaceResult:
+                      progress: bool) -> TrainingOutcome:
     torch.manual_seed(config.seed)
     decoder = build_field(config.decoder).to(device)
     codes = make_codes(len(prepared.shapes), config.latent_dim, config.code_init_std,
@@ -152,8 +127,7 @@ def _train_and_finish(run: ShapeSpaceRun, config: ShapeSpaceConfig, prepared: _P
         timings = {"training": result.elapsed}
         rows = on_main_process(
             lambda: write_final_outputs(run, current_space(result.step), result, timings)) or []
-    return ShapeSpaceResult(run.root, result.reason.value, result.step, result.elapsed,
-                            dict(result.losses), rows, result.progress)
+    return TrainingOutcome.of(run.root, result, rows)
 
 
 def _train_in_chunks(run: ShapeSpaceRun, config: ShapeSpaceConfig, task: AutoDecoderTask,

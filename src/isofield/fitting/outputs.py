@@ -140,11 +140,7 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
                            f"{metrics['protocol']['n_points']} points)", _shown_metrics(metrics))
     report.add_links("Interactive 3-D view" + (" (coloured by the distance to the reference)" if metrics else ""),
                      view_links(run.root))
-    for path, caption in figures:
-        report.add_figure(path.name, caption)
-    report.add_timings(timings)
-    report.add_config(to_dict(config))
-    report.write(run.report_path)
+    report.add_closing(figures, timings, to_dict(config)).write(run.report_path)
     return metrics
 
 

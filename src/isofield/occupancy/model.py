@@ -32,7 +32,6 @@ from isofield.occupancy.config import OccupancyConfig, is_sdf, is_vae
 from isofield.occupancy.network import Condition, OccupancyNetwork, SignAgnosticVAE, build_network
 from isofield.occupancy.rundir import OccupancyRun
 from isofield.occupancy.shapes import resize_images
-from isofield.train.checkpoint import load_checkpoint
 from isofield.train.shapes import TrainingShape
 
 QUERY_CHUNK = 65_536
@@ -172,11 +171,7 @@ class OccupancyModel:
 def load_occupancy_model(run_dir: str | Path) -> OccupancyModel:
     """The network of a run's latest checkpoint (CPU, eval mode)."""
     run = OccupancyRun.open(run_dir)
-    config = run.load_config()
-    data_dir, shapes = run.load_shapes()
-    if not run.has_checkpoint():
-        raise InputError(f"{run.root}: the run has no checkpoint yet")
-    checkpoint = load_checkpoint(run.checkpoint_path)
+    config, data_dir, shapes, checkpoint = run.load_trained()
     network = build_network(config)
     try:
         network.load_state_dict(checkpoint.weights_to_use("network"))

@@ -193,8 +193,4 @@ def _write_report(run: OccupancyRun, model: OccupancyModel, result: TrainResult,
     report.add_table("Shown training shapes", rows)
     if views := view_links(run.root):
         report.add_links("Interactive 3-D views (mesh and occupied samples)", views)
-    for path, caption in figures:
-        report.add_figure(path, caption)
-    report.add_timings(timings)
-    report.add_config(to_dict(config))
-    report.write(run.report_path)
+    report.add_closing(figures, timings, to_dict(config)).write(run.report_path)

@@ -40,7 +40,6 @@ from isofield.nn.score import ScoreNetwork
 from isofield.shapegf.config import ShapeGFConfig, sigma_levels
 from isofield.shapegf.langevin import LangevinResult, ScoreFunction, annealed_langevin
 from isofield.shapegf.rundir import ShapeGFRun
-from isofield.train.checkpoint import load_checkpoint
 from isofield.train.shapes import TrainingShape
 
 
@@ -194,11 +193,7 @@ def dense_points(points: np.ndarray, neighbours: int = 8, spread: float = 3.0) -
 def load_gradient_field(run_dir: str | Path) -> GradientFieldModel:
     """The networks of a run's latest checkpoint (CPU, eval mode), and its latent model if fitted."""
     run = ShapeGFRun.open(run_dir)
-    config = run.load_config()
-    data_dir, shapes = run.load_shapes()
-    if not run.has_checkpoint():
-        raise InputError(f"{run.root}: the run has no checkpoint yet")
-    checkpoint = load_checkpoint(run.checkpoint_path)
+    config, data_dir, shapes, checkpoint = run.load_trained()
     encoder, score = build_networks(config)
     try:
         encoder.load_state_dict(checkpoint.weights_to_use("encoder"))

@@ -144,8 +144,4 @@ def _write_report(run: ShapeGFRun, model: GradientFieldModel, result: TrainResul
     report.add_table("Auto-encoded training shapes (canonical frame)", rows)
     if views := view_links(run.root):
         report.add_links("Interactive 3-D view (coloured by the distance to the training points)", views)
-    for path, caption in figures:
-        report.add_figure(path, caption)
-    report.add_timings(timings)
-    report.add_config(to_dict(config))
-    report.write(run.report_path)
+    report.add_closing(figures, timings, to_dict(config)).write(run.report_path)

@@ -236,10 +236,12 @@ def without_replaced(preset: Mapping[str, Any], layers: Mapping[str, Any],
 
 @dataclass(frozen=True)
 class TrainingOutcome:
-    """What a train / resume call of a shape-space method returns: the run directory, why
-    training stopped, steps and seconds of training in total, the last losses, the fraction of
-    the run's limit reached (below 1: stopped before the end of its schedule) and the task's
-    schedule values at the last step."""
+    """What a train / resume call of a family trained from a config (DeepSDF, occupancy,
+    ShapeGF) returns: the run directory, why training stopped, steps and seconds of training in
+    total, the last losses, the fraction of the run's limit reached (below 1: stopped before the
+    end of its schedule), the task's schedule values at the last step and, where the family
+    scores them, one row per reconstructed training shape (index, shape, metrics against its
+    source; empty when training was only paused)."""
 
     run_dir: Path
     reason: str
@@ -248,8 +250,10 @@ class TrainingOutcome:
     losses: dict[str, float]
     progress: float = 0.0
     schedule: dict[str, float] = field(default_factory=dict)
+    reconstructions: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, run_dir: Path, result: TrainResult) -> "TrainingOutcome":
+    def of(cls, run_dir: Path, result: TrainResult,
+           reconstructions: list[dict[str, Any]] | None = None) -> "TrainingOutcome":
         return cls(run_dir, result.reason.value, result.step, result.elapsed, dict(result.losses),
-                   result.progress, dict(result.schedule))
+                   result.progress, dict(result.schedule), list(reconstructions or []))

@@ -18,6 +18,7 @@ from isofield.data.datasets import ShapeRef
 from isofield.errors import InputError
 from isofield.files import write_text_atomic
 from isofield.geometry.normalization import Normalization
+from isofield.train.checkpoint import Checkpoint, load_checkpoint
 from isofield.train.rundir import RunDirectory
 
 SHAPES_FORMAT = "isofield-shape-space-shapes"
@@ -84,3 +85,12 @@ class ShapeSetRun(RunDirectory):
         if [shape.index for shape in shapes] != list(range(len(shapes))):
             raise InputError(f"{self.shapes_path}: shape indices are not 0 .. N-1 in order")
         return Path(record["data"]), shapes
+
+    def load_trained(self) -> tuple[Any, Path, list[TrainingShape], Checkpoint]:
+        """(config, data directory, shapes in code order, latest checkpoint) of a run that
+        has trained; InputError when it has no checkpoint yet."""
+        config = self.load_config()
+        data_dir, shapes = self.load_shapes()
+        if not self.has_checkpoint():
+            raise InputError(f"{self.root}: the run has no checkpoint yet")
+        return config, data_dir, shapes, load_checkpoint(self.checkpoint_path)

@@ -149,6 +149,19 @@ class Report:
         self._sections.append(("metrics", heading, rows))
         return self
 
+    def add_closing(self, figures: Sequence[tuple[str | os.PathLike, str]] = (),
+                    timings: Mapping[str, float] | None = None,
+                    config: Mapping[str, object] | str | None = None) -> "Report":
+        """The sections every report ends with, in this order: the figures (``(path,
+        caption)`` pairs), the timings and the config (each left out when empty)."""
+        for path, caption in figures:
+            self.add_figure(path, caption)
+        if timings:
+            self.add_timings(timings)
+        if config is not None:
+            self.add_config(config)
+        return self
+
     def render(self, folder: str | os.PathLike) -> str:
         """The HTML page, with figure paths made relative to ``folder`` (checked to exist there)."""
         folder = Path(folder)
@@ -189,13 +202,7 @@ def write_report(
         report.add_text(notes)
     if metrics:
         report.add_metrics("Metrics", metrics)
-    for path, caption in figures:
-        report.add_figure(path, caption)
-    if timings:
-        report.add_timings(timings)
-    if config is not None:
-        report.add_config(config)
-    return report.write(Path(run_dir) / REPORT_NAME)
+    return report.add_closing(figures, timings, config).write(Path(run_dir) / REPORT_NAME)
 
 
 # --- HTML pieces ---------------------------------------------------------------------------
