@@ -233,7 +233,7 @@ def test_an_open_sheet_is_still_refused(doubled):
 def test_sign_warning_names_the_shape_above_five_percent():
     assert sign_warning("a/b", "winding", 0.05) is None
     line = sign_warning("a/b", "flood-fill", 0.25)
-    assert line.startswith("warning: a/b: inside/outside is ambiguous at 25.0% of probe points")
+    assert line.startswith("isofield: warning: a/b: inside/outside is ambiguous at 25.0% of probe points")
     assert "(flood-fill;" in line and "\n" not in line
 
 
@@ -245,7 +245,7 @@ def test_cli_sample_mesh_and_info_report_a_messy_mesh(tmp_path, capsys):
     open_box = trimesh.Trimesh(box.vertices, box.faces[box.face_normals[:, 0] < 0.5], process=False)
     write_mesh(open_box, tmp_path / "open.obj")
     write_mesh(defects.doubled_reversed(box), tmp_path / "doubled.obj")
-    warning = f"warning: {tmp_path / 'open.obj'}: inside/outside is ambiguous at 16.4% of probe"
+    warning = f"isofield: warning: {tmp_path / 'open.obj'}: inside/outside is ambiguous at 16.4% of probe"
     for command in (["sample", "--kind", "sdf", "-n", "500", "-o", str(tmp_path / "s.npz"), "--overwrite"],
                     ["mesh", "--resolution", "16", "-o", str(tmp_path / "m.ply"), "--overwrite"]):
         assert main([command[0], str(tmp_path / "open.obj"), *command[1:]]) == 0

@@ -262,7 +262,7 @@ def test_many_ambiguous_signs_print_one_warning_line_naming_the_shape(tmp_path, 
     write_mesh(box, tmp_path / "open" / "closed_box.obj")
     preprocess(tmp_path / "open", tmp_path / "data", **{**FAST, "progress": True})
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("warning: open/open_box: ")
+    assert len(warnings) == 1 and warnings[0].startswith("isofield: warning: open/open_box: ")
     assert "ambiguous at 16.4% of probe points (winding;" in warnings[0]
 
 

@@ -566,6 +566,6 @@ def sign_warning(name: str, method: str, ambiguous_fraction: float) -> str | Non
     if ambiguous_fraction <= HIGH_AMBIGUITY:
         return None
     return (
-        f"warning: {name}: inside/outside is ambiguous at {100 * ambiguous_fraction:.1f}% of "
+        f"isofield: warning: {name}: inside/outside is ambiguous at {100 * ambiguous_fraction:.1f}% of "
         f"probe points ({method}; holes, open or overlapping parts): signs near them are guesses"
     )
