@@ -18,7 +18,7 @@ import trimesh
 import yaml
 from PIL import Image
 
-from isofield.cli import main
+from test_cli import _in_tmp_path, run_cli  # noqa: F401 (an autouse fixture)
 from isofield.geometry.io import PointCloud, write_points
 from isofield.viz.curves import loss_curves_figure, plot_loss_curves
 from isofield.viz.points import (NEAR_COLOR, camera_for, cloud_picture, normal_colors, render_points,
@@ -26,18 +26,6 @@ from isofield.viz.points import (NEAR_COLOR, camera_for, cloud_picture, normal_c
 from isofield.viz.slices import MAX_SLAB_POINTS, plot_sdf_slices, slab_points
 
 WHITE = (255, 255, 255)
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def run_cli(capsys, *args: object) -> tuple[int, str, str]:
-    """``isofield ARGS`` in-process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_refused(capsys, tmp_path: Path, args: list[object], *names: str) -> str:

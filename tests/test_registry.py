@@ -19,7 +19,7 @@ import trimesh
 import yaml
 from PIL import Image
 
-from isofield.data.datasets import DeepSDFDataDir, ShapeRef, write_split
+from isofield.data.datasets import DeepSDFDataDir, write_split
 from isofield.data.preprocess import preprocess
 from isofield.data.procedural import write_family
 from isofield.errors import InputError
@@ -34,7 +34,7 @@ from isofield.runs import open_run
 from isofield.shapegf import train_gradient_field
 from isofield.deepsdf import train_shape_space
 from test_cli import _in_tmp_path, run_cli  # noqa: F401 (an autouse fixture)
-from test_occupancy import RADII, TEST_RADIUS, _config, _sphere_shape
+from test_occupancy import TEST_RADIUS, _config, spheres  # noqa: F401 (a fixture)
 
 STEPS = 4
 
@@ -62,19 +62,6 @@ def bare(data: Path) -> Path:
     if not copy.exists():
         shutil.copytree(data, copy, ignore=shutil.ignore_patterns("manifest.json"))
     return copy
-
-
-@pytest.fixture(scope="module")
-def spheres(tmp_path_factory) -> Path:
-    """An ONet-layout data directory of spheres (test_occupancy's): train.json and test.json."""
-    root = tmp_path_factory.mktemp("onet") / "spheres"
-    train = [ShapeRef("spheres", "balls", f"ball_{index}") for index in range(len(RADII))]
-    test = [ShapeRef("spheres", "balls", "held_out")]
-    for seed, (ref, radius) in enumerate(zip(train + test, RADII + (TEST_RADIUS,))):
-        _sphere_shape(root / "balls" / ref.shape_id, radius, seed)
-    write_split(root / "train.json", train)
-    write_split(root / "test.json", test)
-    return root
 
 
 @pytest.fixture(scope="module")
