@@ -458,6 +458,26 @@ def test_reconstruction_evaluation_of_the_held_out_shapes(run, chairs):
     assert (run / "evaluation" / "reconstruct" / "meshes").is_dir()
 
 
+def test_codes_mode_meshes_every_training_shape_from_its_own_code(run, chairs, space, tmp_path):
+    result = evaluate_split(run, mode="codes", out_dir=tmp_path / "codes", **FAST)
+    rows = result.record["shapes"]
+    assert [row["id"] for row in rows] == [shape.ref.shape_id for shape in space.shapes]
+    assert [row["index"] for row in rows] == list(range(TRAIN))
+    for row in rows:
+        # the row's mesh is the code's own mesh, in the shape's user coordinates
+        mesh = read_mesh(tmp_path / "codes" / "meshes" / space.shapes[row["index"]].ref.relative_path(".ply"))
+        assert np.allclose(mesh.vertices, space.mesh(row["index"], FAST["resolution"]).vertices)
+        assert row["components_reference"] == 1 and row["components"] >= 1
+        assert 0 <= row["largest_missing_share"] <= 1 and row["chamfer_l1"] > 0
+        assert row["parts_kept"] == (row["components"] == 1 and row["largest_missing_share"] < 0.005)
+    assert result.record["summary"]["parts_kept"]["count"] == TRAIN
+    one = evaluate_split(run, mode="codes", split=[space.shapes[2].ref], out_dir=tmp_path / "one", **FAST)
+    assert [row["index"] for row in one.record["shapes"]] == [2]
+    with pytest.raises(InputError, match=r"2 shape\(s\) the run was not trained on \(.*chair_0006"):
+        evaluate_split(run, mode="codes", split=chairs.parent / "test.json", out_dir=tmp_path / "no", **FAST)
+    assert not (tmp_path / "no").exists()
+
+
 def test_without_source_meshes_reconstruction_is_measured_on_the_surface_samples(run, chairs, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(chairs, data)

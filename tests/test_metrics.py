@@ -10,6 +10,8 @@ import pytest
 import trimesh
 
 from isofield.errors import InputError
+from isofield.geometry.sampling import sample_surface
+from isofield.metrics.parts import component_count, largest_missing_share, parts_report
 from isofield.metrics.surface import (
     EMD_POINTS,
     chamfer_deepsdf,
@@ -414,3 +416,49 @@ def test_bad_emd_inputs_raise_input_error(a, b, message):
 def test_bad_emd_count_raises_input_error(count):
     with pytest.raises(InputError, match="EMD point count: expected a positive integer"):
         earth_movers_distance(A, B, count=count)
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def _box(lo, hi) -> trimesh.Trimesh:
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return trimesh.creation.box(extents=hi - lo, transform=trimesh.transformations.translation_matrix((lo + hi) / 2))
+
+
+SEAT = _box((0, 0, 0), (1, 1, 1))            # area 6
+SPINDLE = _box((2, 0, 0), (2.2, 0.2, 1))     # area 4 * 0.2 + 2 * 0.04 = 0.88, a unit away
+
+
+def test_component_count_counts_pieces_joined_by_edges():
+    assert component_count(SEAT) == 1
+    assert component_count(trimesh.util.concatenate([SEAT, SPINDLE])) == 2
+    assert component_count(trimesh.Trimesh()) == 0
+    empty = parts_report(trimesh.Trimesh(), SEAT, tau=0.01, n_points=1000)
+    assert empty["largest_missing_share"] == 1.0 and empty["parts_kept"] is False
+
+
+def test_a_lost_part_is_one_missing_region_of_its_area_share():
+    reference = trimesh.util.concatenate([SEAT, SPINDLE])
+    report = parts_report(SEAT, reference, tau=0.01, n_points=50_000)
+    assert report["components"] == 1 and report["components_reference"] == 2
+    assert report["largest_missing_share"] == pytest.approx(0.88 / 6.88, abs=0.005)
+    assert report["parts_kept"] is False
+    whole = parts_report(reference, reference, tau=0.01, n_points=50_000)
+    assert whole == {"components": 2, "components_reference": 2, "largest_missing_share": 0.0,
+                     "parts_kept": True}
+
+
+def test_a_floating_piece_is_an_extra_component_and_scattered_misses_stay_small():
+    floating = trimesh.util.concatenate([SEAT, trimesh.creation.icosphere(radius=0.05).apply_translation((0, 0, 2))])
+    report = parts_report(floating, SEAT, tau=0.01, n_points=50_000)
+    assert (report["components"], report["components_reference"]) == (2, 1)
+    assert report["largest_missing_share"] == 0.0 and report["parts_kept"] is False
+    # the seat shrunk by 2% of its side: every point is missed by up to 0.02 but they form one
+    # region (the whole surface), so the largest region is the whole area
+    shrunk = _box((0.01, 0.01, 0.01), (0.99, 0.99, 0.99))
+    report = parts_report(shrunk, SEAT, tau=0.005, n_points=50_000)
+    assert report["largest_missing_share"] > 0.95 and report["components"] == 1
+    # 2% of the points missed here and there: regions of a few points (measured 8), not 2%
+    points = sample_surface(SEAT, 50_000, 0).points
+    assert largest_missing_share(points, np.arange(50_000) % 50 == 0, 6.0) < 0.001

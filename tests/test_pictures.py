@@ -215,12 +215,19 @@ def test_eval_of_an_offset_copy_gives_the_offset(capsys, tmp_path):
     assert re.search(r"normal_consistency\s+n/a\s+no normals in a.xyz", text)
 
 
-def test_eval_of_a_cloud_against_a_mesh_says_to_swap_them(capsys, tmp_path, sphere_ply):
+def test_eval_of_a_cloud_against_a_mesh_matches_the_swapped_order(capsys, tmp_path, sphere_ply):
     np.savetxt(tmp_path / "a.xyz", sphere_points(300, seed=13))
-    err = assert_refused(capsys, tmp_path, ["eval", "a.xyz", sphere_ply], "a.xyz", "give the mesh first")
-    assert f"isofield eval {sphere_ply} a.xyz" in err
-    result = json.loads(run_cli(capsys, "eval", sphere_ply, "a.xyz", "--json", "-n", 2000)[1])
-    assert result["protocol"]["input"] == "mesh against points"
+    cloud = json.loads(run_cli(capsys, "eval", "a.xyz", sphere_ply, "--json", "-n", 20_000)[1])
+    mesh = json.loads(run_cli(capsys, "eval", sphere_ply, "a.xyz", "--json", "-n", 20_000)[1])
+    assert cloud["protocol"]["input"] == "points against mesh"
+    assert mesh["protocol"]["input"] == "mesh against points"
+    # the same two sets (20,000 samples of the mesh, the 300 points) in the other roles: Chamfer
+    # is symmetric, and one order's precision is the other's recall (up to the mesh's sampling)
+    assert cloud["chamfer_l1"] == pytest.approx(mesh["chamfer_l1"], rel=0.02)
+    assert cloud["precision"] == pytest.approx(mesh["recall"], abs=0.02)
+    assert cloud["recall"] == pytest.approx(mesh["precision"], abs=0.02)
+    assert cloud["normal_consistency"] is None
+    assert cloud["skipped"]["normal_consistency"] == "no normals in a.xyz"
 
 
 # --------------------------------------------------------------------------------------------

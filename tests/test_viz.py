@@ -410,6 +410,17 @@ def test_report_figure_problems_raise_and_write_nothing(tmp_path):
     assert list(run.iterdir()) == []
 
 
+def test_report_figures_of_a_run_named_relatively_are_found(tmp_path, monkeypatch):
+    # `isofield train cfg -o runs/base`: the run's figure paths are runs/base/loss.png, relative
+    # to the working directory, not to the report's folder runs/base
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs") / "base"
+    run.mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(run / "loss.png")
+    page = Report("r").add_figure(run / "loss.png").add_figure("loss.png").write(run).read_text()
+    assert page.count('src="loss.png"') == 2
+
+
 def test_report_links_are_relative_and_must_lie_in_the_folder(tmp_path):
     run = tmp_path / "run"
     (run / "view").mkdir(parents=True)

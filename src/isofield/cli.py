@@ -276,7 +276,8 @@ def _run_mesh(path: Path) -> Path:
 def _eval(args: argparse.Namespace) -> int:
     from isofield.geometry.io import PointCloud, read_geometry
     from isofield.metrics.surface import (
-        evaluate_mesh_against_points, evaluate_meshes, evaluate_points, format_metrics,
+        evaluate_mesh_against_points, evaluate_meshes, evaluate_points, evaluate_points_against_mesh,
+        format_metrics,
     )
 
     pred, ref = read_geometry(args.pred), read_geometry(args.ref)
@@ -288,8 +289,11 @@ def _eval(args: argparse.Namespace) -> int:
         if without:
             result["skipped"]["normal_consistency"] = f"no normals in {' and '.join(without)}"
     elif isinstance(pred, PointCloud):
-        raise InputError(f"{args.pred}: a point cloud, compared with the mesh {args.ref}: give the mesh "
-                         f"first (`isofield eval {args.ref} {args.pred}`; Chamfer is symmetric)")
+        result = evaluate_points_against_mesh(pred.points, ref, pred.normals, n_points=args.n,
+                                              seed=args.seed, tau=args.tau,
+                                              tau_fraction=args.tau_fraction)
+        if pred.normals is None:
+            result["skipped"]["normal_consistency"] = f"no normals in {Path(pred.source).name}"
     elif isinstance(ref, PointCloud):
         result = evaluate_mesh_against_points(pred, ref.points, ref.normals, n_points=args.n,
                                               seed=args.seed, tau=args.tau,
@@ -861,8 +865,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a shape-space run (isofield train)")
     p.add_argument("--split", help="DeepSDF split JSON of the test shapes (default every shape of the data not trained on)")
     p.add_argument("--data", help="data directory of the test shapes (default the run's)")
-    p.add_argument("--mode", choices=["reconstruct", "complete"],
-                   help="DeepSDF: from SDF samples, or from one depth scan of each test mesh (default reconstruct)")
+    p.add_argument("--mode", choices=["reconstruct", "complete", "codes"],
+                   help="DeepSDF: from SDF samples, or from one depth scan of each test mesh, or "
+                   "codes: every training shape (of --split) meshed from its trained code (default reconstruct)")
     p.add_argument("--camera", help="the scan's camera (--mode complete), as in isofield scan "
                    "(default azimuth=30,elevation=20)")
     p.add_argument("--noise", type=float, default=0.0, help="scan depth noise, fraction of the bbox diagonal")

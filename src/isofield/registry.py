@@ -142,7 +142,7 @@ FAMILIES: tuple[Family, ...] = (
         markers=("shapes.json",),
         hooks_module="isofield.deepsdf.family",
         verbs=("train", "evaluate", "complete", "reconstruct", "interpolate"),
-        protocols=("reconstruct", "complete"),
+        protocols=("reconstruct", "complete", "codes"),
         hints={
             "fit": "resume a deepsdf run with `isofield train --resume`",
             "mesh": "for a deepsdf shape use `isofield reconstruct`, or `isofield interpolate` "

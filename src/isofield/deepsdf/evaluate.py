@@ -1,11 +1,14 @@
-"""Evaluate a shape space on held-out shapes: reconstruct or complete each one, compare with
-its ground truth, and, for completion, with the nearest training shape.
+"""Evaluate a shape space: reconstruct or complete each held-out shape, or mesh each training
+shape from its code, and compare with its ground truth (for completion, also with the nearest
+training shape).
 
     >>> result = evaluate_split("runs/chairs", split="splits/test.json", mode="complete")
     >>> print(format_results(result.record))   # isofield.evaluation
 
 Per test shape (from the data directory of the run, or another one):
 
+- ``codes`` (DeepSDF's "representing known shapes"): each *training* shape (of ``split``, else
+  all of them) meshed from its trained code; what the space holds of the shapes it was fitted to.
 - ``reconstruct``: :func:`~isofield.deepsdf.inference.reconstruct_code` from the shape's SDF
   samples (DeepSDF's protocol), meshed in the frame stored with them.
 - ``complete``: a virtual depth scan of the shape's source mesh from ``camera``
@@ -24,7 +27,10 @@ Metrics, each in the ground truth's units (the source mesh's coordinates):
   ``chamfer_l1_percent_of_diagonal`` between ``onet_points`` (100,000) samples of each mesh,
   with ``normal_consistency``, ``f_score`` (threshold 1% of the diagonal) and ``emd``
   (:func:`~isofield.metrics.surface.earth_movers_distance` on 2,048 of those samples per
-  mesh), all from :func:`~isofield.metrics.surface.evaluate_meshes`. Without a source mesh (a
+  mesh), all from :func:`~isofield.metrics.surface.evaluate_meshes`; and whether every part
+  survived (:func:`~isofield.metrics.parts.parts_report`, threshold 1% of the diagonal):
+  ``components`` against ``components_reference``, ``largest_missing_share`` and ``parts_kept``.
+  Without a source mesh (a
   DeepSDF data directory has no manifest), the reference is the ``SurfaceSamples`` points instead
   (``reference: "surface samples"``).
 
@@ -45,6 +51,7 @@ settings.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,6 +70,7 @@ from isofield.geometry.normalization import Normalization
 from isofield.geometry.raster import Camera, bounding_sphere
 from isofield.geometry.sampling import sample_surface
 from isofield.geometry.scan import Scan, ScanCamera, depth_scan, free_space_samples
+from isofield.metrics.parts import parts_report
 from isofield.metrics.summary import summarise
 from isofield.metrics.surface import (
     chamfer_deepsdf,
@@ -76,16 +84,23 @@ from isofield.deepsdf.space import ShapeSpace, load_shape_space
 from isofield.train.shapes import TrainingShape
 from isofield.viz.render import render_mesh, tile_images, write_png
 
-MODES = ("reconstruct", "complete")
-TITLES = {"reconstruct": "reconstruction", "complete": "completion"}
+MODES = ("codes", "reconstruct", "complete")
+TITLES = {"codes": "training code", "reconstruct": "reconstruction",
+          "complete": "completion"}
 COLUMNS = (column("chamfer_l1_percent_of_diagonal", "CD-L1 %diag", 1.0, ".3f"),
            column("normal_consistency", "NC", 1.0, ".3f"), column("f_score", "F", 1.0, ".3f"),
+           column("components", "pieces", 1.0, "g"),
+           column("largest_missing_share", "missing %", 100.0, ".2f"),
+           column("parts_kept", "parts kept", 1.0, "g"),
            column("seconds", "seconds", 1.0, ".1f"))
 METRICS = ("chamfer_deepsdf", "chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency",
-           "f_score", "emd", "seconds")
+           "f_score", "emd", "components", "largest_missing_share", "parts_kept", "seconds")
 """The per-shape numbers summarised by mean and median (``seconds``: optimisation + mesh)."""
 TILE = (256, 256)
 VIEW = (35.0, 20.0)
+PART_TAU = 0.01
+"""A ground-truth point farther than this fraction of the diagonal from the prediction is
+missed (:func:`~isofield.metrics.parts.parts_report`)."""
 SCAN_JUMP = 0.02
 """Neighbouring scan pixels are joined into a triangle for the pictures unless their depths
 differ by more than this fraction of the scan's bounding-box diagonal (a silhouette)."""
@@ -96,7 +111,7 @@ class EvaluationSettings:
     """How each test shape is inferred and measured (see the module notes).
 
     Attributes:
-        mode: "reconstruct" or "complete".
+        mode: "codes", "reconstruct" or "complete".
         steps, restarts, seed: the optimisation (restarts: completion only).
         rotations: completion's candidate angles about the up axis (1: the dataset's
             orientation, no search).
@@ -156,27 +171,31 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
                    split: str | Path | Sequence[ShapeRef] | None = None,
                    mode: str = "reconstruct", *, out_dir: str | Path | None = None,
                    progress: bool = False, **options: Any) -> Evaluation:
-    """Reconstruct or complete every test shape and measure it (see the module notes).
+    """Mesh every training shape from its code, or reconstruct or complete every test shape,
+    and measure it (see the module notes).
 
     Args:
         run_dir: a trained shape-space run.
         data_dir: the DeepSDF data directory of the test shapes; default the run's.
         split: a DeepSDF split file or shapes; default every shape of ``data_dir`` that is not
-            a training shape of the run.
-        mode: "reconstruct" or "complete".
+            a training shape of the run (``codes``: every training shape).
+        mode: "codes", "reconstruct" or "complete".
         out_dir: where the files go; default ``RUN/evaluation/<mode>``.
         progress: show a progress bar.
         options: the other fields of :class:`EvaluationSettings` (``camera``, ``steps``, ...).
 
     Raises:
-        InputError: not a run, no test shapes, a test shape without SDF or surface samples, or
-            (completion) without a source mesh to scan. A shape whose code has no surface is
-            not an error: its row carries ``error`` and no metrics.
+        InputError: not a run, no test shapes, a test shape without SDF or surface samples,
+            (completion) without a source mesh to scan, or (codes) a shape of ``split`` that the
+            run was not trained on. A shape whose code has no surface is not an error: its row
+            carries ``error`` and no metrics.
     """
     settings = EvaluationSettings(mode=mode, **options)
     space = load_shape_space(run_dir)
     data = DeepSDFDataDir(space.data_dir if data_dir is None else data_dir)
-    refs = held_out_shapes([shape.ref for shape in space.shapes], data, split)
+    trained = [shape.ref for shape in space.shapes]
+    refs = (_training_shapes(trained, data, split) if settings.mode == "codes"
+            else held_out_shapes(trained, data, split))
     truths = [_truth(data, ref, settings.mode) for ref in refs]  # every input checked first
     directory = Path(run_dir) / "evaluation" / settings.mode if out_dir is None else Path(out_dir)
     baseline = _Baseline(space) if settings.mode == "complete" else None
@@ -198,16 +217,34 @@ def evaluate_split(run_dir: str | Path, data_dir: str | Path | None = None,
             write_mesh(nearest, directory / "baseline" / ref.relative_path(".ply"))
             baseline_rows.append(nearest_row)
         if mesh is not None and len(pictures) < settings.pictures:
-            pictures.append(_picture_row(ref, mesh, truth, scan, nearest, row, baseline_rows))
+            pictures.append(_picture_row(ref, mesh, truth, scan, nearest, row, baseline_rows,
+                                         TITLES[settings.mode]))
     record = _record(run_dir, space, data, split, refs, settings, rows, baseline_rows)
     if pictures:
         write_png(render_rows([tiles for tiles, _ in pictures], [labels for _, labels in pictures]),
                   directory / "comparison.png")
-        shown = "scan | completion | nearest training shape | truth" if baseline else "reconstruction | truth"
+        shown = ("scan | completion | nearest training shape | truth" if baseline
+                 else f"{TITLES[settings.mode]} | truth")
         record["figures"].append(["comparison.png", shown])
     record["figures"] += errors
     write_results(directory, record)
     return Evaluation(directory, record)
+
+
+def _training_shapes(trained: Sequence[ShapeRef], data: DeepSDFDataDir,
+                     split: str | Path | Sequence[ShapeRef] | None) -> list[ShapeRef]:
+    """The training shapes to mesh from their codes: the split's (each one trained on), or all."""
+    if split is None:
+        return list(trained)
+    refs = data.shapes(split)
+    known = set(trained)
+    strangers = [ref.key for ref in refs if ref not in known]
+    if strangers:
+        raise InputError(f"{split if isinstance(split, (str, Path)) else 'split'}: "
+                         f"{len(strangers)} shape(s) the run was not trained on "
+                         f"({', '.join(strangers[:3])}); --mode codes meshes training shapes "
+                         "(use --mode reconstruct for the others)")
+    return refs
 
 
 def _truth(data: DeepSDFDataDir, ref: ShapeRef, mode: str) -> Truth:
@@ -241,6 +278,8 @@ def _infer(space: ShapeSpace, data: DeepSDFDataDir, ref: ShapeRef, truth: Truth,
            settings: EvaluationSettings) -> tuple[dict[str, Any], trimesh.Trimesh | None]:
     """(row with the fit and the metrics, the mesh in user coordinates or None when the
     fitted code has no surface)."""
+    if settings.mode == "codes":
+        return _code_row(space, ref, truth, settings)
     if scan is None:
         samples, _ = data.load_sdf(ref)
         fit = reconstruct_code(space, samples, steps=settings.steps, seed=settings.seed,
@@ -266,6 +305,24 @@ def _infer(space: ShapeSpace, data: DeepSDFDataDir, ref: ShapeRef, truth: Truth,
     return row, inference.mesh
 
 
+def _code_row(space: ShapeSpace, ref: ShapeRef, truth: Truth,
+              settings: EvaluationSettings) -> tuple[dict[str, Any], trimesh.Trimesh | None]:
+    """(row with the metrics, the mesh of the training shape's own code in its user coordinates
+    or None when that code has no surface)."""
+    index = next(shape.index for shape in space.shapes if shape.ref == ref)
+    row: dict[str, Any] = {"shape": ref.key, "id": ref.shape_id, "index": index}
+    started = time.perf_counter()
+    try:
+        mesh = space.mesh(index, settings.resolution)
+    except InputError as exc:
+        row["error"] = str(exc)
+        return row, None
+    row.update(mesh_seconds=time.perf_counter() - started)
+    row["seconds"] = row["mesh_seconds"]
+    row.update(_metrics(mesh, truth, settings))
+    return row, mesh
+
+
 def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) -> dict[str, Any]:
     """The DeepSDF and ONet protocol numbers of ``mesh`` against ``truth`` (module notes)."""
     samples = sample_surface(mesh, settings.deepsdf_points, settings.seed).points
@@ -274,6 +331,8 @@ def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) 
         onet = evaluate_meshes(mesh, truth.mesh, n_points=settings.onet_points, seed=settings.seed,
                                iou=False, emd=settings.emd)
         row["reference"] = "mesh"
+        row.update(parts_report(mesh, truth.mesh, PART_TAU * _diagonal(truth.mesh),
+                                n_points=settings.onet_points, seed=settings.seed))
     else:
         onet = evaluate_mesh_against_points(mesh, truth.surface.points, truth.surface.normals,
                                             n_points=settings.onet_points, seed=settings.seed)
@@ -284,6 +343,10 @@ def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) 
     for key in ("chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency", "f_score", "emd"):
         row[key] = onet.get(key)
     return row
+
+
+def _diagonal(mesh: trimesh.Trimesh) -> float:
+    return float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
 
 
 class _Baseline:
@@ -363,12 +426,12 @@ SCAN_COLOR = (0.55, 0.75, 0.60)
 
 def _picture_row(ref: ShapeRef, mesh: trimesh.Trimesh, truth: Truth, scan: Scan | None,
                  nearest: trimesh.Trimesh | None, row: dict[str, Any],
-                 baseline_rows: list[dict[str, Any]]) -> tuple[list, list[str]]:
-    """([(mesh or None, colour), ...], labels) of one test shape in ``comparison.png``."""
+                 baseline_rows: list[dict[str, Any]], title: str) -> tuple[list, list[str]]:
+    """([(mesh or None, colour), ...], labels) of one shape in ``comparison.png``."""
     error = _percent(row)
     truth_tile = (truth.mesh, TRUTH_COLOR)
     if scan is None:
-        return [(mesh, None), truth_tile], [f"{ref.shape_id}: reconstruction, {error}", "ground truth"]
+        return [(mesh, None), truth_tile], [f"{ref.shape_id}: {title}, {error}", "ground truth"]
     nearest_error = _percent(baseline_rows[-1])
     return ([(scan_mesh(scan), SCAN_COLOR), (mesh, None), (nearest, None), truth_tile],
             [f"{ref.shape_id}: scan ({len(scan.points)} points)", f"completion, {error}",

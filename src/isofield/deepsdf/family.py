@@ -115,7 +115,8 @@ def evaluate_shapes(run: Run, *, protocol: str, split: str | Path | None, data: 
                     camera: ScanCamera | None = None, noise: float = 0.0, free_space: int = 0,
                     no_emd: bool = False, **others: Any) -> dict[str, Any]:
     """Reconstruct (``protocol`` reconstruct) or complete (complete, from a depth scan by
-    ``camera`` with ``noise`` and ``free_space`` samples) every test shape and measure it
+    ``camera`` with ``noise`` and ``free_space`` samples) every test shape, or mesh every training
+    shape from its code (codes), and measure it
     (:func:`.evaluate.evaluate_split`); ``others``: other fields of
     :class:`.evaluate.EvaluationSettings` (``onet_points``, ``pictures``, ...). Returns the
     results record."""
@@ -130,6 +131,8 @@ def evaluate_shapes(run: Run, *, protocol: str, split: str | Path | None, data: 
             options["camera"] = camera
     elif free_space or noise or camera is not None:
         raise InputError("--free-space, --noise and --camera only apply to --mode complete")
+    if protocol == "codes" and (steps is not None or restarts is not None):
+        raise InputError("--steps and --restarts do not apply to --mode codes (it meshes the trained codes)")
     guard(out_dir / RESULTS_NAME)
     return evaluate_split(run.root, data, split, protocol, out_dir=out_dir, progress=progress, seed=seed,
                           emd=not no_emd, **options).record

@@ -231,9 +231,12 @@ def _table_html(payload: tuple[list[str], list[dict]], folder: Path) -> str:
 
 
 def _relative(path: Path, folder: Path, what: str) -> str:
-    """``path`` (absolute, or relative to ``folder``) as a POSIX path relative to ``folder``;
-    InputError when it does not exist or lies outside."""
+    """``path`` (absolute, relative to ``folder``, or else relative to the working directory, as
+    a run's own paths are when the user named the run folder relatively) as a POSIX path
+    relative to ``folder``; InputError when it does not exist or lies outside."""
     absolute = path if path.is_absolute() else folder / path
+    if not absolute.is_file() and not path.is_absolute() and path.is_file():
+        absolute = path.resolve()
     if not absolute.is_file():
         raise InputError(f"report {what} {absolute} does not exist")
     try:
