@@ -46,6 +46,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/shapegf.py
 	$(PY) benchmarks/cloud_metrics.py
 	$(PY) benchmarks/completion.py
+	$(PY) benchmarks/deepsdf_parts.py
 	$(PY) benchmarks/normals.py
 
 # Re-resolve the lock file from pyproject (run by a maintainer, never by CI).

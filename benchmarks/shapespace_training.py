@@ -1,7 +1,7 @@
 """Benchmark: shape-space (DeepSDF auto-decoder) training throughput, in SDF samples per second.
 
-For each decoder preset (``cpu``: 4x128 ReLU with codes of 64; ``paper``: DeepSDF's 8x512 with
-codes of 256) and device (the CPU, and CUDA where available), two numbers:
+For each decoder preset (``cpu``: 4x128 ReLU on 6 octaves of Fourier features, codes of 64;
+``paper``: DeepSDF's 8x512 with codes of 256) and device (the CPU, and CUDA where available), two numbers:
 
 - ``isofield``: the real training step, the :class:`~isofield.train.loop.Trainer` running an
   :class:`~isofield.deepsdf.autodecoder.AutoDecoderTask` (draw B shapes and S samples of each

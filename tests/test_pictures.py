@@ -336,3 +336,14 @@ def test_point_cloud_fit_report_shows_points_on_slices_and_the_error_against_the
     mesh.export(tmp_path / "sphere.ply")
     assert input_points(config, None) is None                                  # a mesh input
 
+
+def test_an_input_cloud_that_can_no_longer_be_read_leaves_the_slices_without_points(tmp_path, capsys):
+    from isofield.fitting.config import FitConfig
+    from isofield.fitting.outputs import input_points
+
+    config = FitConfig(input=str(tmp_path / "moved.xyz"))
+    assert input_points(config, None) is None
+    err = capsys.readouterr().err
+    assert err.startswith("isofield: warning: the slices show no input points: ") and "moved.xyz" in err
+    assert err.count("\n") == 1
+

@@ -347,6 +347,11 @@ def test_presets_resolve_to_the_documented_networks(tmp_path):
     assert paper.train.unit == "epochs" and paper.train.schedule_codes == {"name": "step", "every": 500, "factor": 0.5}
     cpu = resolve_config([{"data": "rel/data"}])
     assert cpu.preset == "cpu" and cpu.decoder["latent_dim"] == cpu.latent_dim
+    assert (cpu.decoder["depth"], cpu.decoder["hidden"], cpu.decoder["activation"]) == (4, 128, "relu")
+    encoding = cpu.decoder["encoding"]
+    assert (encoding["type"], encoding["kind"], encoding["num_frequencies"], encoding["include_input"]) == \
+        ("fourier", "log", 6, False)
+    assert (cpu.train.lr_decoder, cpu.train.lr_codes) == (2e-3, 4e-3)
     assert cpu.data == str(Path("rel/data").resolve())
     assert resolve_config([to_dict(cpu)]) == cpu
 

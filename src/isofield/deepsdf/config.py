@@ -31,8 +31,10 @@ Presets (:data:`PRESETS`):
 - ``paper``: DeepSDF's chairs experiment. Every SDF sample is kept in memory (on the training
   device): 16 bytes per sample, e.g. 180 shapes x 500,000 samples = 1.4 GB; cap it with
   ``max_samples_per_shape``. DeepSDF's dropout and final tanh are left out.
-- ``cpu``: a 4x128 decoder and small batches, sized for 180 procedural chairs in about 30
-  minutes on 2 CPU cores.
+- ``cpu``: a 4x128 decoder that reads the point's sin/cos features at 6 octaves (``2^k π x``,
+  k = 0..5, :class:`~isofield.nn.FourierFeatures`) beside the point and the code, and small
+  batches; sized for 2 CPU cores (20-30 minutes). The features let it keep the thin parts of
+  chairs (slats, rails, spindles, the gaps between them) that a plain ReLU decoder blurs.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "log_every": 100, "checkpoint_every": 10000},
         "extract": {"resolution": 256, "progress_resolution": 64},
     },
-    # Sized for 2 CPU cores: 180 procedural chairs in about 30 minutes (docs/deepsdf-ablations.md).
+    # Sized for 2 CPU cores (20-30 minutes); Fourier features keep thin parts (docs/deepsdf-ablations.md).
     "cpu": {
         "latent_dim": 64,
         "code_prior_sigma": 100.0,
@@ -137,8 +139,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "samples_per_shape": 1024,
         "max_samples_per_shape": 50_000,
         "decoder": {"preset": "paper", "hidden": 128, "depth": 4, "activation": "relu",
-                    "skip": [2], "weight_norm": True, "geometric_init": False},
-        "train": {"unit": "steps", "steps": 12000, "lr": 1e-3, "lr_codes": 2e-3,
+                    "skip": [2], "weight_norm": True, "geometric_init": False,
+                    "encoding": {"type": "fourier", "num_frequencies": 6, "include_input": False}},
+        "train": {"unit": "steps", "steps": 12000, "lr": 2e-3, "lr_codes": 4e-3,
                   "schedule": {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"},
                   "log_every": 10, "checkpoint_every": 1000, "checkpoint_every_seconds": 60.0},
         "reconstruction_every": 1000,

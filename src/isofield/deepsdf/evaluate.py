@@ -79,7 +79,7 @@ from isofield.metrics.surface import (
     evaluate_meshes,
 )
 from isofield.deepsdf.inference import Pose, complete_fit, interpolate, mesh_fit, reconstruct_code
-from isofield.deepsdf.outputs import source_meshes
+from isofield.deepsdf.outputs import ONET_POINTS, source_meshes
 from isofield.deepsdf.space import ShapeSpace, load_shape_space
 from isofield.train.shapes import TrainingShape
 from isofield.viz.render import render_mesh, tile_images, write_png
@@ -141,7 +141,7 @@ class EvaluationSettings:
     free_space_margin: float = 0.01
     resolution: int | None = None
     deepsdf_points: int = 30_000
-    onet_points: int = 100_000
+    onet_points: int = ONET_POINTS
     emd: bool = True
     pictures: int = 4
 

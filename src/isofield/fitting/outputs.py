@@ -12,6 +12,7 @@ import trimesh
 from torch import nn
 
 from isofield.config import to_dict
+from isofield.data.datasets import warn
 from isofield.errors import InputError
 from isofield.extract.api import extract_mesh
 from isofield.files import write_text_atomic
@@ -189,7 +190,8 @@ def input_points(config: FitConfig,
                  found: tuple[Path, trimesh.Trimesh | PointCloud] | None) -> np.ndarray | None:
     """The fit's input points (M, 3), user units, when its input is a point cloud (``found``,
     the reference read before training, when that is the input), else None (a mesh, SDF
-    samples, or an input that can no longer be read: the slices then go without points)."""
+    samples, or an input that can no longer be read: the slices then go without points, with a
+    warning)."""
     source = Path(config.input)
     if found is not None and found[0] == source:
         return found[1].points if isinstance(found[1], PointCloud) else None
@@ -197,7 +199,8 @@ def input_points(config: FitConfig,
         return None
     try:
         geometry = read_geometry(source)
-    except InputError:
+    except InputError as exc:
+        warn(f"the slices show no input points: {exc}")
         return None
     return geometry.points if isinstance(geometry, PointCloud) else None
 
