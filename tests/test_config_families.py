@@ -91,14 +91,14 @@ def test_deepsdfs_groups_keep_the_presets_numbers_and_take_the_shared_schedule()
     assert paper.train.schedule_decoder == paper.train.schedule_codes == step_500
     cpu = resolve_deepsdf([{"data": "d"}])
     quarter = {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"}
-    assert (cpu.train.lr_decoder, cpu.train.lr_codes) == (1e-3, 2e-3)
+    assert (cpu.train.lr_decoder, cpu.train.lr_codes) == (2e-3, 4e-3)
     assert cpu.train.schedule_decoder == cpu.train.schedule_codes == quarter
     assert cpu.train.checkpoint_every_seconds == 60.0 and paper.train.checkpoint_every_seconds == 600.0
     # a group's own schedule wins over the shared one; the other group takes the shared one
     own = resolve_deepsdf([{"data": "d", "train": {"schedule": COSINE, "schedule_codes": {"name": "constant"},
                                                    "lr": 1e-4}}])
     assert (own.train.schedule_decoder, own.train.schedule_codes) == (COSINE, {"name": "constant"})
-    assert (own.train.lr_decoder, own.train.lr_codes) == (1e-4, 2e-3)
+    assert (own.train.lr_decoder, own.train.lr_codes) == (1e-4, 4e-3)
 
 
 def test_a_fit_counts_steps_and_deepsdf_epochs():
@@ -164,8 +164,8 @@ def test_deepsdf_trains_through_the_shared_builder_and_clips(chairs, tmp_path, b
     assert (log["grad_norm"] > 0.01).all()                  # every step's gradient was longer ...
     assert trainer.clipped_norms == pytest.approx([0.01, 0.01], rel=1e-4)  # ... and clipped to 0.01
     assert log["rollbacks"].tolist() == [0, 0]
-    assert log["lr_decoder"].tolist() == pytest.approx([1e-3, 1e-3 * COSINE_AT_1])
-    assert log["lr_codes"].tolist() == pytest.approx([2e-3, 2e-3 * COSINE_AT_1])
+    assert log["lr_decoder"].tolist() == pytest.approx([2e-3, 2e-3 * COSINE_AT_1])
+    assert log["lr_codes"].tolist() == pytest.approx([4e-3, 4e-3 * COSINE_AT_1])
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert sorted(checkpoint.averages) == ["codes", "decoder"]
     averaged = checkpoint.weights_to_use("codes")["weight"]
