@@ -472,6 +472,7 @@ def test_codes_mode_meshes_every_training_shape_from_its_own_code(run, chairs, s
         assert 0 <= row["largest_missing_share"] <= 1 and row["chamfer_l1"] > 0
         assert row["parts_kept"] == (row["components"] == 1 and row["largest_missing_share"] < 0.005)
     assert result.record["summary"]["parts_kept"]["count"] == TRAIN
+    assert f"{TRAIN} training shapes of" in (tmp_path / "codes" / "report.html").read_text()
     one = evaluate_split(run, mode="codes", split=[space.shapes[2].ref], out_dir=tmp_path / "one", **FAST)
     assert [row["index"] for row in one.record["shapes"]] == [2]
     with pytest.raises(InputError, match=r"2 shape\(s\) the run was not trained on \(.*chair_0006"):

@@ -229,7 +229,8 @@ def write_report(directory: str | Path, record: Mapping[str, Any]) -> Path:
     directory = Path(directory)
     what = f"{record['family']} run {record['run']}" if record.get("run") else "meshes"
     report = Report(f"Evaluation: {record['title']}",
-                    f"{what}; {len(record['shapes'])} test shapes"
+                    f"{what}; {len(record['shapes'])} "
+                    f"{'training' if record['protocol'] == 'codes' else 'test'} shapes"
                     + (f" of {record['data']}" if record.get("data") else ""))
     summary = [{"metric": key, **values} for key, values in record["summary"].items()]
     report.add_table("Summary (mean and median over the shapes)", summary,
