@@ -79,7 +79,7 @@ def runs(chairs, spheres, tmp_path_factory) -> dict[str, Path]:
     train_shape_space({"data": str(chairs), "split": split, "preset": "cpu", "latent_dim": 8,
                        "shapes_per_batch": 2, "samples_per_shape": 256, "max_samples_per_shape": 2000,
                        "reconstruction_every": None, "reconstruction_shapes": 1,
-                       "decoder": {"depth": 3, "hidden": 32, "skip": [1], "geometric_init": True},
+                       "decoder": {"depth": 3, "hidden": 64, "skip": [1], "geometric_init": True},
                        "train": {"steps": STEPS, "log_every": 2, "checkpoint_every": STEPS},
                        "extract": {"resolution": 16, "progress_resolution": 16}},
                       base / "deepsdf", progress=False)
