@@ -317,8 +317,8 @@ def _code_row(space: ShapeSpace, ref: ShapeRef, truth: Truth,
     except InputError as exc:
         row["error"] = str(exc)
         return row, None
-    row.update(mesh_seconds=time.perf_counter() - started)
-    row["seconds"] = row["mesh_seconds"]
+    seconds = time.perf_counter() - started
+    row.update(mesh_seconds=seconds, seconds=seconds)
     row.update(_metrics(mesh, truth, settings))
     return row, mesh
 
@@ -331,7 +331,7 @@ def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) 
         onet = evaluate_meshes(mesh, truth.mesh, n_points=settings.onet_points, seed=settings.seed,
                                iou=False, emd=settings.emd)
         row["reference"] = "mesh"
-        row.update(parts_report(mesh, truth.mesh, PART_TAU * _diagonal(truth.mesh),
+        row.update(parts_report(mesh, truth.mesh, PART_TAU * onet["reference_bbox_diagonal"],
                                 n_points=settings.onet_points, seed=settings.seed))
     else:
         onet = evaluate_mesh_against_points(mesh, truth.surface.points, truth.surface.normals,
@@ -343,10 +343,6 @@ def _metrics(mesh: trimesh.Trimesh, truth: Truth, settings: EvaluationSettings) 
     for key in ("chamfer_l1", "chamfer_l1_percent_of_diagonal", "normal_consistency", "f_score", "emd"):
         row[key] = onet.get(key)
     return row
-
-
-def _diagonal(mesh: trimesh.Trimesh) -> float:
-    return float(np.linalg.norm(np.ptp(mesh.vertices, axis=0)))
 
 
 class _Baseline:
