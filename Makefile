@@ -39,6 +39,7 @@ bench: $(STAMP) data
 	$(PY) benchmarks/sdf_samples.py
 	$(PY) benchmarks/extraction.py
 	$(PY) benchmarks/fit.py
+	$(PY) benchmarks/scan_fit.py
 	$(PY) benchmarks/fit_step.py
 	$(PY) benchmarks/raw_fit.py
 	$(PY) benchmarks/preprocess.py

@@ -70,7 +70,7 @@ def test_a_named_schedule_replaces_the_presets_whole():
     config = resolve_config(igr.presets, [{"train": {"steps": 10, "schedule": {"name": "constant"}}}])
     assert config.train.schedule == {"name": "constant"}
     kept = resolve_config(igr.presets, [{"train": {"steps": 10, "lr": 1e-3}}])
-    assert kept.train.schedule == {"name": "step", "every": 0.75, "factor": 0.5, "unit": "progress"} and kept.train.lr == 1e-3
+    assert kept.train.schedule == {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"} and kept.train.lr == 1e-3
     digs = get_method("digs")
     paper = resolve_config(digs.presets, [{"preset": "paper", "train": {"steps": 10},
                                           "options": {"divergence_schedule": {"name": "anneal", "start": 1, "end": 2}}}])

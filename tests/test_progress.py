@@ -8,6 +8,8 @@ of seconds per call, and the trainer reads it once per step (and once when it st
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -98,7 +100,7 @@ def test_level_activation_and_learning_rate_at_given_progress():
     assert LevelSchedule().levels_at(StepInfo(5, 0.5)) is None
     fast = resolve_config(get_method("igr").presets, [{"train": {"time_budget": 100.0}}])
     lr = schedule_from_spec(fast.train.schedule)
-    assert [lr(StepInfo(3, p)) for p in (0.0, 0.7499, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.5]
+    assert [lr(StepInfo(3, p)) for p in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.51, 0.02])
     anneal = schedule_from_spec(get_method("digs").options_type().divergence_schedule)
     assert [anneal(StepInfo(0, p)) for p in (0.05, 0.15, 0.25)] == pytest.approx([1.0, 0.5, 0.0])
 
@@ -107,9 +109,9 @@ def test_step_counted_settings_keep_working_over_presets_in_progress():
     igr = get_method("igr")
     # a position given without its unit counts steps, as before schedules could count progress
     old = resolve_config(igr.presets, [{"train": {"steps": 10, "grid_levels_every": 50,
-                                                  "schedule": {"every": 500}}}])
+                                                  "schedule": {"name": "step", "every": 500}}}])
     assert (old.train.grid_levels_every, old.train.grid_levels_unit) == (50, "steps")
-    assert old.train.schedule == {"name": "step", "every": 500, "factor": 0.5}
+    assert old.train.schedule == {"name": "step", "every": 500}
     assert schedule_from_spec(old.train.schedule)(StepInfo(500, 0.1)) == 0.5
     kept = resolve_config(igr.presets, [{"train": {"steps": 10, "grid_levels_start": 3}}])
     assert (kept.train.grid_levels_every, kept.train.grid_levels_unit) == (0.1, "progress")
@@ -125,7 +127,8 @@ def test_bad_level_settings_are_one_line_errors():
     with pytest.raises(InputError, match="must be one of 'steps', 'progress'"):
         resolve_config(igr.presets, [{"train": {"steps": 10, "grid_levels_unit": "epochs"}}])
     with pytest.raises(InputError, match=r"config\.train\.schedule: 'every' is a fraction of the run"):
-        resolve_config(igr.presets, [{"train": {"steps": 10, "schedule": {"every": 750, "unit": "progress"}}}])
+        resolve_config(igr.presets, [{"train": {"steps": 10, "schedule": {"name": "step", "every": 750,
+                                                                          "unit": "progress"}}}])
 
 
 # ------------------------------------------------------------------------------ the trainer
@@ -216,5 +219,7 @@ def test_the_demo_config_reaches_every_grid_level_when_steps_are_slow(tmp_path, 
     expected = [min(8, 2 + int(step / 2.5 + 1e-9)) for step in range(25)]
     assert log["schedule_grid_levels"].tolist() == expected
     assert result.schedule == {"grid_levels": 8.0}
-    assert log["lr"][[0, 18, 19, 24]].tolist() == [2e-2, 2e-2, 1e-2, 1e-2]   # halved at 75%
+    # a cosine from 2e-2 to 2% of it over the run's progress, 4% per step
+    cosine = [2e-2 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 0.04 * step))) for step in (0, 12, 24)]
+    assert log["lr"][[0, 12, 24]].tolist() == pytest.approx(cosine, rel=1e-5)
     assert grid_levels(field) == (8, 8)

@@ -150,10 +150,12 @@ def oriented_points_inside(points: np.ndarray, normals: np.ndarray, queries: np.
                            neighbours: int = 8) -> np.ndarray:
     """Inside test from an oriented point cloud: generalised winding number >= 0.5.
 
-    Uses libigl's fast winding number for point clouds (Barill et al. 2018); each point's
-    area is ``pi r^2 / k`` with ``r`` the distance to its k-th neighbour. Reliable away from
-    the surface (measured on the CGAL armadillo, 100k points: 100% agreement with the mesh's
-    inside test beyond 1% of the radius, 99.99% overall).
+    Uses libigl's fast winding number for point clouds (Barill et al. 2018) with a first-order
+    expansion of far clusters; each point's area is ``pi r^2 / k`` with ``r`` the distance to
+    its k-th neighbour. Reliable away from the surface (measured on the CGAL armadillo, 100k
+    points, 200k uniform queries: 99.999% agreement with the mesh's inside test beyond 1% of
+    the radius, 99.99% overall, in 0.55 s; libigl's default second order agrees as well and
+    takes 4.2 s).
 
     Args:
         points: (N, 3) surface points; normals: (N, 3) outward unit normals;
@@ -167,7 +169,7 @@ def oriented_points_inside(points: np.ndarray, normals: np.ndarray, queries: np.
     distance, _ = cKDTree(p).query(p, k=k + 1, workers=-1)
     areas = np.pi * distance[:, -1] ** 2 / k
     q = np.ascontiguousarray(queries, dtype=np.float64)
-    return igl.fast_winding_number(p, n, areas, q) >= 0.5
+    return igl.fast_winding_number(p, n, areas, q, expansion_order=1) >= 0.5
 
 
 class PointSetDistance:

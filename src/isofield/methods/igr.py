@@ -170,7 +170,7 @@ class IGR:
             "options": {"far_weight": 1.0, "global_fraction": 0.5},
             "train": {
                 "lr": 2e-2,
-                "schedule": {"name": "step", "every": 0.75, "factor": 0.5, "unit": "progress"},
+                "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},
                 "grid_levels_start": 2,
                 "grid_levels_every": 0.1,
                 "grid_levels_unit": "progress",

@@ -107,7 +107,7 @@ class SignAgnostic:
             "field": {"preset": "fast"},
             "train": {
                 "lr": 1e-2,
-                "schedule": {"name": "step", "every": 0.75, "factor": 0.5, "unit": "progress"},
+                "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},
                 "grid_levels_start": 2,
                 "grid_levels_every": 0.1,
                 "grid_levels_unit": "progress",

@@ -1,0 +1,211 @@
+"""Benchmark: `isofield fit` given 10x Screened Poisson's wall time, in total, on scans.
+
+Each input is a point set and what it is scored against:
+
+- ``armadillo-noisy``: 100,000 points sampled on the CGAL armadillo (face normals, seed 0),
+  moved by Gaussian noise of 0.1% of the bounding-box diagonal; scored against the mesh;
+- ``bunny-noisy``: the CGAL bunny00's 35,947 vertices with their area-weighted normals, moved
+  by Gaussian noise of 0.1% of the diagonal; scored against the mesh;
+- ``kitten``: CGAL's oriented kitten scan (5,210 points); no mesh exists, so every method is
+  scored against the points and their normals.
+
+Two tables, each in one run beside its baseline:
+
+- **oriented**: Open3D's Screened Poisson (depth 8) on the file's normals, then the default
+  ``isofield fit`` (igr, preset fast) on the same file;
+- **no normals**: the same points without normals. Baseline: Open3D's ``estimate_normals``
+  (30 neighbours) + ``orient_normals_consistent_tangent_plane`` (30), then Poisson (depth 8),
+  timed together; isofield: ``fit --method sald``.
+
+isofield runs as a user runs it, one ``isofield fit`` process, and its wall time is counted
+from the command's start to its report (Python start-up, preparation, training, meshing,
+metrics, pictures). The training budget it gets is ``factor x Poisson's seconds`` minus the
+fixed cost of the same command at one step, measured just before in the same run. Metrics:
+:func:`isofield.fitting.outputs.evaluate_against`, the fit's own (isofield-v1: 100k
+area-weighted samples, F-score at 1% of the diagonal). Needs Open3D (the ``bench`` extra).
+
+Usage::
+
+    python benchmarks/scan_fit.py [--inputs armadillo-noisy bunny-noisy kitten] [--factor 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from isofield.fitting.outputs import evaluate_against
+from isofield.geometry.io import PointCloud, read_mesh, read_points, write_points
+from isofield.geometry.sampling import sample_surface
+
+REPO = Path(__file__).resolve().parents[1]
+CGAL = REPO / ".cache" / "cgal" / "data"
+INPUTS = ("armadillo-noisy", "bunny-noisy", "kitten")
+NOISE = 0.001
+"""Gaussian noise on the noisy inputs, as a fraction of the bounding-box diagonal."""
+POISSON_DEPTH = 8
+OPEN3D_NEIGHBOURS = 30
+NC_MARGIN = 0.005
+CD_RATIO = 1.1
+"""The target: NC >= Poisson's - NC_MARGIN and Chamfer-L1 <= CD_RATIO x Poisson's."""
+
+
+@dataclass
+class Row:
+    """One line of a table: a method's mesh on one input, its wall seconds and metrics."""
+
+    input: str
+    method: str
+    seconds: float
+    metrics: dict
+    watertight: bool
+    steps: int | None = None
+    budget: float | None = None
+
+
+def load_input(name: str, folder: Path) -> tuple[Path, Path, PointCloud]:
+    """(points file, reference file, oriented cloud) of a named input, written under ``folder``."""
+    if name == "kitten":
+        path = CGAL / "points_3" / "kitten.xyz"
+        return path, path, read_points(path)
+    rng = np.random.default_rng(0)
+    if name == "armadillo-noisy":
+        reference = CGAL / "meshes" / "armadillo.off"
+        cloud = sample_surface(read_mesh(reference), 100_000, seed=0)
+        points, normals = cloud.points, cloud.normals
+    else:
+        reference = CGAL / "meshes" / "bunny00.off"
+        mesh = read_mesh(reference)
+        points, normals = np.asarray(mesh.vertices), np.asarray(mesh.vertex_normals)
+    diagonal = np.linalg.norm(np.ptp(points, axis=0))
+    noisy = points + rng.normal(scale=NOISE * diagonal, size=points.shape)
+    cloud = PointCloud(noisy.astype(np.float32), np.asarray(normals, dtype=np.float32))
+    path = folder / f"{name}.ply"
+    write_points(cloud, path)
+    return path, reference, cloud
+
+
+def reference_of(path: Path) -> trimesh.Trimesh | PointCloud:
+    return read_points(path) if path.suffix == ".xyz" else read_mesh(path)
+
+
+def poisson(cloud: PointCloud, estimate: bool) -> tuple[trimesh.Trimesh, float]:
+    """Screened Poisson's mesh and seconds (normal estimation included when ``estimate``)."""
+    import open3d as o3d
+
+    start = time.perf_counter()
+    points = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(cloud.points.astype(np.float64)))
+    if estimate:
+        points.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(OPEN3D_NEIGHBOURS))
+        points.orient_normals_consistent_tangent_plane(OPEN3D_NEIGHBOURS)
+    else:
+        points.normals = o3d.utility.Vector3dVector(cloud.normals.astype(np.float64))
+    mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(points, depth=POISSON_DEPTH)
+    seconds = time.perf_counter() - start
+    return trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=False), seconds
+
+
+def run_fit(points: Path, reference: Path, method: str, limit: list[str], out: Path) -> tuple[float, Path]:
+    """Wall seconds of one ``isofield fit`` command and its run directory."""
+    command = [sys.executable, "-m", "isofield.cli", "fit", str(points), "--method", method,
+               "--reference", str(reference), "-o", str(out), "-q", *limit]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start, out
+
+
+def fit_row(name: str, points: Path, reference: Path, method: str, target_seconds: float,
+            folder: Path) -> Row:
+    """The fit given ``target_seconds`` in total: one-step run for the fixed cost, then the run."""
+    fixed, _ = run_fit(points, reference, method, ["--steps", "1"], folder / f"{name}-{method}-1step")
+    budget = max(1.0, target_seconds - fixed)
+    seconds, run = run_fit(points, reference, method, ["--time-budget", f"{budget:.2f}"],
+                           folder / f"{name}-{method}")
+    metrics = json.loads((run / "metrics.json").read_text())
+    steps = int(np.loadtxt(run / "losses.csv", delimiter=",", skiprows=1, usecols=0, ndmin=1)[-1])
+    mesh = trimesh.load(run / "mesh.ply", process=False)
+    return Row(name, f"isofield {method}", seconds, metrics, bool(mesh.is_watertight), steps, budget)
+
+
+def poisson_row(name: str, cloud: PointCloud, reference: Path, estimate: bool) -> Row:
+    mesh, seconds = poisson(cloud, estimate)
+    label = "poisson (open3d normals)" if estimate else "poisson"
+    return Row(name, label, seconds, evaluate_against(mesh, reference_of(reference)),
+               bool(mesh.is_watertight))
+
+
+def table(rows: list[Row]) -> str:
+    head = ("input", "method", "wall s", "x poisson", "train s", "steps", "CD % diag", "NC",
+            "F-score", "watertight", "target")
+    lines = [head]
+    for baseline, row in zip(rows[::2], rows[1::2]):
+        for current in (baseline, row):
+            lines.append(_cells(current, baseline))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join([text[0], "-" * len(text[0]), *text[1:]])
+
+
+def _cells(row: Row, baseline: Row) -> tuple[str, ...]:
+    cd, nc = row.metrics["chamfer_l1_percent_of_diagonal"], row.metrics.get("normal_consistency")
+    base_cd, base_nc = (baseline.metrics["chamfer_l1_percent_of_diagonal"],
+                        baseline.metrics.get("normal_consistency"))
+    target = "-"
+    if row is not baseline:
+        met = cd <= CD_RATIO * base_cd and nc is not None and nc >= base_nc - NC_MARGIN
+        target = f"{'met' if met else 'missed'} (CD x{cd / base_cd:.2f}, NC {nc - base_nc:+.4f})"
+    return (row.input, row.method, f"{row.seconds:.1f}", f"{row.seconds / baseline.seconds:.1f}",
+            "-" if row.budget is None else f"{row.budget:.1f}",
+            "-" if row.steps is None else str(row.steps), f"{cd:.3f}",
+            "-" if nc is None else f"{nc:.4f}", f"{row.metrics['f_score']:.4f}",
+            "yes" if row.watertight else "no", target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", nargs="+", choices=INPUTS, default=list(INPUTS))
+    parser.add_argument("--factor", type=float, default=10.0,
+                        help="isofield's total wall time, in multiples of Poisson's")
+    parser.add_argument("--out", type=Path, default=None, help="folder for inputs and runs")
+    args = parser.parse_args(argv)
+    if not (CGAL / "meshes").is_dir():
+        print(f"{CGAL}: not found (run `make data`)", file=sys.stderr)
+        return 2
+    folder = args.out or Path(tempfile.mkdtemp(prefix="isofield-scan-fit-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; runs in {folder}",
+          flush=True)
+    oriented, raw = [], []
+    for name in args.inputs:
+        points, reference, cloud = load_input(name, folder)
+        oriented.append(poisson_row(name, cloud, reference, estimate=False))
+        oriented.append(fit_row(name, points, reference, "igr",
+                                args.factor * oriented[-1].seconds, folder))
+        bare = folder / f"{name}-raw.xyz"
+        write_points(PointCloud(cloud.points, None), bare)
+        raw.append(poisson_row(name, cloud, reference, estimate=True))
+        raw.append(fit_row(name, bare, reference, "sald", args.factor * raw[-1].seconds, folder))
+        print(f"  {name} done", flush=True)
+    target = (f"target: NC >= Poisson's - {NC_MARGIN} and CD <= {CD_RATIO} x Poisson's, in "
+              f"{args.factor:g}x Poisson's wall time")
+    print(f"\nOriented points (Poisson depth {POISSON_DEPTH} on the file's normals); {target}")
+    print(table(oriented))
+    print(f"\nThe same points without normals (Poisson on Open3D's normals, "
+          f"{OPEN3D_NEIGHBOURS} neighbours, estimation timed with it)")
+    print(table(raw))
+    print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
