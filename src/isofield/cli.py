@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -940,5 +941,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def console_main() -> int:
+    """The ``isofield`` command: :func:`main`, training on the cores other jobs leave free
+    unless ``ISOFIELD_THREADS`` says otherwise (:mod:`isofield.train.threads`)."""
+    os.environ.setdefault("ISOFIELD_THREADS", "auto")
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -167,7 +167,7 @@ class IGR:
     presets = {
         "fast": {
             "field": {"preset": "fast"},
-            "options": {"far_weight": 1.0, "global_fraction": 0.5},
+            "options": {"far_weight": 1.0, "global_fraction": 0.5, "batch": 4096},
             "train": {
                 "lr": 2e-2,
                 "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},

@@ -12,6 +12,7 @@ checkpoints and logging. :func:`build_trainer` turns it into the shared
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping, Optional, Sequence, TypeVar, Union
@@ -22,6 +23,7 @@ from isofield.train.averaging import check_average_decay
 from isofield.train.loop import Trainer, TrainResult
 from isofield.train.schedules import Schedule, StepInfo, schedule_from_spec
 from isofield.train.spikes import check_spike_settings
+from isofield.train.threads import apply_thread_setting
 
 C = TypeVar("C")
 
@@ -137,6 +139,9 @@ def build_trainer(task, run_dir: str | Path, train: TrainConfig, seed: int, *, p
             required when ``train.unit`` is ``epochs``.
     """
     per_unit = _steps_per_unit(train, steps_per_epoch)
+    note = apply_thread_setting()
+    if note:
+        print(f"isofield: {note}", file=sys.stderr)
 
     def in_steps(spec: dict) -> Schedule:
         schedule = schedule_from_spec(spec)
