@@ -112,6 +112,10 @@ def test_step_counted_settings_keep_working_over_presets_in_progress():
                                                   "schedule": {"name": "step", "every": 500}}}])
     assert (old.train.grid_levels_every, old.train.grid_levels_unit) == (50, "steps")
     assert old.train.schedule == {"name": "step", "every": 500}
+    # an old config's partial step spec over the fast preset's cosine says what to write
+    with pytest.raises(InputError, match=r"schedule 'cosine': .* \(it takes end, warmup, final_factor, unit; .*"
+                                         r"name another kind to replace it, e\.g\. \{name: step, every: 500\}\)"):
+        resolve_config(igr.presets, [{"train": {"steps": 10, "schedule": {"every": 500}}}])
     assert schedule_from_spec(old.train.schedule)(StepInfo(500, 0.1)) == 0.5
     kept = resolve_config(igr.presets, [{"train": {"steps": 10, "grid_levels_start": 3}}])
     assert (kept.train.grid_levels_every, kept.train.grid_levels_unit) == (0.1, "progress")

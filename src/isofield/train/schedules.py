@@ -26,6 +26,7 @@ group name (e.g. DeepSDF's decoder and latent codes).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
@@ -221,8 +222,11 @@ def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
     try:
         return _BY_NAME[name](**options)
     except TypeError:
+        known = ", ".join(field.name for field in dataclasses.fields(_BY_NAME[name]))
         raise InputError(
-            f"schedule {name!r}: unexpected or missing keys in {sorted(options)}"
+            f"schedule {name!r}: unexpected or missing keys in {sorted(options)} (it takes "
+            f"{known or 'no keys'}; a spec without 'name' updates the schedule below it, so name "
+            f"another kind to replace it, e.g. {{name: step, every: 500}})"
         ) from None
 
 
