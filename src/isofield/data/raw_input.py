@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import TriangleDistance
 from isofield.geometry.io import PointCloud, read_geometry
+from isofield.geometry.nearest import nearest_points
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.surfels import SurfelDistance
 from isofield.geometry.sampling import neighbour_distances, sample_surface
@@ -176,6 +177,6 @@ def _nearest_on_input(raw: RawInput, tree: cKDTree, samples: np.ndarray,
         closest = TriangleDistance.from_triangles(raw.triangles).closest(samples)
         return closest.distance.astype(np.float64), closest.points.astype(np.float64)
     if surfel_k <= 0:
-        distance, index = tree.query(samples, workers=-1)
+        distance, index = nearest_points(tree.data, samples)
         return distance, tree.data[index]
     return SurfelDistance(tree.data, surfel_k).closest(samples)

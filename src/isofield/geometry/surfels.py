@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from isofield.geometry.nearest import nearest_points
 from isofield.geometry.normals import plane_normals
 
 
@@ -29,7 +30,7 @@ class SurfelDistance:
     def closest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance (M,) and nearest surfel point (M, D), float64, of queries (M, D)."""
         queries = np.asarray(queries, dtype=np.float64)
-        _, index = self.tree.query(queries, workers=-1)
+        _, index = nearest_points(self.tree.data, queries)
         centre, normal = self.tree.data[index], self.normals[index]
         offset = queries - centre
         tangential = offset - np.sum(offset * normal, axis=1, keepdims=True) * normal

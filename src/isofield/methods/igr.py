@@ -25,6 +25,7 @@ from torch import nn
 from isofield.diff import gradient
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import oriented_points_inside
+from isofield.geometry.nearest import nearest_points
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.normalization import Normalization
 from isofield.geometry.normals import DEFAULT_NEIGHBOURS, estimate_normals
@@ -100,7 +101,7 @@ def far_field_samples(tree: cKDTree, normals: np.ndarray, spacing: float, option
     """
     rng = np.random.default_rng(seed)
     pool = rng.uniform(-options.bounds, options.bounds, (options.far_pool, 3)).astype(np.float32)
-    distance, _ = tree.query(pool, workers=-1)
+    distance, _ = nearest_points(tree.data, pool)
     inside = oriented_points_inside(tree.data, normals, pool)
     return {
         "pool": torch.from_numpy(pool),
