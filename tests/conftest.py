@@ -48,3 +48,26 @@ def launch(arguments: list[str], processes: int, timeout: float = 300) -> str:
 def torchrun() -> Callable[[list[str], int], str]:
     """:func:`launch`, for tests that start several training processes."""
     return launch
+
+
+class FakeTime:
+    """Stands in for the ``time`` module in the trainer: ``monotonic()`` advances ``tick``
+    seconds per call."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Make every training step take ``seconds`` of fake time (the trainer reads its clock once
+    per step and once when it starts), so time limits stop runs at known steps."""
+    import isofield.train.loop as loop
+
+    def install(seconds: float) -> None:
+        monkeypatch.setattr(loop, "time", FakeTime(seconds))
+    return install

@@ -192,11 +192,13 @@ def test_threshold_is_chosen_on_validation_shapes(onet_run, spheres):
     assert max(choice["mean_iou"]) > 0.85
 
 
-def test_resume_after_a_pause_equals_an_uninterrupted_run(spheres, tmp_path):
+def test_resume_after_a_pause_equals_an_uninterrupted_run(spheres, tmp_path, monkeypatch, slow_steps):
     config = _config(spheres, train={"steps": 30, "log_every": 10, "checkpoint_every": 20})
     uninterrupted = train_occupancy_network(config, tmp_path / "whole", progress=False)
-    paused = train_occupancy_network(config, tmp_path / "paused", progress=False, exit_after=0.3)
-    assert paused.reason == "exit-after" and paused.step < 30
+    slow_steps(0.1)              # a fake clock: the pause comes mid-run however fast the machine
+    paused = train_occupancy_network(config, tmp_path / "paused", progress=False, exit_after=1.05)
+    monkeypatch.undo()           # the resumed run keeps the real clock
+    assert paused.reason == "exit-after" and 5 <= paused.step <= 15
     resumed = resume_occupancy_network(tmp_path / "paused", progress=False)
     assert resumed.step == uninterrupted.step == 30
     first, second = (load_checkpoint(run / "checkpoints" / "latest.pt").modules["network"]

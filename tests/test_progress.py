@@ -15,7 +15,6 @@ import pytest
 import torch
 import trimesh
 
-import isofield.train.loop as loop
 from isofield.config import from_dict
 from isofield.demo import DEMO_BUDGET_SECONDS
 from isofield.errors import InputError
@@ -28,26 +27,6 @@ from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, get_m
 from isofield.train.logging import read_loss_log
 from isofield.train.loop import StopReason, Trainer, describe_stop
 from isofield.train.schedules import StepInfo, run_progress, schedule_from_spec
-
-
-class FakeTime:
-    """Stands in for the ``time`` module in the trainer: ``monotonic()`` advances ``tick``
-    seconds per call."""
-
-    def __init__(self, tick: float) -> None:
-        self.now, self.tick = 0.0, tick
-
-    def monotonic(self) -> float:
-        self.now += self.tick
-        return self.now
-
-
-@pytest.fixture
-def slow_steps(monkeypatch):
-    """Make every training step take ``seconds`` of fake time."""
-    def install(seconds: float) -> None:
-        monkeypatch.setattr(loop, "time", FakeTime(seconds))
-    return install
 
 
 class LineTask(FieldTask):
