@@ -544,15 +544,13 @@ def test_progress_postfix_shows_terms_and_remaining_time():
 RECORD = r"step (\d+)/20 \((\d+)%\), loss [0-9.e-]+, 0\.2 steps/s, ETA (\d+) s"
 
 
-def test_progress_records_every_30_seconds_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys):
+def test_progress_records_every_30_seconds_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys,
+                                                                         slow_steps):
     # Before: nothing at all on stderr without a terminal (nohup, CI, cluster jobs).
-    # The trainer's clock is faked (test_progress.FakeTime): 5 s a step.
+    # The trainer's clock is faked (conftest's slow_steps): 5 s a step.
     import re
 
-    from isofield.train import loop
-    from test_progress import FakeTime
-
-    monkeypatch.setattr(loop, "time", FakeTime(5.0))
+    slow_steps(5.0)
     monkeypatch.delenv("ISOFIELD_LOG_SECONDS", raising=False)
     make_trainer(ToyTask(), tmp_path, steps=20, progress=True).run()
     lines = capsys.readouterr().err.splitlines()
@@ -560,11 +558,8 @@ def test_progress_records_every_30_seconds_when_stderr_is_not_a_terminal(tmp_pat
         ("6", "30", "70"), ("12", "60", "40"), ("18", "90", "10")]
 
 
-def test_progress_records_follow_the_environment_and_quiet(tmp_path, monkeypatch, capsys):
-    from isofield.train import loop
-    from test_progress import FakeTime
-
-    monkeypatch.setattr(loop, "time", FakeTime(5.0))
+def test_progress_records_follow_the_environment_and_quiet(tmp_path, monkeypatch, capsys, slow_steps):
+    slow_steps(5.0)
     monkeypatch.setenv("ISOFIELD_LOG_SECONDS", "50")
     make_trainer(ToyTask(), tmp_path / "every50", steps=20, progress=True).run()
     assert [line.split(" (")[0] for line in capsys.readouterr().err.splitlines()] == ["step 10/20", "step 20/20"]
