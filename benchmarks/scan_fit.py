@@ -45,8 +45,10 @@ import numpy as np
 import trimesh
 
 from isofield.fitting.outputs import evaluate_against
+from isofield.fitting.rundir import RunDir
 from isofield.geometry.io import PointCloud, read_mesh, read_points, write_points
 from isofield.geometry.sampling import sample_surface
+from isofield.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CGAL = REPO / ".cache" / "cgal" / "data"
@@ -73,15 +75,29 @@ class Row:
     budget: float | None = None
 
 
-def load_input(name: str, folder: Path) -> tuple[Path, Path, PointCloud]:
-    """(points file, reference file, oriented cloud) of a named input, written under ``folder``."""
+@dataclass
+class ScanInput:
+    """A named input: its oriented cloud, the file ``isofield fit`` reads, and what it is
+    scored against (a mesh, or the cloud itself) with that file's path."""
+
+    name: str
+    cloud: PointCloud
+    points: Path
+    reference: Path
+    truth: trimesh.Trimesh | PointCloud
+
+
+def load_input(name: str, folder: Path) -> ScanInput:
+    """The named input; a noisy one is written under ``folder``."""
     if name == "kitten":
         path = CGAL / "points_3" / "kitten.xyz"
-        return path, path, read_points(path)
+        cloud = read_points(path)
+        return ScanInput(name, cloud, path, path, cloud)
     rng = np.random.default_rng(0)
     if name == "armadillo-noisy":
         reference = CGAL / "meshes" / "armadillo.off"
-        cloud = sample_surface(read_mesh(reference), 100_000, seed=0)
+        mesh = read_mesh(reference)
+        cloud = sample_surface(mesh, 100_000, seed=0)
         points, normals = cloud.points, cloud.normals
     else:
         reference = CGAL / "meshes" / "bunny00.off"
@@ -92,11 +108,7 @@ def load_input(name: str, folder: Path) -> tuple[Path, Path, PointCloud]:
     cloud = PointCloud(noisy.astype(np.float32), np.asarray(normals, dtype=np.float32))
     path = folder / f"{name}.ply"
     write_points(cloud, path)
-    return path, reference, cloud
-
-
-def reference_of(path: Path) -> trimesh.Trimesh | PointCloud:
-    return read_points(path) if path.suffix == ".xyz" else read_mesh(path)
+    return ScanInput(name, cloud, path, reference, mesh)
 
 
 def poisson(cloud: PointCloud, estimate: bool) -> tuple[trimesh.Trimesh, float]:
@@ -115,33 +127,34 @@ def poisson(cloud: PointCloud, estimate: bool) -> tuple[trimesh.Trimesh, float]:
     return trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=False), seconds
 
 
-def run_fit(points: Path, reference: Path, method: str, limit: list[str], out: Path) -> tuple[float, Path]:
-    """Wall seconds of one ``isofield fit`` command and its run directory."""
+def run_fit(points: Path, reference: Path, method: str, limit: list[str], out: Path) -> float:
+    """Wall seconds of one ``isofield fit`` command writing the run ``out``."""
     command = [sys.executable, "-m", "isofield.cli", "fit", str(points), "--method", method,
                "--reference", str(reference), "-o", str(out), "-q", *limit]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start
 
 
-def fit_row(name: str, points: Path, reference: Path, method: str, target_seconds: float,
-            folder: Path) -> Row:
-    """The fit given ``target_seconds`` in total: one-step run for the fixed cost, then the run."""
-    fixed, _ = run_fit(points, reference, method, ["--steps", "1"], folder / f"{name}-{method}-1step")
+def fit_row(scan: ScanInput, points: Path, method: str, target_seconds: float, folder: Path) -> Row:
+    """The fit of ``points`` given ``target_seconds`` in total: a one-step run for the fixed
+    cost, then the run."""
+    fixed = run_fit(points, scan.reference, method, ["--steps", "1"],
+                    folder / f"{scan.name}-{method}-1step")
     budget = max(1.0, target_seconds - fixed)
-    seconds, run = run_fit(points, reference, method, ["--time-budget", f"{budget:.2f}"],
-                           folder / f"{name}-{method}")
+    run = folder / f"{scan.name}-{method}"
+    seconds = run_fit(points, scan.reference, method, ["--time-budget", f"{budget:.2f}"], run)
     metrics = json.loads((run / "metrics.json").read_text())
-    steps = int(np.loadtxt(run / "losses.csv", delimiter=",", skiprows=1, usecols=0, ndmin=1)[-1])
+    steps = load_checkpoint(RunDir(run).checkpoint_path).step
     mesh = trimesh.load(run / "mesh.ply", process=False)
-    return Row(name, f"isofield {method}", seconds, metrics, bool(mesh.is_watertight), steps, budget)
+    return Row(scan.name, f"isofield {method}", seconds, metrics, bool(mesh.is_watertight), steps,
+               budget)
 
 
-def poisson_row(name: str, cloud: PointCloud, reference: Path, estimate: bool) -> Row:
-    mesh, seconds = poisson(cloud, estimate)
+def poisson_row(scan: ScanInput, estimate: bool) -> Row:
+    mesh, seconds = poisson(scan.cloud, estimate)
     label = "poisson (open3d normals)" if estimate else "poisson"
-    return Row(name, label, seconds, evaluate_against(mesh, reference_of(reference)),
-               bool(mesh.is_watertight))
+    return Row(scan.name, label, seconds, evaluate_against(mesh, scan.truth), bool(mesh.is_watertight))
 
 
 def table(rows: list[Row]) -> str:
@@ -187,14 +200,13 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     oriented, raw = [], []
     for name in args.inputs:
-        points, reference, cloud = load_input(name, folder)
-        oriented.append(poisson_row(name, cloud, reference, estimate=False))
-        oriented.append(fit_row(name, points, reference, "igr",
-                                args.factor * oriented[-1].seconds, folder))
+        scan = load_input(name, folder)
+        oriented.append(poisson_row(scan, estimate=False))
+        oriented.append(fit_row(scan, scan.points, "igr", args.factor * oriented[-1].seconds, folder))
         bare = folder / f"{name}-raw.xyz"
-        write_points(PointCloud(cloud.points, None), bare)
-        raw.append(poisson_row(name, cloud, reference, estimate=True))
-        raw.append(fit_row(name, bare, reference, "sald", args.factor * raw[-1].seconds, folder))
+        write_points(PointCloud(scan.cloud.points, None), bare)
+        raw.append(poisson_row(scan, estimate=True))
+        raw.append(fit_row(scan, bare, "sald", args.factor * raw[-1].seconds, folder))
         print(f"  {name} done", flush=True)
     target = (f"target: NC >= Poisson's - {NC_MARGIN} and CD <= {CD_RATIO} x Poisson's, in "
               f"{args.factor:g}x Poisson's wall time")
