@@ -90,9 +90,9 @@ def test_deepsdfs_groups_keep_the_presets_numbers_and_take_the_shared_schedule()
     assert (paper.train.lr_decoder, paper.train.lr_codes) == (5e-4, 1e-3)
     assert paper.train.schedule_decoder == paper.train.schedule_codes == step_500
     cpu = resolve_deepsdf([{"data": "d"}])
-    quarter = {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"}
+    cosine = {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"}
     assert (cpu.train.lr_decoder, cpu.train.lr_codes) == (2e-3, 4e-3)
-    assert cpu.train.schedule_decoder == cpu.train.schedule_codes == quarter
+    assert cpu.train.schedule_decoder == cpu.train.schedule_codes == cosine
     assert cpu.train.checkpoint_every_seconds == 60.0 and paper.train.checkpoint_every_seconds == 600.0
     # a group's own schedule wins over the shared one; the other group takes the shared one
     own = resolve_deepsdf([{"data": "d", "train": {"schedule": COSINE, "schedule_codes": {"name": "constant"},

@@ -26,6 +26,7 @@ from isofield.deepsdf.autodecoder import AutoDecoderTask, make_codes
 from isofield.deepsdf.history import read_code_history
 from isofield.deepsdf.outputs import principal_components, source_meshes
 from isofield.deepsdf.samples import ShapeSamples, balanced_subset, load_training_samples
+from isofield.deepsdf.space import SHAPE_RADIUS, code_field, code_mesh
 from isofield.train.checkpoint import load_checkpoint
 from isofield.train.logging import read_loss_log
 from isofield.train.schedules import StepDecay, StepInfo
@@ -252,6 +253,29 @@ def test_loaded_space_meshes_a_training_shape_and_a_blend(trained):
         space.mesh(CHAIRS)
     with pytest.raises(InputError, match=r"shape \(16,\)"):
         space.field(np.zeros(3))
+
+
+class _ConstantDecoder(torch.nn.Module):
+    """f(x, z) = value everywhere: a decoder that is inside even where it never saw a sample."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.value.expand(len(x))
+
+
+def test_a_codes_field_and_mesh_end_at_the_unit_ball_where_the_shapes_lie():
+    decoder, code = _ConstantDecoder(-0.5), torch.zeros(4)
+    field = code_field(decoder, code)
+    points = np.array([[0.0, 0.4, 0.0], [0.0, 0.9, 0.0], [0.0, -1.05, 0.0], [1.0, 1.0, 1.0]], np.float32)
+    # max(f, |x| - 1): the decoder's value deep inside, the ball's signed distance near and beyond it
+    assert np.allclose(field(points), [-0.5, -0.1, 0.05, np.sqrt(3) - 1], atol=1e-6)
+    # an everywhere-negative field meshes as the unit sphere, not as the extraction box's faces
+    mesh, _ = code_mesh(decoder, code, resolve_config([{"data": "d"}]), resolution=32)
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert mesh.is_watertight and np.abs(radii - SHAPE_RADIUS).max() < 0.01
 
 
 # --------------------------------------------------------------------------- resume

@@ -142,7 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "skip": [2], "weight_norm": True, "geometric_init": False,
                     "encoding": {"type": "fourier", "num_frequencies": 6, "include_input": False}},
         "train": {"unit": "steps", "steps": 12000, "lr": 2e-3, "lr_codes": 4e-3,
-                  "schedule": {"name": "step", "every": 0.25, "factor": 0.5, "unit": "progress"},
+                  "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},
                   "log_every": 10, "checkpoint_every": 1000, "checkpoint_every_seconds": 60.0},
         "reconstruction_every": 1000,
         "extract": {"resolution": 128, "progress_resolution": 48},

@@ -81,11 +81,28 @@ def canonical_bounds(config: ShapeSpaceConfig) -> tuple[tuple[float, ...], tuple
     return (-half,) * 3, (half,) * 3
 
 
+SHAPE_RADIUS = 1.0
+"""Every shape of a space lies in this ball of the canonical frame: preprocessing puts a
+shape's farthest point at radius 1 / 1.03 (DeepSDF's buffer), and its uniform samples fill
+[-1, 1]^3, so the decoder saw no surface beyond the ball and no samples at all beyond the cube."""
+
+
 def code_field(decoder: nn.Module, code: torch.Tensor) -> NumpyField:
     """The numpy field (P, 3) -> (P,) of ``decoder`` at ``code`` (L,), evaluated on the
-    decoder's device."""
+    decoder's device, inside the ball of :data:`SHAPE_RADIUS`: ``max(f(x, z), |x| - radius)``.
+
+    Beyond the ball the decoder extrapolates, and a field that dips below zero there (e.g.
+    under a swivel chair's base, in the extraction box's padding) would be meshed as a
+    floating sheet. Intersecting with the ball keeps the field's sign, and so the surface,
+    inside the ball."""
     device = next(decoder.parameters()).device
-    return as_numpy_field(decoder, device=device, latent=code.detach().to(device))
+    field = as_numpy_field(decoder, device=device, latent=code.detach().to(device))
+
+    def in_the_ball(points: np.ndarray) -> np.ndarray:
+        outside = np.linalg.norm(points, axis=1).astype(np.float32) - np.float32(SHAPE_RADIUS)
+        return np.maximum(field(points), outside)
+
+    return in_the_ball
 
 
 def code_mesh(decoder: nn.Module, code: torch.Tensor, config: ShapeSpaceConfig, resolution: int,
