@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from isofield.errors import InputError
+from isofield.train.checkpoint import load_checkpoint
 from test_cli import (_in_tmp_path, assert_one_line_error, refuses, run_cli,  # noqa: F401 (fixtures)
                       sdf_npz, snapshot)
 
@@ -169,6 +170,15 @@ def test_resuming_a_finished_run_says_so_and_redoes_nothing(capsys, tmp_path, sd
     assert out == (f"{run} already finished at step 2 (of 2 steps); "
                    f"give a larger --steps or --time-budget to train on\n")
     assert snapshot(tmp_path) == before
+    # A run killed while writing its outputs (no report yet) gets them, without a step more.
+    # Before: "already finished", and the run never had a mesh or a report.
+    (run / "report.html").unlink()
+    (run / "mesh.ply").unlink()
+    code, out, err = run_cli(capsys, "fit", "--resume", run, "-q")
+    assert code == 0, err
+    assert f"{run}: finished after 2 steps" in out
+    assert (run / "report.html").is_file() and (run / "mesh.ply").is_file()
+    assert load_checkpoint(run / "checkpoints" / "latest.pt").step == 2
     # A larger limit trains on.
     code, out, err = run_cli(capsys, "fit", "--resume", run, "--steps", 3, "-q")
     assert code == 0, err

@@ -32,6 +32,7 @@ from isofield.methods import method_names
 from isofield.registry import FAMILIES, TRAIN_VERBS, family_named, refuse_unused
 from isofield.runs import open_run
 from isofield.shapegf import train_gradient_field
+from isofield.train.checkpoint import load_checkpoint
 from isofield.deepsdf import train_shape_space
 from test_cli import _in_tmp_path, run_cli  # noqa: F401 (an autouse fixture)
 from test_occupancy import TEST_RADIUS, _config, spheres  # noqa: F401 (a fixture)
@@ -364,6 +365,19 @@ def test_resuming_a_finished_run_says_so_and_writes_nothing(runs, capsys, family
     assert out == (f"{runs[family]} already finished at step {STEPS} (of {STEPS} steps); "
                    "give a larger --steps or --time-budget to train on\n")
     assert snapshot(runs[family]) == before
+
+
+@pytest.mark.parametrize("family", ["deepsdf", "occupancy", "shapegf"])
+def test_resuming_a_run_killed_while_writing_its_outputs_writes_them(runs, capsys, tmp_path, family):
+    # Before: "already finished", and the run never got its report.
+    run = tmp_path / family
+    shutil.copytree(runs[family], run)
+    (run / "report.html").unlink()
+    code, out, err = run_cli(capsys, "train", "--resume", run, "-q")
+    assert code == 0, err
+    assert f"{run}: finished after {STEPS} steps" in out
+    assert (run / "report.html").is_file()
+    assert load_checkpoint(run / "checkpoints" / "latest.pt").step == STEPS
 
 
 def test_a_resumed_run_takes_new_limits_and_device_and_refuses_another_folder(runs, capsys, tmp_path):

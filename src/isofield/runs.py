@@ -101,7 +101,8 @@ def resume_run(path: str | Path, *, steps: int | None = None, time_budget: float
     """Continue the run in ``path`` from its latest checkpoint (``steps`` / ``time_budget``
     replace its limits; ``options``: ``device``, ``exit_after``, ``progress``); a fit is refused
     (``isofield fit --resume``). A run that already reached its limits, resumed without new
-    ones, is neither trained nor finished again: the result is a :class:`FinishedRun`."""
+    ones, is not trained again; its outputs are written if the run stopped before its report,
+    else the result is a :class:`FinishedRun`."""
     run = open_run(path).require("train")
     if steps is None and time_budget is None:
         finished = _finished(run)
@@ -127,12 +128,14 @@ class FinishedRun(NamedTuple):
 
 def _finished(run: Run) -> FinishedRun | None:
     """The run's :class:`FinishedRun` when its latest checkpoint reached the end of its
-    schedule, else None (no checkpoint yet, or stopped before its end)."""
+    schedule and its report was written, else None (no checkpoint yet, stopped before its
+    end, or stopped while writing its outputs: resuming then writes them)."""
     from isofield.train.checkpoint import load_checkpoint
     from isofield.train.rundir import RunDirectory
 
-    path = RunDirectory(run.root).checkpoint_path
-    if not path.is_file():
+    directory = RunDirectory(run.root)
+    path = directory.checkpoint_path
+    if not path.is_file() or not directory.report_path.is_file():
         return None
     checkpoint = load_checkpoint(path)
     if checkpoint.progress < 1:

@@ -129,7 +129,8 @@ def resume(
 
     ``method``, ``preset`` and ``reference`` may only repeat what the run was made with (a
     resumed run keeps its config): anything else is an InputError. A run that already reached
-    its limits is not trained again and its outputs are left as they are: the result's reason
+    its limits is not trained again: if it stopped before its report (killed while writing its
+    outputs), the outputs are written; else they are left as they are and the result's reason
     is ``already-finished``.
     """
     run = RunDir.open(run_dir)
@@ -148,7 +149,9 @@ def resume(
         config = resolve_config(get_method(config.method).presets, [to_dict(config)])
     if run.has_checkpoint():
         checkpoint = load_checkpoint(run.checkpoint_path)
-        if run_progress(checkpoint.step, config.train.steps, checkpoint.elapsed, config.train.time_budget) >= 1:
+        finished = run_progress(checkpoint.step, config.train.steps, checkpoint.elapsed,
+                                config.train.time_budget) >= 1
+        if finished and run.report_path.is_file():
             return FitResult(run.root, ALREADY_FINISHED, checkpoint.step, checkpoint.elapsed,
                              run.mesh_path if run.mesh_path.exists() else None, {}, 1.0)
     if device is not None:
