@@ -139,8 +139,9 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     Returns tensors ``pool (P, D)``, ``pool_distance (P,)``: the distance ``h`` to the input
     (exact distance to the triangles of a soup, to the nearest point of a point cloud) and
     ``pool_direction (P, D)``: ``∇h = (x - nearest(x)) / h`` (zero where ``h = 0``), all
-    float32. A point cloud's distance is computed with a KD-tree, a soup's with libigl's AABB
-    tree; neither loops over points in Python.
+    float32. Both distances use libigl's AABB tree, over the points
+    (:func:`~isofield.geometry.nearest.nearest_points`) or the triangles; neither loops over
+    points in Python.
     """
     if not 0 <= spec.global_fraction + spec.uniform_fraction <= 1:
         raise InputError("global_fraction + uniform_fraction must lie in [0, 1]")
@@ -156,7 +157,7 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     gaussian = points[centres] + rng.standard_normal((len(centres), raw.dim)) * sigmas[:, None]
     uniform = rng.uniform(-spec.bounds, spec.bounds, (n_uniform, raw.dim))
     samples = np.concatenate([gaussian, uniform])
-    distance, nearest = _nearest_on_input(raw, tree, samples, spec.surfel_k)
+    distance, nearest = _nearest_on_input(raw, points, samples, spec.surfel_k)
     offset = samples - nearest
     direction = np.divide(offset, distance[:, None], out=np.zeros_like(offset),
                           where=distance[:, None] > 0)
@@ -167,16 +168,15 @@ def unsigned_distance_pool(raw: RawInput, spec: PoolSpec, seed: int) -> dict[str
     }
 
 
-def _nearest_on_input(raw: RawInput, tree: cKDTree, samples: np.ndarray,
+def _nearest_on_input(raw: RawInput, points: np.ndarray, samples: np.ndarray,
                       surfel_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Distance (P,) and nearest input point (P, D) of each sample (P, D), float64: on the
-    triangles of a soup, else on the surfel of the nearest point (``surfel_k`` > 0, see
-    :class:`PoolSpec`) or at the nearest point itself. ``tree``: a KD-tree of the input points
-    (float64)."""
+    triangles of a soup, else on the surfel of the nearest of the input ``points`` (N, D)
+    float64 (``surfel_k`` > 0, see :class:`PoolSpec`) or at that point itself."""
     if raw.triangles is not None:
         closest = TriangleDistance.from_triangles(raw.triangles).closest(samples)
         return closest.distance.astype(np.float64), closest.points.astype(np.float64)
     if surfel_k <= 0:
-        distance, index = nearest_points(tree.data, samples)
-        return distance, tree.data[index]
-    return SurfelDistance(tree.data, surfel_k).closest(samples)
+        distance, index = nearest_points(points, samples)
+        return distance, points[index]
+    return SurfelDistance(points, surfel_k).closest(samples)

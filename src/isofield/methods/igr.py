@@ -92,17 +92,17 @@ def read_oriented_points(path: Path, surface_points: int, seed: int) -> PointClo
     return sample_surface(geometry, surface_points, seed=seed)
 
 
-def far_field_samples(tree: cKDTree, normals: np.ndarray, spacing: float, options: IGROptions,
+def far_field_samples(points: np.ndarray, normals: np.ndarray, spacing: float, options: IGROptions,
                       seed: int) -> dict[str, torch.Tensor]:
     """Uniform samples (P, 3) with approximate signed distances (P,) and the band half-width.
 
-    Sign from the oriented points' winding number, magnitude from the distance to the
+    Sign from the oriented points' (N, 3) winding number, magnitude from the distance to the
     nearest input point (an over-estimate by at most about the point ``spacing``).
     """
     rng = np.random.default_rng(seed)
     pool = rng.uniform(-options.bounds, options.bounds, (options.far_pool, 3)).astype(np.float32)
-    distance, _ = nearest_points(tree.data, pool)
-    inside = oriented_points_inside(tree.data, normals, pool)
+    distance, _ = nearest_points(points, pool)
+    inside = oriented_points_inside(points, normals, pool)
     return {
         "pool": torch.from_numpy(pool),
         "pool_sdf": torch.from_numpy(np.where(inside, -distance, distance).astype(np.float32)),
@@ -228,7 +228,7 @@ class IGR:
             tensors["normals"] = torch.from_numpy(np.asarray(cloud.normals, dtype=np.float32))
         if options.far_weight > 0:
             spacing = float(np.median(neighbours[:, 1]))
-            tensors.update(far_field_samples(tree, cloud.normals, spacing, options, seed))
+            tensors.update(far_field_samples(tree.data, cloud.normals, spacing, options, seed))
         kind = "oriented points" if cloud.normals is not None else "points without normals"
         return PreparedInput(tensors, normalization, f"{len(points)} {kind} from {path.name}{origin}",
                              notes)
