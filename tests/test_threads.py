@@ -17,6 +17,7 @@ def fresh_process(monkeypatch):
     """No thread decision made yet; torch's count restored afterwards."""
     before = torch.get_num_threads()
     monkeypatch.setattr(threads, "_decided", [])
+    monkeypatch.setattr(threads, "_sample_start", [])
     monkeypatch.delenv(threads.ENV, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield monkeypatch
@@ -69,6 +70,27 @@ def test_the_isofield_command_trains_on_auto_unless_told(fresh_process):
     assert cli.console_main() == "auto"
     fresh_process.setenv(threads.ENV, "3")
     assert cli.console_main() == "3"
+    assert len(threads._sample_start) == 1                            # the busy-core sample began
+
+
+def test_busy_cores_since_the_start_leave_out_this_process(fresh_process, tmp_path):
+    """2 cores; from the start sample to now /proc/stat counts 200 busy and 100 idle jiffies
+    (4/3 cores in use) over 1.5 s, of which this process used 1.0 CPU second (2/3 core): the
+    others hold 2/3 of a core."""
+    stat = tmp_path / "stat"
+    fresh_process.setattr(threads, "PROC_STAT", stat)
+    fresh_process.setattr(os, "cpu_count", lambda: 2)
+    fresh_process.setattr(os, "getloadavg", lambda: (5.0, 0.0, 0.0))
+    clock, cpu = iter([10.0, 11.5, 11.5]), iter([3.0, 4.0])
+    fresh_process.setattr(threads.time, "monotonic", lambda: next(clock))
+    fresh_process.setattr(threads.time, "process_time", lambda: next(cpu))
+    stat.write_text("cpu  100 0 0 300 0 0 0 0 0 0\ncpu0 ...\n")
+    threads.start_busy_sample()
+    stat.write_text("cpu  300 0 0 400 0 0 0 0 0 0\ncpu0 ...\n")
+    assert threads.busy_cores() == pytest.approx(2 / 3)
+    fresh_process.setattr(os, "getloadavg", lambda: (0.4, 0.0, 0.0))  # the average, if smaller
+    clock, cpu = iter([11.5, 11.5]), iter([3.0, 4.0])
+    assert threads.busy_cores() == pytest.approx(0.4)
 
 
 def test_busy_cores_is_at_most_the_load_average(monkeypatch):

@@ -943,8 +943,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console_main() -> int:
     """The ``isofield`` command: :func:`main`, training on the cores other jobs leave free
-    unless ``ISOFIELD_THREADS`` says otherwise (:mod:`isofield.train.threads`)."""
-    os.environ.setdefault("ISOFIELD_THREADS", "auto")
+    unless ``ISOFIELD_THREADS`` says otherwise (:mod:`isofield.train.threads`, whose sample of
+    the busy cores starts here)."""
+    from isofield.train.threads import ENV, start_busy_sample
+
+    os.environ.setdefault(ENV, "auto")
+    start_busy_sample()
     return main()
 
 

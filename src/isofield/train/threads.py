@@ -9,9 +9,13 @@ made 6.1 steps/s on 2 threads and 11.7 on 1 (docs/fit-ablations.md).
 ``auto`` (what the ``isofield`` command sets when it is not set) gives training the cores that
 other jobs leave free, at most torch's own count, at least one; a number fixes the count.
 ``OMP_NUM_THREADS`` (which torchrun sets to 1) wins over ``auto``. The busy cores are the
-smaller of the one-minute load average and the cores in use over a quarter of a second
-(``/proc/stat``, Linux): the average alone still counts a job that ended a minute ago, e.g. the
-fit before this one in a script.
+smaller of the one-minute load average and the cores other processes used (``/proc/stat``,
+Linux, less this process's own CPU time) since the command started (:func:`start_busy_sample`),
+or over a quarter of a second where nothing started a sample: the average alone still counts a
+job that ended a minute ago, e.g. the fit before this one in a script.
+
+torch is imported only when the threads are set, so that the command can start its sample
+before its heavy imports.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
 from isofield.errors import InputError
 
 ENV = "ISOFIELD_THREADS"
+PROC_STAT = Path("/proc/stat")
+_sample_start: list[tuple[float, list[int], float]] = []
+"""(monotonic seconds, /proc/stat jiffies, this process's CPU seconds) at :func:`start_busy_sample`"""
 _decided: list[int] = []
 """the count chosen by the first training of this process (later ones keep it, so that runs
 compared within one process use the same threads)"""
@@ -54,6 +59,8 @@ def apply_thread_setting() -> str | None:
         return None
     if "OMP_NUM_THREADS" in os.environ:
         return None
+    import torch
+
     threads, cores, load = torch.get_num_threads(), os.cpu_count() or 1, busy_cores()
     chosen = threads_for_load(threads, cores, load)
     _decide(chosen)
@@ -63,21 +70,35 @@ def apply_thread_setting() -> str | None:
             f"{threads} threads ({ENV}=N to choose)")
 
 
+def start_busy_sample() -> None:
+    """Open the busy-core sample of :func:`busy_cores` now (the ``isofield`` command does, first
+    thing): it then spans the command's start-up, imports and preparation, instead of a sleep."""
+    if PROC_STAT.exists():
+        _sample_start[:] = [(time.monotonic(), _cpu_times(PROC_STAT), time.process_time())]
+
+
 def busy_cores(window: float = 0.25) -> float:
-    """Cores held by running jobs: min(one-minute load average, cores in use over ``window``
-    seconds from ``/proc/stat``; the load average alone where that file is missing)."""
+    """Cores held by other running jobs: min(one-minute load average, cores in use by other
+    processes since :func:`start_busy_sample`, or over ``window`` seconds from now when no
+    sample was started or it is younger than that; the load average alone where
+    ``/proc/stat`` is missing). The cores in use are those ``/proc/stat`` counts busy, less
+    this process's own CPU time over the same wall time."""
     average = os.getloadavg()[0]
-    stat = Path("/proc/stat")
-    if not stat.exists():
+    if not PROC_STAT.exists():
         return average
-    first = _cpu_times(stat)
-    time.sleep(window)
-    second = _cpu_times(stat)
+    if _sample_start and time.monotonic() - _sample_start[0][0] >= window:
+        began, first, own_before = _sample_start[0]
+    else:
+        began, first, own_before = time.monotonic(), _cpu_times(PROC_STAT), time.process_time()
+        time.sleep(window)
+    second, own = _cpu_times(PROC_STAT), time.process_time() - own_before
     elapsed = sum(second) - sum(first)
-    if elapsed <= 0:
+    wall = time.monotonic() - began
+    if elapsed <= 0 or wall <= 0:
         return average
     idle = (second[3] + second[4]) - (first[3] + first[4])       # idle + iowait
-    return min(average, (os.cpu_count() or 1) * (1.0 - idle / elapsed))
+    in_use = (os.cpu_count() or 1) * (1.0 - idle / elapsed)
+    return min(average, max(0.0, in_use - own / wall))
 
 
 def _cpu_times(stat: Path) -> list[int]:
@@ -86,5 +107,7 @@ def _cpu_times(stat: Path) -> list[int]:
 
 
 def _decide(threads: int) -> None:
+    import torch
+
     torch.set_num_threads(threads)
     _decided.append(threads)
