@@ -9,7 +9,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
 
 from isofield.errors import InputError
-from isofield.nn.input_gradient import backpropagate_to_input
 from isofield.nn.sphere_init import fit_output_layer_to_sphere
 
 ACTIVATIONS = ("softplus", "relu")
@@ -130,8 +129,8 @@ class MLPField(nn.Module):
         by hand.
 
         The forward pass keeps each layer's weight and activation slope; the backward pass is
-        written out in torch ops (:func:`~isofield.nn.input_gradient.backpropagate_to_input`,
-        down to the network input ``u``), and the encoding's columns of ``du`` go back
+        written out in torch ops (the output weights, times the activation's slope, times each layer's
+        weight, down to the network input ``u``), and the encoding's columns of ``du`` go back
         to ``x`` through the encoding's own vector-Jacobian product. Both outputs keep their
         graph to the parameters and none to ``x``, so a loss of them (an eikonal or normal
         term) trains the network with a first-order backward, not autograd's double backward
@@ -155,8 +154,15 @@ class MLPField(nn.Module):
             slopes.append(self._activation_slope(z))
             h = self.activation(z)
         values = self.output_layer(h).squeeze(-1)
-        grad_u = backpropagate_to_input(self.output_layer.weight, weights, slopes, self.skip,
-                                        self.input_width)               # (N, input_width)
+        grad_h = self.output_layer.weight                               # (1, hidden)
+        grad_u = 0
+        for index in reversed(range(len(self.hidden_layers))):
+            grad_h = (grad_h * slopes[index]) @ weights[index]          # (N, in)
+            if index in self.skip:
+                grad_h, grad_skip = grad_h.split([grad_h.shape[1] - self.input_width,
+                                                  self.input_width], dim=-1)
+                grad_h, grad_u = grad_h / math.sqrt(2), grad_u + grad_skip / math.sqrt(2)
+        grad_u = grad_u + grad_h                                        # (N, input_width)
         start = self.latent_dim
         gradients = grad_u[:, start: start + self.in_dim]
         if self.input_encoding is not None:

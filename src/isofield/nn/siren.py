@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from isofield.errors import InputError
-from isofield.nn.input_gradient import backpropagate_to_input
 from isofield.nn.sphere_init import fit_output_layer_to_sphere
 
 SIREN_INITS = ("siren", "geometric", "mfgi")
@@ -76,39 +75,13 @@ class SirenField(nn.Module):
         if init != "siren":
             self._geometric_init(radius, high_frequency_fraction if init == "mfgi" else 0.0)
 
-    def forward(self, x: torch.Tensor, with_gradient: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Field values at points ``x: (N, in_dim)`` -> ``(N,)`` or ``(N, out_dim)``;
-        ``with_gradient=True`` (one output only) returns ``(values (N,), gradients (N, in_dim))``,
-        the gradients back-propagated by hand
-        (:func:`~isofield.nn.input_gradient.backpropagate_to_input`): both keep their graph to
-        the parameters and none to ``x``, so a loss of them needs only a first-order backward."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Field values at points ``x: (N, in_dim)`` -> ``(N,)`` or ``(N, out_dim)``."""
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise InputError(f"SirenField: points must have shape (N, {self.in_dim}), "
                              f"got {tuple(x.shape)}")
-        if with_gradient:
-            return self._value_and_gradient(x.detach())
         h = self.output_layer(self._hidden_features(x))
         return h.squeeze(-1) if self.out_dim == 1 else h
-
-    @property
-    def analytic_gradient(self) -> bool:
-        """Whether ``forward(..., with_gradient=True)`` works: one output."""
-        return self.out_dim == 1
-
-    def _value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Values (N,) and input gradients (N, in_dim); the slope of ``sin(ω z)`` is
-        ``ω cos(ω z)``."""
-        if not self.analytic_gradient:
-            raise InputError("SirenField: with_gradient needs out_dim 1")
-        h, weights, slopes = x, [], []
-        for omega, layer in zip(self.omegas, self.hidden_layers):
-            phase = omega * layer(h)
-            weights.append(layer.weight)
-            slopes.append(omega * torch.cos(phase))
-            h = torch.sin(phase)
-        values = self.output_layer(h).squeeze(-1)
-        return values, backpropagate_to_input(self.output_layer.weight, weights, slopes)
 
     def _hidden_features(self, x: torch.Tensor) -> torch.Tensor:
         """Last hidden activations ``(N, hidden)`` of points ``(N, in_dim)``."""
