@@ -280,16 +280,18 @@ def test_grid_vjp_of_a_linear_grid_is_its_slope_and_zero_along_clamped_axes() ->
 
 @pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
 @pytest.mark.parametrize("active", [3, 2])
+@pytest.mark.parametrize("dim", [3, 2])
 def test_grid_features_and_vjp_equal_forward_and_its_autograd_gradient(interpolation: str,
-                                                                      active: int) -> None:
+                                                                      active: int, dim: int) -> None:
     torch.manual_seed(0)
-    grid = MultiResolutionGrid(levels=3, base_resolution=2, max_resolution=8, log2_hashmap_size=6,
+    grid = MultiResolutionGrid(levels=3, base_resolution=2, max_resolution=8,
+                               log2_hashmap_size=6 if dim == 3 else 5, in_dim=dim,
                                interpolation=interpolation).double()
     assert 0 < grid.num_dense < grid.levels
     grid.set_active_levels(active)
     with torch.no_grad():
         grid.table.normal_()
-    x = torch.rand(300, 3, dtype=torch.float64) * 2.4 - 1.2       # some beyond the bounds
+    x = torch.rand(300, dim, dtype=torch.float64) * 2.4 - 1.2     # some beyond the bounds
     cotangent = torch.randn(300, grid.out_dim, dtype=torch.float64)
     features, vjp = grid.features_and_vjp(x)
     points = x.clone().requires_grad_()
