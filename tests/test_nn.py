@@ -155,7 +155,7 @@ def test_hash_rows_in_range_and_dense_levels_bijective() -> None:
     axes = torch.arange(finest)
     cells = torch.cartesian_prod(axes, axes, axes)                          # (32^3, 3)
     per_level = torch.stack([cells.clamp(max=res - 1) for res in grid.resolutions], dim=1)
-    rows = grid.cell_corner_rows(per_level)                                 # (N, 8, 4)
+    rows = grid.cell_corner_rows(per_level.permute(2, 0, 1)).transpose(0, 1)   # (N, 8, 4)
     starts = grid.level_offsets.tolist() + [grid.table.shape[0]]
     for level in range(grid.levels):
         level_rows = rows[:, :, level]
@@ -175,8 +175,8 @@ def test_hash_rows_in_range_and_dense_levels_bijective() -> None:
 def test_hash_matches_instant_ngp_formula() -> None:
     grid = MultiResolutionGrid(levels=2, base_resolution=2, max_resolution=300, log2_hashmap_size=6)
     assert grid.num_dense == 1
-    cell = torch.tensor([[[1, 1, 0], [123, 45, 299]]])                      # (1, L=2, 3)
-    rows = grid.cell_corner_rows(cell)[0, :, 1] - grid.level_offsets[1]
+    cell = torch.tensor([[[1, 1, 0], [123, 45, 299]]]).permute(2, 0, 1)     # (3, N=1, L=2)
+    rows = grid.cell_corner_rows(cell)[:, 0, 1] - grid.level_offsets[1]
     for corner, (bx, by, bz) in enumerate(itertools.product((0, 1), repeat=3)):
         i, j, k = 123 + bx, 45 + by, 299 + bz
         expected = ((i * 1) ^ (j * 2654435761) ^ (k * 805459861)) % 64

@@ -143,7 +143,7 @@ class MultiResolutionGrid(nn.Module):
         fraction = position - cell                                      # (N, L, D) in [0, 1]
         if self.interpolation == "smoothstep":
             fraction = fraction * fraction * (3 - 2 * fraction)
-        rows = self.cell_corner_rows(cell.long())                       # (N, C, L)
+        rows = self.cell_corner_rows(cell.long().permute(2, 0, 1)).transpose(0, 1)  # (N, C, L)
         corner_features = torch.index_select(self.table, 0, rows.reshape(-1))
         values = corner_features.view(x.shape[0], *(2,) * self.in_dim, self.levels, -1)
         # One linear interpolation per axis, last axis first: (N, 2, .., 2, L, F) -> (N, L, F).
@@ -198,7 +198,7 @@ class MultiResolutionGrid(nn.Module):
         derivatives = torch.stack([
             _corner_products([slopes[axis] if axis == k else pairs[axis] for axis in range(dims)])
             for k in range(dims)])
-        rows = self.cell_corner_rows(cell.permute(1, 2, 0).long()).transpose(0, 1)  # (C, N, L)
+        rows = self.cell_corner_rows(cell.long())                       # (C, N, L)
         corners = self.table.T.index_select(1, rows.reshape(-1)).view(-1, *rows.shape)  # (F, C, N, L)
         features = (weights * corners).sum(1).permute(1, 2, 0)          # (N, L, F)
 
@@ -213,23 +213,26 @@ class MultiResolutionGrid(nn.Module):
         """Rows of ``table`` holding the corners of grid cells.
 
         Args:
-            cell: (N, L, in_dim) int64, the integer coordinates of one cell per level (its
-                lowest corner), each in ``[0, res_l - 1]``.
+            cell: (in_dim, N, L) int64, the integer coordinates of one cell per point and level
+                (its lowest corner), each in ``[0, res_l - 1]``; points and levels last, so that
+                the per-corner arithmetic runs over long contiguous rows.
         Returns:
-            (N, C, L) int64 indices into ``table``'s first dimension, ``C = 2**in_dim`` corners
+            (C, N, L) int64 indices into ``table``'s first dimension, ``C = 2**in_dim`` corners
             ordered like ``itertools.product((0, 1), repeat=in_dim)`` (the first axis varies
             slowest).
         """
-        dense_cell, hashed_cell = cell[:, : self.num_dense], cell[:, self.num_dense:]
-        dense = (dense_cell * self.dense_strides).sum(-1)[:, None, :] + self.dense_corner_offsets
+        dims = self.in_dim
+        dense_cell, hashed_cell = cell[..., : self.num_dense], cell[..., self.num_dense:]
+        dense = ((dense_cell * self.dense_strides.T[:, None, :]).sum(0)
+                 + self.dense_corner_offsets[:, None, :])                # (C, N, L_dense)
         # The hash XORs per-axis terms; build the 2**D corner combinations by broadcasting.
         hashed = None
-        for axis in range(self.in_dim):
-            low = hashed_cell[..., axis] * self.hash_primes[axis]          # (N, L_hashed)
-            pair = torch.stack([low, low + self.hash_primes[axis]], dim=1)   # (N, 2, L_hashed)
-            pair = pair.view(cell.shape[0], *(1,) * axis, 2, *(1,) * (self.in_dim - 1 - axis), -1)
+        for axis in range(dims):
+            low = hashed_cell[axis] * self.hash_primes[axis]              # (N, L_hashed)
+            pair = torch.stack([low, low + self.hash_primes[axis]])       # (2, N, L_hashed)
+            pair = pair.view(*(1,) * axis, 2, *(1,) * (dims - 1 - axis), *low.shape)
             hashed = pair if hashed is None else hashed ^ pair
-        hashed = (hashed & (2**self.log2_hashmap_size - 1)).reshape(*dense.shape[:2], -1)
+        hashed = (hashed & (2**self.log2_hashmap_size - 1)).reshape(2**dims, *hashed_cell.shape[1:])
         return torch.cat([dense, hashed], dim=-1) + self.level_offsets
 
 
