@@ -136,25 +136,25 @@ class MultiResolutionGrid(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features at points ``x: (N, in_dim)`` -> ``(N, levels * features_per_level)``."""
         lo, hi = self.bounds
-        unit = (x.clamp(lo, hi) - lo) / (hi - lo)                       # (N, D) in [0, 1]
+        n = x.shape[0]
+        # Points and levels last, (..., N, L), as in features_and_vjp: long contiguous rows.
         cells = self.cells_per_axis.to(x.dtype)                         # (L,)
-        position = unit[:, None, :] * cells[None, :, None]              # (N, L, D) in cells
-        cell = torch.minimum(position.detach().floor(), (cells - 1)[None, :, None])
-        fraction = position - cell                                      # (N, L, D) in [0, 1]
+        position = ((x.clamp(lo, hi) - lo) / (hi - lo)).T[:, :, None] * cells  # (D, N, L)
+        cell = torch.minimum(position.detach().floor(), cells - 1)
+        fraction = position - cell                                      # (D, N, L) in [0, 1]
         if self.interpolation == "smoothstep":
             fraction = fraction * fraction * (3 - 2 * fraction)
-        rows = self.cell_corner_rows(cell.long().permute(2, 0, 1)).transpose(0, 1)  # (N, C, L)
-        corner_features = torch.index_select(self.table, 0, rows.reshape(-1))
-        values = corner_features.view(x.shape[0], *(2,) * self.in_dim, self.levels, -1)
-        # One linear interpolation per axis, last axis first: (N, 2, .., 2, L, F) -> (N, L, F).
-        for axis in reversed(range(self.in_dim)):
-            low, high = values.unbind(dim=1 + axis)
-            weight = fraction[..., axis].view(x.shape[0], *(1,) * axis, self.levels, 1)
-            values = low + weight * (high - low)
+        rows = self.cell_corner_rows(cell.long())                       # (C, N, L)
+        values = self.table.T.index_select(1, rows.reshape(-1))
+        values = values.view(-1, *(2,) * self.in_dim, n, self.levels)   # (F, 2, .., 2, N, L)
+        # One linear interpolation per axis, first axis first: -> (F, N, L).
+        for axis in range(self.in_dim):
+            low, high = values.unbind(dim=1)
+            values = low + fraction[axis] * (high - low)
         if int(self.active_levels) < self.levels:
             mask = (torch.arange(self.levels, device=x.device) < self.active_levels).to(values.dtype)
-            values = values * mask[None, :, None]
-        return values.flatten(1)
+            values = values * mask
+        return values.permute(1, 2, 0).flatten(1)
 
     def features_and_vjp(self, x: torch.Tensor
                          ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
