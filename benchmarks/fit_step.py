@@ -9,11 +9,7 @@ says otherwise:
 
 - ``bare, value only``: field values of a fixed batch, an L1 loss, backward, Adam;
 - ``bare, + eikonal``: the same with the input gradient (``create_graph``) and an eikonal
-  term, so the backward pass is a double backward: the floor of any SDF fit's step through
-  autograd;
-- ``bare, + eik. hand``: the same loss with the input gradient from
-  :func:`isofield.diff.value_and_gradient` (back-propagated by hand through the MLP and the
-  grid's closed-form derivatives, so the backward is first order), as the methods compute it;
+  term, so the backward pass is a double backward: the floor of any SDF fit's step;
 - ``task step``: the method's own ``loss`` (sampling, every term) + backward + Adam, no trainer;
 - ``trainer step``: :class:`isofield.train.loop.Trainer` as a fit builds it (learning-rate
   schedule, logging, checkpoints at the config's interval) over ``--warmup + --steps`` steps,
@@ -41,7 +37,7 @@ from typing import Callable
 import torch
 
 from isofield.config import from_dict
-from isofield.diff import gradient, value_and_gradient
+from isofield.diff import gradient
 from isofield.fitting.config import resolve_config
 from isofield.geometry.io import read_mesh, write_points
 from isofield.geometry.sampling import sample_surface
@@ -69,25 +65,17 @@ def _timed(step: Callable[[int], None], steps: int, warmup: int, device: torch.d
     return (time.perf_counter() - start) / steps
 
 
-def _bare_step(field: torch.nn.Module, batch: torch.Tensor, eikonal: str | None
-               ) -> Callable[[int], None]:
-    """One optimisation step of ``field`` on the fixed ``batch`` (B, 3): |f|, plus an eikonal
-    term with ∇f from ``"autograd"`` or ``"hand"`` (:func:`value_and_gradient`), or none."""
+def _bare_step(field: torch.nn.Module, batch: torch.Tensor, eikonal: bool) -> Callable[[int], None]:
+    """One optimisation step of ``field`` on the fixed ``batch`` (B, 3): |f| (+ eikonal)."""
     optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
 
     def step(_: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        if eikonal == "hand":
-            values, grads = value_and_gradient(field, batch)
-        elif eikonal == "autograd":
-            points = batch.detach().requires_grad_(True)
-            values = field(points)
-            grads = gradient(values, points)
-        else:
-            values, grads = field(batch), None
+        points = batch.detach().requires_grad_(eikonal)
+        values = field(points)
         loss = values.abs().mean()
-        if grads is not None:
-            loss = loss + ((grads.norm(dim=-1) - 1) ** 2).mean()
+        if eikonal:
+            loss = loss + ((gradient(values, points).norm(dim=-1) - 1) ** 2).mean()
         loss.backward()
         optimizer.step()
 
@@ -150,8 +138,7 @@ def main() -> None:
         batch = (torch.rand((batch_size, 3), generator=generator) * 2 - 1).to(device)
 
         rows: list[tuple[str, float]] = []
-        for name, eikonal in (("bare, value only", None), ("bare, + eikonal", "autograd"),
-                              ("bare, + eik. hand", "hand")):
+        for name, eikonal in (("bare, value only", False), ("bare, + eikonal", True)):
             field = fresh_field()
             rows.append((name, _timed(_bare_step(field, batch, eikonal), args.steps, args.warmup, device)))
         task = task_of(fresh_field())

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from isofield.diff import value_and_gradient
 from isofield.errors import InputError
 from isofield.nn.encodings import FourierFeatures, MultiResolutionGrid, level_resolutions
 from isofield.nn.field import as_numpy_field, build_field, resolve_field_config
@@ -242,15 +241,17 @@ def test_smoothstep_interpolates_vertices_with_zero_slope_there() -> None:
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
-def test_grid_gradcheck_and_gradgradcheck_dense_and_hashed(interpolation: str) -> None:
+@pytest.mark.parametrize("dim", [3, 2])
+def test_grid_gradcheck_and_gradgradcheck_dense_and_hashed(interpolation: str, dim: int) -> None:
     torch.manual_seed(0)
-    grid = MultiResolutionGrid(levels=3, base_resolution=2, max_resolution=8, log2_hashmap_size=6,
+    grid = MultiResolutionGrid(levels=3, base_resolution=2, max_resolution=8, in_dim=dim,
+                               log2_hashmap_size=6 if dim == 3 else 5,
                                interpolation=interpolation).double()
-    assert 0 < grid.num_dense < grid.levels                 # 27 rows dense, then 125 and 729 > 64
+    assert 0 < grid.num_dense < grid.levels                 # 3-D: 27 rows dense, then 125 and 729 > 64
     with torch.no_grad():
         grid.table.normal_()
     # Keep points off cell faces, where (bi)linear interpolation is not differentiable.
-    x = (torch.rand(8, 3, dtype=torch.float64) * 1.6 - 0.8).requires_grad_()
+    x = (torch.rand(8, dim, dtype=torch.float64) * 1.6 - 0.8).requires_grad_()
     table = grid.table.detach().clone().requires_grad_()
 
     def encode(points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -258,48 +259,6 @@ def test_grid_gradcheck_and_gradgradcheck_dense_and_hashed(interpolation: str) -
 
     assert torch.autograd.gradcheck(encode, (x, table))
     assert torch.autograd.gradgradcheck(encode, (x, table))
-
-
-def test_grid_vjp_of_a_linear_grid_is_its_slope_and_zero_along_clamped_axes() -> None:
-    grid = linear_grid((0.7, -1.3, 2.1), 0.25, levels=3, base_resolution=3, max_resolution=12,
-                       log2_hashmap_size=12, bounds=(-1.5, 2.0))
-    x = torch.rand(500, 3, dtype=torch.float64) * 3.5 - 1.5
-    features, vjp = grid.features_and_vjp(x)
-    expected = 0.7 * x[:, 0] - 1.3 * x[:, 1] + 2.1 * x[:, 2] + 0.25
-    assert torch.allclose(features, expected[:, None].expand(-1, 6), atol=1e-5, rtol=0)
-    # Six features, each with gradient (0.7, -1.3, 2.1): a cotangent of ones sums them.
-    slope = vjp(torch.ones(500, 6, dtype=torch.float64))
-    assert torch.allclose(slope, torch.tensor([4.2, -7.8, 12.6], dtype=torch.float64).expand(500, 3))
-    # Only the first feature of each level (weights 1, 0, 2, 0, 0, 0): 3 times its slope.
-    first = torch.tensor([1.0, 0.0, 2.0, 0.0, 0.0, 0.0], dtype=torch.float64).expand(500, 6)
-    assert torch.allclose(vjp(first), 3 * torch.tensor([0.7, -1.3, 2.1], dtype=torch.float64))
-    # x beyond hi, z below lo: clamped there, so only y moves the features.
-    _, vjp = grid.features_and_vjp(torch.tensor([[2.5, 0.3, -4.0]], dtype=torch.float64))
-    assert vjp(torch.ones(1, 6, dtype=torch.float64))[0].tolist() == pytest.approx([0.0, -7.8, 0.0])
-
-
-@pytest.mark.parametrize("interpolation", ["linear", "smoothstep"])
-@pytest.mark.parametrize("active", [3, 2])
-@pytest.mark.parametrize("dim", [3, 2])
-def test_grid_features_and_vjp_equal_forward_and_its_autograd_gradient(interpolation: str,
-                                                                      active: int, dim: int) -> None:
-    torch.manual_seed(0)
-    grid = MultiResolutionGrid(levels=3, base_resolution=2, max_resolution=8,
-                               log2_hashmap_size=6 if dim == 3 else 5, in_dim=dim,
-                               interpolation=interpolation).double()
-    assert 0 < grid.num_dense < grid.levels
-    grid.set_active_levels(active)
-    with torch.no_grad():
-        grid.table.normal_()
-    x = torch.rand(300, dim, dtype=torch.float64) * 2.4 - 1.2     # some beyond the bounds
-    cotangent = torch.randn(300, grid.out_dim, dtype=torch.float64)
-    features, vjp = grid.features_and_vjp(x)
-    points = x.clone().requires_grad_()
-    reference = grid(points)
-    (expected,) = torch.autograd.grad(reference, points, cotangent)
-    assert torch.allclose(features, reference, atol=1e-12)
-    assert torch.allclose(vjp(cotangent), expected, atol=1e-12)
-    assert expected.abs().max() > 1                                 # not vacuous
 
 
 def test_eikonal_loss_gradient_through_grid_matches_finite_differences() -> None:
@@ -341,60 +300,6 @@ def test_double_backward_through_fast_field() -> None:
         table -= 2 * eps * direction
     minus = eikonal_step_loss(field, x).item()
     assert (plus - minus) / (2 * eps) == pytest.approx(analytic, rel=1e-4)
-
-
-@pytest.mark.parametrize("config", [
-    {"preset": "fast"},
-    {"preset": "fast", "encoding": {"interpolation": "smoothstep"}, "activation": "relu",
-     "depth": 3, "skip": [1]},
-    {"preset": "paper", "hidden": 32, "depth": 4, "skip": [2]},
-    {"preset": "fast", "latent_dim": 4},
-])
-def test_hand_gradient_equals_autograd_and_trains_the_same(config: dict) -> None:
-    torch.manual_seed(0)
-    field = build_field(config).double()
-    with torch.no_grad():                                # leave the init: let everything matter
-        for parameter in field.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-        if field.input_encoding is not None:
-            field.input_encoding.table.normal_(0, 0.3)
-            field.input_encoding.set_active_levels(6)
-    assert field.analytic_gradient
-    x = torch.rand(400, 3, dtype=torch.float64) * 2.4 - 1.2
-    latent = torch.randn(4, dtype=torch.float64) if config.get("latent_dim") else None
-
-    def eikonal_loss(values: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        return values.abs().mean() + ((grads.norm(dim=1) - 1) ** 2).mean()
-
-    values, grads = field(x, latent, with_gradient=True)
-    points = x.clone().requires_grad_()
-    reference = field(points, latent)
-    (expected,) = torch.autograd.grad(reference.sum(), points, create_graph=True)
-    assert torch.allclose(values, reference, atol=1e-12)
-    assert torch.allclose(grads, expected, atol=1e-7)    # softplus's linear tail: beta z > 20
-    assert expected.norm(dim=1).std() > 0.1              # a gradient that varies in space
-    parameters = list(field.parameters())
-    hand = torch.autograd.grad(eikonal_loss(values, grads), parameters)
-    auto = torch.autograd.grad(eikonal_loss(reference, expected), parameters)
-    for by_hand, by_autograd in zip(hand, auto):
-        assert torch.allclose(by_hand, by_autograd, atol=1e-7)
-    assert sum(float(g.abs().sum()) for g in hand) > 1
-
-
-def test_value_and_gradient_falls_back_to_autograd_for_other_fields() -> None:
-    torch.manual_seed(0)
-    fourier = build_field({"preset": "fast", "encoding": {"type": "fourier"}}).double()
-    siren = build_field({"preset": "siren"}).double()
-    x = torch.rand(50, 3, dtype=torch.float64) * 2 - 1
-    for field in (fourier, siren):
-        assert not getattr(field, "analytic_gradient", False)
-        values, grads = value_and_gradient(field, x)
-        points = x.clone().requires_grad_()
-        (expected,) = torch.autograd.grad(field(points).sum(), points)
-        assert torch.allclose(values, field(x)) and torch.allclose(grads, expected)
-        assert grads.requires_grad                       # a graph for the eikonal term
-    with pytest.raises(InputError, match="with_gradient needs"):
-        fourier(x, with_gradient=True)
 
 
 def test_bad_grid_arguments_raise_input_error() -> None:

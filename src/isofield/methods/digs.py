@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from isofield.data.raw_input import RawInput, read_raw_input
-from isofield.diff import divergence, gradient, value_and_gradient
+from isofield.diff import divergence, gradient
 from isofield.errors import InputError
 from isofield.losses import (
     divergence_loss,
@@ -125,8 +125,9 @@ class DiGSTask(FieldTask):
         near = round(opt.batch * opt.near_fraction)
         uniform = (torch.rand((opt.batch - near, points.shape[1]), generator=generator) * 2 - 1) * opt.bounds
         samples = torch.cat([points[index], uniform.to(self.device),
-                             self.near_samples(near, generator)])
-        values, grads = value_and_gradient(self.field, samples)
+                             self.near_samples(near, generator)]).requires_grad_(True)
+        values = self.field(samples)
+        grads = gradient(values, samples)
         terms = {
             "surface": surface_loss(values[: opt.batch]),
             "off_surface": off_surface_loss(values[opt.batch:], opt.off_surface_alpha),

@@ -22,7 +22,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
-from isofield.diff import value_and_gradient
+from isofield.diff import gradient
 from isofield.errors import InputError
 from isofield.geometry.groundtruth import oriented_points_inside
 from isofield.geometry.nearest import nearest_points
@@ -130,7 +130,9 @@ class IGRTask(FieldTask):
         else:
             chosen = torch.randint(len(pool), (n_global,), generator=generator).to(self.device)
             uniform = pool[chosen]
-        values, grads = value_and_gradient(self.field, torch.cat([surface, local, uniform]))
+        samples = torch.cat([surface, local, uniform]).requires_grad_(True)
+        values = self.field(samples)
+        grads = gradient(values, samples)
 
         terms = {"surface": surface_loss(values[: opt.batch])}
         total = opt.surface_weight * terms["surface"]

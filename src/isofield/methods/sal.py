@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from isofield.data.raw_input import PoolSpec, RawInput, read_raw_input, unsigned_distance_pool
-from isofield.diff import value_and_gradient
+from isofield.diff import gradient
 from isofield.losses import outside_sign_loss, sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
 
@@ -82,17 +82,15 @@ class SignAgnosticTask(FieldTask):
         index = torch.randint(len(data["pool"]), (self.options.batch,), generator=generator)
         index = index.to(self.device)
         weight = getattr(self.options, "derivative_weight", 0.0)
-        samples = data["pool"][index]
-        if weight > 0:
-            values, grads = value_and_gradient(self.field, samples)
-        else:
-            values = self.field(samples)
+        samples = data["pool"][index].requires_grad_(weight > 0)
+        values = self.field(samples)
         terms = {"sal": sign_agnostic_loss(values, data["pool_distance"][index])}
         total = terms["sal"]
         if self.options.outside_weight > 0:
             terms["outside"] = outside_sign_loss(values, samples, self.options.outside_radius)
             total = total + self.options.outside_weight * terms["outside"]
         if weight > 0:
+            grads = gradient(values, samples)
             terms["sald"] = sign_agnostic_gradient_loss(grads, data["pool_direction"][index])
             total = total + weight * terms["sald"]
         terms["total"] = total

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable
 
 import torch
 from torch import nn
@@ -42,9 +41,9 @@ class MultiResolutionGrid(nn.Module):
 
     Interpolation is written with plain torch ops (floor, ``index_select`` of the 2**in_dim
     cell corners, then one linear interpolation per axis), so it supports double backward.
-    :meth:`features_and_vjp` gives the same features with their closed-form derivatives with
-    respect to the points, for losses of the input gradient that need only a first-order
-    backward (see :func:`isofield.diff.value_and_gradient`).
+    Every intermediate is laid out with the points and levels last, ``(..., N, L)``: the
+    products over the corners then run over long contiguous rows (with the points first, the
+    eikonal step's double backward was 1.4x slower, ``docs/fit-ablations.md``).
     ``interpolation="linear"`` is the usual (tri)linear interpolation: it reproduces linear
     functions exactly, but its gradient with respect to ``x`` jumps across cell faces
     (acceptable for the eikonal loss, as in Instant-NGP and Neuralangelo). ``"smoothstep"``
@@ -137,7 +136,6 @@ class MultiResolutionGrid(nn.Module):
         """Features at points ``x: (N, in_dim)`` -> ``(N, levels * features_per_level)``."""
         lo, hi = self.bounds
         n = x.shape[0]
-        # Points and levels last, (..., N, L), as in features_and_vjp: long contiguous rows.
         cells = self.cells_per_axis.to(x.dtype)                         # (L,)
         position = ((x.clamp(lo, hi) - lo) / (hi - lo)).T[:, :, None] * cells  # (D, N, L)
         cell = torch.minimum(position.detach().floor(), cells - 1)
@@ -155,59 +153,6 @@ class MultiResolutionGrid(nn.Module):
             mask = (torch.arange(self.levels, device=x.device) < self.active_levels).to(values.dtype)
             values = values * mask
         return values.permute(1, 2, 0).flatten(1)
-
-    def features_and_vjp(self, x: torch.Tensor
-                         ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        """The features at ``x`` and their vector-Jacobian product with respect to ``x``.
-
-        Both are linear in the feature table, with coefficients (the corner weights and their
-        derivatives along each axis) that depend on ``x`` only. They are computed in closed form
-        without a graph to ``x``, so back-propagating a loss of the features and of the product
-        (an eikonal term) to ``table`` is a first-order backward, not the double backward of
-        autograd through :meth:`forward`. The product is autograd's input gradient of
-        :meth:`forward` wherever that is defined (off cell faces; along an axis clamped
-        outside ``bounds`` it is 0).
-
-        Args:
-            x: (N, in_dim) points; no gradient flows back to them.
-        Returns:
-            features (N, levels * features_per_level), equal to :meth:`forward`, and
-            ``vjp(cotangent (N, levels * features_per_level)) -> (N, in_dim)``, the sum over
-            features of ``cotangent * d features / d x``, differentiable with respect to
-            ``table`` and to ``cotangent``.
-        """
-        lo, hi = self.bounds
-        x = x.detach()
-        n, dims = x.shape
-        # Every tensor below is laid out with the points and levels last, (..., N, L), so that
-        # the elementwise products over the 2**D corners run over long contiguous rows.
-        cells = self.cells_per_axis.to(x.dtype)                         # (L,)
-        position = ((x.clamp(lo, hi) - lo) / (hi - lo)).T[:, :, None] * cells  # (D, N, L)
-        cell = torch.minimum(position.floor(), cells - 1)
-        fraction = position - cell                                      # (D, N, L)
-        inside = ((x >= lo) & (x <= hi)).to(x.dtype).T[:, :, None]     # d clamp / dx: (D, N, 1)
-        active = (torch.arange(self.levels, device=x.device) < self.active_levels).to(x.dtype)
-        slope = inside * (cells * active / (hi - lo))                   # d fraction / dx; 0 on
-        if self.interpolation == "smoothstep":                          # inactive levels
-            slope = slope * 6 * fraction * (1 - fraction)
-            fraction = fraction * fraction * (3 - 2 * fraction)
-        pairs = torch.stack([1 - fraction, fraction], dim=1)            # (D, 2, N, L)
-        slopes = torch.stack([-slope, slope], dim=1)                    # (D, 2, N, L)
-        weights = _corner_products(list(pairs)) * active                # (C, N, L)
-        # d weights / d x_k: axis k's factor replaced by its derivative -> (D, C, N, L).
-        derivatives = torch.stack([
-            _corner_products([slopes[axis] if axis == k else pairs[axis] for axis in range(dims)])
-            for k in range(dims)])
-        rows = self.cell_corner_rows(cell.long())                       # (C, N, L)
-        corners = self.table.T.index_select(1, rows.reshape(-1)).view(-1, *rows.shape)  # (F, C, N, L)
-        features = (weights * corners).sum(1).permute(1, 2, 0)          # (N, L, F)
-
-        def vjp(cotangent: torch.Tensor) -> torch.Tensor:
-            per_level = cotangent.view(n, self.levels, -1).permute(2, 0, 1).contiguous()
-            per_corner = (corners * per_level[:, None]).sum(0)          # (C, N, L)
-            return (derivatives * per_corner).sum(dim=(1, 3)).T         # (N, D)
-
-        return features.flatten(1), vjp
 
     def cell_corner_rows(self, cell: torch.Tensor) -> torch.Tensor:
         """Rows of ``table`` holding the corners of grid cells.
@@ -234,22 +179,6 @@ class MultiResolutionGrid(nn.Module):
             hashed = pair if hashed is None else hashed ^ pair
         hashed = (hashed & (2**self.log2_hashmap_size - 1)).reshape(2**dims, *hashed_cell.shape[1:])
         return torch.cat([dense, hashed], dim=-1) + self.level_offsets
-
-
-def _corner_products(factors: list[torch.Tensor]) -> torch.Tensor:
-    """Products of one factor per axis over the 2**D cell corners.
-
-    Args:
-        factors: D tensors (2, *S), axis d's factor for corner bit 0 and bit 1.
-    Returns:
-        (2**D, *S), corners ordered like ``itertools.product((0, 1), repeat=D)``.
-    """
-    dims, shape = len(factors), factors[0].shape[1:]
-    product = None
-    for axis, factor in enumerate(factors):
-        factor = factor.view(*(1,) * axis, 2, *(1,) * (dims - 1 - axis), *shape)
-        product = factor if product is None else product * factor
-    return product.reshape(-1, *shape)
 
 
 def level_resolutions(levels: int, base_resolution: int, max_resolution: int) -> list[int]:

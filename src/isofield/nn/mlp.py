@@ -102,78 +102,14 @@ class MLPField(nn.Module):
             for layer in [*self.hidden_layers, self.output_layer]:
                 apply_weight_norm(layer)
 
-    def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None,
-                with_gradient: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, latent: torch.Tensor | None = None) -> torch.Tensor:
         """Field values at points ``x: (N, in_dim)`` -> ``(N,)`` or ``(N, out_dim)``.
 
         ``latent``: ``(N, latent_dim)`` or ``(latent_dim,)`` (shared by all points); required
-        exactly when ``latent_dim > 0``. ``with_gradient=True`` (only where
-        :attr:`analytic_gradient`) returns ``(values (N,), gradients (N, in_dim))`` from
-        :meth:`_value_and_gradient` instead.
+        exactly when ``latent_dim > 0``.
         """
-        if with_gradient:
-            return self._value_and_gradient(x, latent)
         h = self.output_layer(self._hidden_features(self._network_input(x, latent)))
         return h.squeeze(-1) if self.out_dim == 1 else h
-
-    @property
-    def analytic_gradient(self) -> bool:
-        """Whether ``forward(..., with_gradient=True)`` works: one output and an input encoding
-        that is absent or gives its own vector-Jacobian product (``features_and_vjp``)."""
-        return self.out_dim == 1 and (self.input_encoding is None
-                                      or hasattr(self.input_encoding, "features_and_vjp"))
-
-    def _value_and_gradient(self, x: torch.Tensor, latent: torch.Tensor | None
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Values ``(N,)`` and input gradients ``(N, in_dim)``, the gradients back-propagated
-        by hand.
-
-        The forward pass keeps each layer's weight and activation slope; the backward pass is
-        written out in torch ops (the output weights, times the activation's slope, times each layer's
-        weight, down to the network input ``u``), and the encoding's columns of ``du`` go back
-        to ``x`` through the encoding's own vector-Jacobian product. Both outputs keep their
-        graph to the parameters and none to ``x``, so a loss of them (an eikonal or normal
-        term) trains the network with a first-order backward, not autograd's double backward
-        through the encoding (:func:`isofield.diff.gradient`). Equal to it up to rounding.
-        """
-        if not self.analytic_gradient:
-            raise InputError("MLPField: with_gradient needs out_dim 1 and an encoding that gives "
-                             "its vector-Jacobian product (a grid, or none)")
-        x = x.detach()
-        u = self._network_input(x, latent, encode=False)
-        if self.input_encoding is not None:
-            features, encoding_vjp = self.input_encoding.features_and_vjp(x)
-            u = torch.cat([u, features], dim=-1)
-        h, weights, slopes = u, [], []
-        for index, layer in enumerate(self.hidden_layers):
-            if index in self.skip:
-                h = torch.cat([h, u], dim=-1) / math.sqrt(2)
-            weight = layer.weight                                        # (out, in)
-            z = nn.functional.linear(h, weight, layer.bias)
-            weights.append(weight)
-            slopes.append(self._activation_slope(z))
-            h = self.activation(z)
-        values = self.output_layer(h).squeeze(-1)
-        grad_h = self.output_layer.weight                               # (1, hidden)
-        grad_u = 0
-        for index in reversed(range(len(self.hidden_layers))):
-            grad_h = (grad_h * slopes[index]) @ weights[index]          # (N, in)
-            if index in self.skip:
-                grad_h, grad_skip = grad_h.split([grad_h.shape[1] - self.input_width,
-                                                  self.input_width], dim=-1)
-                grad_h, grad_u = grad_h / math.sqrt(2), grad_u + grad_skip / math.sqrt(2)
-        grad_u = grad_u + grad_h                                        # (N, input_width)
-        start = self.latent_dim
-        gradients = grad_u[:, start: start + self.in_dim]
-        if self.input_encoding is not None:
-            gradients = gradients + encoding_vjp(grad_u[:, start + self.in_dim:])
-        return values, gradients
-
-    def _activation_slope(self, z: torch.Tensor) -> torch.Tensor:
-        """The activation's derivative at its inputs ``z`` (N, width), same shape."""
-        if isinstance(self.activation, nn.Softplus):
-            return torch.sigmoid(self.activation.beta * z)
-        return (z > 0).to(z.dtype)
 
     def _hidden_features(self, u: torch.Tensor) -> torch.Tensor:
         """Last hidden activations ``(N, hidden)`` for network inputs ``u: (N, input_width)``."""
@@ -210,10 +146,8 @@ class MLPField(nn.Module):
         u[:, self.latent_dim: self.latent_dim + self.in_dim] = points
         return self._hidden_features(u)
 
-    def _network_input(self, x: torch.Tensor, latent: torch.Tensor | None,
-                       encode: bool = True) -> torch.Tensor:
-        """``u = concat(latent, x, encoding(x))``: (N, input_width); without the encoded
-        columns when ``encode`` is False."""
+    def _network_input(self, x: torch.Tensor, latent: torch.Tensor | None) -> torch.Tensor:
+        """``u = concat(latent, x, encoding(x))``: (N, input_width)."""
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise InputError(f"MLPField: points must have shape (N, {self.in_dim}), "
                              f"got {tuple(x.shape)}")
@@ -223,7 +157,7 @@ class MLPField(nn.Module):
         parts = [x]
         if latent is not None:
             parts.insert(0, latent.expand(x.shape[0], self.latent_dim))
-        if encode and self.input_encoding is not None:
+        if self.input_encoding is not None:
             parts.append(self.input_encoding(x))
         return torch.cat(parts, dim=-1)
 
