@@ -56,6 +56,12 @@ class Method(Protocol):
         ...
 
 
+SETTLING_SCHEDULE = {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"}
+"""The fast presets' learning-rate schedule: a cosine over the run's progress down to 2% of the
+starting rate. Adam moves each parameter by about the rate per step, so a rate left high holds
+the field about one step from where its loss wants it (docs/fit-ablations.md)."""
+
+
 @dataclass(frozen=True)
 class LevelSchedule:
     """Coarse-to-fine training of grid encodings: ``start`` levels at the first step, one more

@@ -38,7 +38,8 @@ from isofield.losses import (
     pseudo_sdf_loss,
     surface_loss,
 )
-from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
+from isofield.methods.base import (SETTLING_SCHEDULE, FieldTask, LevelSchedule, PreparedInput,
+                                   register)
 
 @dataclass
 class IGROptions:
@@ -171,7 +172,7 @@ class IGR:
             "options": {"far_weight": 1.0, "global_fraction": 0.5, "batch": 4096},
             "train": {
                 "lr": 2e-2,
-                "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},
+                "schedule": SETTLING_SCHEDULE,
                 "grid_levels_start": 2,
                 "grid_levels_every": 0.1,
                 "grid_levels_unit": "progress",

@@ -21,7 +21,8 @@ from torch import nn
 from isofield.data.raw_input import PoolSpec, RawInput, read_raw_input, unsigned_distance_pool
 from isofield.diff import gradient
 from isofield.losses import outside_sign_loss, sign_agnostic_gradient_loss, sign_agnostic_loss
-from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
+from isofield.methods.base import (SETTLING_SCHEDULE, FieldTask, LevelSchedule, PreparedInput,
+                                   register)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class SignAgnostic:
             "field": {"preset": "fast"},
             "train": {
                 "lr": 1e-2,
-                "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02, "unit": "progress"},
+                "schedule": SETTLING_SCHEDULE,
                 "grid_levels_start": 2,
                 "grid_levels_every": 0.1,
                 "grid_levels_unit": "progress",

@@ -18,7 +18,8 @@ from isofield.errors import InputError
 from isofield.geometry.io import PointCloud, read_geometry
 from isofield.geometry.samples import sdf_samples
 from isofield.losses import clamped_l1
-from isofield.methods.base import FieldTask, LevelSchedule, PreparedInput, register
+from isofield.methods.base import (SETTLING_SCHEDULE, FieldTask, LevelSchedule, PreparedInput,
+                                   register)
 
 
 @dataclass
@@ -51,12 +52,7 @@ class SDF:
     name = "sdf"
     options_type = SDFOptions
     presets = {
-        # A constant rate left the field moving by about one Adam step to the end (a torus,
-        # 500 steps: mean |f - exact| 0.6% or 1.3% of its size, depending on float rounding);
-        # the cosine to 2% of the fits' other fast presets settles it.
-        "fast": {"field": {"preset": "fast"},
-                 "train": {"lr": 5e-3, "schedule": {"name": "cosine", "end": 1.0, "final_factor": 0.02,
-                                                     "unit": "progress"}}},
+        "fast": {"field": {"preset": "fast"}, "train": {"lr": 5e-3, "schedule": SETTLING_SCHEDULE}},
         "paper": {
             "field": {"preset": "paper"},
             "train": {"lr": 5e-4, "schedule": {"name": "step", "every": 2000, "factor": 0.5}},

@@ -29,7 +29,7 @@ from isofield.errors import InputError
 ENV = "ISOFIELD_THREADS"
 PROC_STAT = Path("/proc/stat")
 _sample_start: list[tuple[float, list[int], float]] = []
-"""(monotonic seconds, /proc/stat jiffies, this process's CPU seconds) at :func:`start_busy_sample`"""
+"""the :func:`_snapshot` taken by :func:`start_busy_sample`"""
 _decided: list[int] = []
 """the count chosen by the first training of this process (later ones keep it, so that runs
 compared within one process use the same threads)"""
@@ -74,7 +74,7 @@ def start_busy_sample() -> None:
     """Open the busy-core sample of :func:`busy_cores` now (the ``isofield`` command does, first
     thing): it then spans the command's start-up, imports and preparation, instead of a sleep."""
     if PROC_STAT.exists():
-        _sample_start[:] = [(time.monotonic(), _cpu_times(PROC_STAT), time.process_time())]
+        _sample_start[:] = [_snapshot()]
 
 
 def busy_cores(window: float = 0.25) -> float:
@@ -89,7 +89,7 @@ def busy_cores(window: float = 0.25) -> float:
     if _sample_start and time.monotonic() - _sample_start[0][0] >= window:
         began, first, own_before = _sample_start[0]
     else:
-        began, first, own_before = time.monotonic(), _cpu_times(PROC_STAT), time.process_time()
+        began, first, own_before = _snapshot()
         time.sleep(window)
     second, own = _cpu_times(PROC_STAT), time.process_time() - own_before
     elapsed = sum(second) - sum(first)
@@ -99,6 +99,11 @@ def busy_cores(window: float = 0.25) -> float:
     idle = (second[3] + second[4]) - (first[3] + first[4])       # idle + iowait
     in_use = (os.cpu_count() or 1) * (1.0 - idle / elapsed)
     return min(average, max(0.0, in_use - own / wall))
+
+
+def _snapshot() -> tuple[float, list[int], float]:
+    """(monotonic seconds, /proc/stat jiffies, this process's CPU seconds) now."""
+    return time.monotonic(), _cpu_times(PROC_STAT), time.process_time()
 
 
 def _cpu_times(stat: Path) -> list[int]:
