@@ -16,6 +16,7 @@ from PIL import Image
 
 from isofield.errors import InputError
 from isofield.viz.error_map import error_colors, error_range, error_values, render_error
+from isofield.viz.render import light_views
 from isofield.viz.viewer import PLOTLY_JS, decimated, subsampled, write_view
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -116,6 +117,9 @@ def test_error_picture_colours_the_mesh_by_its_values(tmp_path):
     rows_yellow, rows_purple = np.nonzero(yellow)[0], np.nonzero(purple)[0]
     assert len(rows_yellow) > 500 and len(rows_purple) > 500
     assert np.median(rows_yellow) < np.median(rows_purple)              # the top half is the yellow one
+    lit = light_views(sphere, ((0.0, 0.0),), (96, 96))                  # a render's views, lit once
+    render_error(sphere, values, tmp_path / "shared.png", lit=lit)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "shared.png")), np.asarray(Image.open(tmp_path / "error.png")))
     with pytest.raises(InputError, match="one value per vertex"):
         render_error(sphere, values[:-1], tmp_path / "bad.png")
 

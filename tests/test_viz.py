@@ -16,7 +16,7 @@ from skimage.measure import find_contours
 from isofield.errors import InputError
 from isofield.geometry.raster import Camera, bounding_sphere, rasterize
 from isofield.viz.curves import loss_curves_figure, plot_loss_curves, read_history_csv
-from isofield.viz.render import render_comparison, render_mesh, render_views
+from isofield.viz.render import light_views, paint_views, render_comparison, render_mesh, render_views
 from isofield.viz.report import Report, format_duration, format_value, write_report
 from isofield.viz.slices import plot_field_2d, plot_sdf_slice, plot_sdf_slices, sample_slice
 
@@ -140,6 +140,19 @@ def test_vertex_colours_are_interpolated_across_faces():
     assert np.abs(uniform.astype(int) - plain.astype(int)).max() <= 1
     with pytest.raises(InputError, match=r"vertex_color: per-vertex colours must have shape \(4, 3\)"):
         render_mesh(square, vertex_color=np.zeros((3, 3)), **options)
+
+
+def test_one_lit_view_painted_twice_is_two_renders():
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    views, colours = ((30.0, 20.0), (210.0, 20.0)), np.abs(sphere.vertices)
+    lit = light_views(sphere, views, (64, 48), supersample=2)
+    assert [view.view for view in lit] == list(views) and lit[0].raster.face.shape == (96, 128)
+    for paint_options in ({}, {"color": "red", "background": "black"}, {"vertex_color": colours}):
+        once = paint_views(lit, **paint_options)
+        again = render_views(sphere, None, views, (64, 48), supersample=2, **paint_options)
+        np.testing.assert_array_equal(once, again)
+    plain, coloured = paint_views(lit), paint_views(lit, vertex_color=colours)
+    assert np.abs(plain.astype(int) - coloured.astype(int)).max() > 50   # the colours differ
 
 
 def test_render_views_and_comparison_write_tiled_pngs(tmp_path):

@@ -26,8 +26,8 @@ from isofield.metrics.surface import evaluate_mesh_against_points, evaluate_mesh
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
-from isofield.viz.error_map import error_values, render_error
-from isofield.viz.render import render_views
+from isofield.viz.error_map import ERROR_RESOLUTION, ERROR_VIEWS, error_values, render_error
+from isofield.viz.render import LitView, light_views, paint_views
 from isofield.viz.report import Report
 from isofield.viz.slices import SLAB_FRACTION, plot_sdf_slices
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
@@ -112,11 +112,12 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
 
     start = time.perf_counter()
     reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
-    figures = _write_figures(run, config, field, mesh, reference_surface, data.normalization,
+    lit = light_views(mesh, ERROR_VIEWS, ERROR_RESOLUTION)  # render.png's and error.png's
+    figures = _write_figures(run, config, field, lit, reference_surface, data.normalization,
                              input_points(config, found))
     timings["pictures"] = time.perf_counter() - start
     start = time.perf_counter()
-    figures += _write_view(run, mesh, reference_path, reference, metrics)
+    figures += _write_view(run, mesh, lit, reference_path, reference, metrics)
     timings["3-D view and error picture"] = time.perf_counter() - start
 
     report = Report(f"isofield fit: {Path(config.input).name} ({config.method}, preset {config.preset})",
@@ -157,11 +158,11 @@ def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trimesh.Trimesh,
+def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, lit: list[LitView],
                    reference: trimesh.Trimesh | None, normalization: Normalization,
                    points: np.ndarray | None) -> list[tuple[Path, str]]:
     """loss.png, slices.png (with the input ``points`` (M, 3, user units) near each plane, when
-    the input is a point cloud) and render.png, with their captions."""
+    the input is a point cloud) and render.png (the mesh's ``lit`` views), with their captions."""
     figures = []
     loss_png = run.root / "loss.png"
     plot_loss_curves(run.log_path, loss_png, title=f"{config.method}: loss terms")
@@ -181,7 +182,7 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, mesh: trime
                        if points is not None else ".")))
 
     render_png = run.root / "render.png"
-    render_views(mesh, render_png, views=((30.0, 20.0), (210.0, 20.0)), resolution=(448, 448))
+    paint_views(lit, render_png)
     figures.append((render_png, f"The extracted mesh ({run.mesh_path.name}), front and back."))
     return figures
 
@@ -205,11 +206,12 @@ def input_points(config: FitConfig,
     return geometry.points if isinstance(geometry, PointCloud) else None
 
 
-def _write_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
+def _write_view(run: RunDir, mesh: trimesh.Trimesh, lit: list[LitView], reference_path: Path | None,
                 reference: trimesh.Trimesh | PointCloud | None,
                 metrics: dict[str, Any]) -> list[tuple[Path, str]]:
     """``view/mesh.html`` (the mesh with the reference mesh or points) and, with a reference,
-    ``error.png`` (the mesh coloured by its distance to it); returns that figure, if any."""
+    ``error.png`` (the mesh's ``lit`` views coloured by its distance to it); returns that
+    figure, if any."""
     title = f"{run.mesh_path.name}" + (f" against {reference_path.name}" if reference_path else "")
     if reference is None:
         write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
@@ -221,7 +223,7 @@ def _write_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
                points=reference.points if isinstance(reference, PointCloud) else None,
                points_name=reference_path.name)
     error_png = run.root / "error.png"
-    top = render_error(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), error_png)
+    top = render_error(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), error_png, lit=lit)
     return [(error_png, f"The mesh coloured by its distance to {reference_path.name}, in % of the "
                    f"reference's bounding-box diagonal (scale to the 99th percentile, {top:.3g} %).")]
 

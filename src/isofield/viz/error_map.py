@@ -20,13 +20,14 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from isofield.errors import InputError
-from isofield.viz.render import render_views
+from isofield.viz.render import LitView, light_views, paint_views
 from isofield.viz.slices import save_figure
 
 ERROR_COLORMAP = "viridis"  # the same map is plotly's "Viridis"
 ERROR_PERCENTILE = 99.0
 ERROR_LABEL = "distance to the reference (% of its bbox diagonal)"
 ERROR_VIEWS = ((30.0, 20.0), (210.0, 20.0))
+ERROR_RESOLUTION = (448, 448)
 
 
 def error_values(distance: np.ndarray, diagonal: float) -> np.ndarray:
@@ -61,16 +62,19 @@ def render_error(
     values: np.ndarray,
     path: str | os.PathLike,
     views: Sequence[tuple[float, float]] = ERROR_VIEWS,
-    resolution: tuple[int, int] = (448, 448),
+    resolution: tuple[int, int] = ERROR_RESOLUTION,
+    lit: Sequence[LitView] | None = None,
 ) -> float:
     """Write ``path`` (PNG): ``mesh`` rendered from ``views`` with its vertices coloured by
     ``values`` (V,) (% of the diagonal, see :func:`error_values`), and a colour bar. Returns the
-    top of the scale (:func:`error_range`)."""
+    top of the scale (:func:`error_range`). ``lit``: the mesh's views already rasterised and lit
+    by :func:`~isofield.viz.render.light_views` (they replace ``views`` and ``resolution``)."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(mesh.vertices),):
         raise InputError(f"render_error: need one value per vertex ({len(mesh.vertices)}), got shape {values.shape}")
     top = error_range(values)
-    image = render_views(mesh, None, views, resolution, vertex_color=error_colors(values, top))
+    lit = lit if lit is not None else light_views(mesh, views, resolution)
+    image = paint_views(lit, vertex_color=error_colors(values, top))
     dpi = 100
     height, width = image.shape[:2]
     figure = Figure(figsize=(width / dpi + 1.3, height / dpi), layout="constrained")

@@ -3,9 +3,10 @@ no display).
 
 Pipeline: a :class:`~isofield.geometry.raster.Camera` looks at the mesh's bounding sphere from
 ``view = (azimuth, elevation)`` degrees; :func:`~isofield.geometry.raster.rasterize` keeps, per
-pixel, the nearest triangle covering the pixel centre; :func:`shade` lights the visible surface
+pixel, the nearest triangle covering the pixel centre; :func:`light` lights the visible surface
 (ambient + Lambert key light + headlight fill + a little specular, two-sided so that flipped
-faces still show).
+faces still show) and :func:`paint` colours it: one lit view (:class:`LitView`) can be painted
+in several colourings (the fit's render and its error picture share theirs).
 
 Conventions: a resolution is ``(width, height)`` in pixels; images are ``(H, W, 3)`` uint8 with
 row 0 at the top; colours are anything matplotlib understands (``"white"``, ``"#b0c4de"``,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,30 +35,45 @@ DEFAULT_VIEWS = ((30.0, 20.0), (120.0, 20.0), (210.0, 20.0), (300.0, 20.0))
 DEFAULT_CREASE_DEG = 50.0
 
 
-def shade(
+@dataclass(frozen=True)
+class LitView:
+    """One view of a mesh, rasterised and lit, to be painted in any colours (:func:`paint`):
+    the geometry's share of a render, done once for several colourings of the same view.
+
+    Attributes:
+        raster: the supersampled raster, ``(s*H, s*W)`` pixels.
+        faces: (F, 3) int64 faces of the mesh it shows; ``vertex_count``: its V.
+        diffuse, specular: (P,) float64 light factors of the P covered pixels (``raster.mask``
+            order): a pixel of base colour ``c`` shows ``c * diffuse + 0.18 * specular``.
+        view: (azimuth, elevation) in degrees, or None for a camera given directly.
+        supersample: s; the painted image is ``(H, W, 3)``.
+    """
+
+    raster: Raster
+    faces: np.ndarray
+    vertex_count: int
+    diffuse: np.ndarray
+    specular: np.ndarray
+    view: tuple[float, float] | None
+    supersample: int
+
+
+def light(
     raster: Raster,
     vertices: np.ndarray,
     faces: np.ndarray,
     camera: Camera,
-    color: object = DEFAULT_COLOR,
-    background: object = "white",
     crease_deg: float = DEFAULT_CREASE_DEG,
-    vertex_color: np.ndarray | None = None,
-) -> np.ndarray:
-    """Light the visible surface; returns an (H, W, 3) float64 image in [0, 1].
-
-    ``color`` is one colour or an (F, 3) array of per-face RGB values (floats in [0, 1] or
-    integers in 0..255), e.g. to colour faces by their error; ``vertex_color``, a (V, 3) array
-    of the same kind, overrides it with colours interpolated across each face. Normals are
-    smoothed across edges whose faces meet at less than ``crease_deg`` degrees (0: flat facets;
-    180: fully smooth); sharper edges, and faces whose orientation is flipped relative to a
-    neighbour, stay crisp. Lighting is two-sided: normals are turned towards the camera.
-    """
-    image = np.empty(raster.face.shape + (3,))
-    image[:] = _rgb(background, "background")
+) -> tuple[np.ndarray, np.ndarray]:
+    """The light factors ``(diffuse, specular)``, each (P,) float64, of the P covered pixels
+    of ``raster`` (``raster.mask`` order): ambient + Lambert key light + headlight fill, and a
+    little specular. Normals are smoothed across edges whose faces meet at less than
+    ``crease_deg`` degrees (0: flat facets; 180: fully smooth); sharper edges, and faces whose
+    orientation is flipped relative to a neighbour, stay crisp. Lighting is two-sided: normals
+    are turned towards the camera."""
     mask = raster.mask
     if not mask.any():
-        return image
+        return np.empty(0), np.empty(0)
     visible, face_slot = np.unique(raster.face[mask], return_inverse=True)
     area_normals = _area_normals(vertices, faces)
     face_normals = area_normals / np.maximum(np.linalg.norm(area_normals, axis=1, keepdims=True), 1e-300)
@@ -68,13 +85,64 @@ def shade(
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-300)
     facing = np.einsum("ij,ij->i", face_normals[visible][face_slot], to_eye)
     normal *= np.where(facing < 0, -1.0, 1.0)[:, None]
-    if vertex_color is not None:
-        corners = _color_array(vertex_color, len(vertices), "vertex_color: per-vertex")[faces[raster.face[mask]]]
-        colors = np.einsum("pk,pkj->pj", raster.barycentric[mask], corners)
-    else:
-        colors = _surface_colors(color, visible, len(faces))[face_slot]
-    image[mask] = _lighting(normal, to_eye, camera, colors)
-    return image
+    return _light_factors(normal, to_eye, camera)
+
+
+def paint(
+    lit: LitView,
+    color: object = DEFAULT_COLOR,
+    background: object = "white",
+    vertex_color: np.ndarray | None = None,
+) -> np.ndarray:
+    """The lit view in colours: an (H, W, 3) uint8 image (the supersampled pixels averaged).
+
+    ``color`` is one colour or an (F, 3) array of per-face RGB values (floats in [0, 1] or
+    integers in 0..255), e.g. to colour faces by their error; ``vertex_color``, a (V, 3) array
+    of the same kind, overrides it with colours interpolated across each face.
+    """
+    raster, s = lit.raster, lit.supersample
+    image = np.empty(raster.face.shape + (3,))
+    image[:] = _rgb(background, "background")
+    mask = raster.mask
+    if mask.any():
+        shown = raster.face[mask]
+        if vertex_color is not None:
+            corners = _color_array(vertex_color, lit.vertex_count, "vertex_color: per-vertex")[lit.faces[shown]]
+            colors = np.einsum("pk,pkj->pj", raster.barycentric[mask], corners)
+        else:
+            colors = _surface_colors(color, shown, len(lit.faces))
+        image[mask] = np.clip(colors * lit.diffuse[:, None] + 0.18 * lit.specular[:, None], 0.0, 1.0)
+    height, width = raster.face.shape[0] // s, raster.face.shape[1] // s
+    image = image.reshape(height, s, width, s, 3).mean(axis=(1, 3))
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def light_view(
+    mesh: trimesh.Trimesh,
+    resolution: tuple[int, int] = (512, 512),
+    view: tuple[float, float] = DEFAULT_VIEW,
+    projection: str = "perspective",
+    up: str = "y",
+    crease_deg: float = DEFAULT_CREASE_DEG,
+    supersample: int = 1,
+    camera: Camera | None = None,
+) -> LitView:
+    """Rasterise and light ``mesh`` seen from ``view`` (or by ``camera``); :func:`paint` gives
+    the picture. Arguments: see :func:`render_mesh`."""
+    vertices, faces = _mesh_arrays(mesh)
+    if not (isinstance(supersample, int) and 1 <= supersample <= 4):
+        raise InputError(f"supersample must be an integer in 1..4, got {supersample!r}")
+    framed = camera is None
+    if framed:
+        center, radius = bounding_sphere(vertices)
+        camera = Camera.looking_at(center, radius, resolution, view, projection, up=up)
+    big = Camera(
+        camera.eye, camera.right, camera.up, camera.backward,
+        camera.width * supersample, camera.height * supersample, camera.projection, camera.scale,
+    )
+    raster = rasterize(vertices, faces, big)
+    diffuse, specular = light(raster, vertices, faces, big, crease_deg)
+    return LitView(raster, faces, len(vertices), diffuse, specular, view if framed else None, supersample)
 
 
 def render_mesh(
@@ -95,23 +163,45 @@ def render_mesh(
 
     The camera frames the mesh's bounding sphere (see :meth:`Camera.looking_at` for ``view``,
     ``projection`` and ``up``) unless ``camera`` is given (e.g. to share one framing between
-    meshes). ``crease_deg`` and ``vertex_color`` (V, 3): see :func:`shade`. ``supersample = s`` renders at ``s`` times the
-    resolution and averages ``s x s`` blocks (anti-aliased edges, ``s**2`` times the cost).
+    meshes). ``crease_deg``: see :func:`light`; ``color``, ``background`` and ``vertex_color``
+    (V, 3): see :func:`paint`. ``supersample = s`` renders at ``s`` times the resolution and
+    averages ``s x s`` blocks (anti-aliased edges, ``s**2`` times the cost).
     """
-    vertices, faces = _mesh_arrays(mesh)
-    if not (isinstance(supersample, int) and 1 <= supersample <= 4):
-        raise InputError(f"supersample must be an integer in 1..4, got {supersample!r}")
-    if camera is None:
-        center, radius = bounding_sphere(vertices)
-        camera = Camera.looking_at(center, radius, resolution, view, projection, up=up)
-    big = Camera(
-        camera.eye, camera.right, camera.up, camera.backward,
-        camera.width * supersample, camera.height * supersample, camera.projection, camera.scale,
-    )
-    raster = rasterize(vertices, faces, big)
-    image = shade(raster, vertices, faces, big, color, background, crease_deg, vertex_color)
-    image = image.reshape(camera.height, supersample, camera.width, supersample, 3).mean(axis=(1, 3))
-    image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    lit = light_view(mesh, resolution, view, projection, up, crease_deg, supersample, camera)
+    image = paint(lit, color, background, vertex_color)
+    if path is not None:
+        write_png(image, path)
+    return image
+
+
+def light_views(
+    mesh: trimesh.Trimesh,
+    views: Sequence[tuple[float, float]] = DEFAULT_VIEWS,
+    resolution: tuple[int, int] = (384, 384),
+    supersample: int = 2,
+    **options: object,
+) -> list[LitView]:
+    """1-4 ``views`` of one mesh rasterised and lit (``options``: see :func:`light_view`), for
+    :func:`paint_views`."""
+    if not 1 <= len(views) <= 4:
+        raise InputError(f"render_views: give 1 to 4 views, got {len(views)}")
+    return [light_view(mesh, resolution, view, supersample=supersample, **options) for view in views]
+
+
+def paint_views(
+    lit: Sequence[LitView],
+    path: str | os.PathLike | None = None,
+    label_views: bool = True,
+    background: object = "white",
+    **colors: object,
+) -> np.ndarray:
+    """The views of :func:`light_views` painted (``colors``: ``color`` or ``vertex_color``, see
+    :func:`paint`) and tiled in one image (one row, or 2 x 2 for four views). With
+    ``label_views`` each tile is captioned with its azimuth/elevation. Returns the tiled
+    (H, W, 3) uint8 image and writes it if ``path`` is given."""
+    tiles = [paint(view, background=background, **colors) for view in lit]
+    labels = [f"azimuth {v.view[0]:g}°, elevation {v.view[1]:g}°" if v.view else "" for v in lit] if label_views else None
+    image = tile_images(tiles, 2 if len(lit) == 4 else len(lit), labels, background)
     if path is not None:
         write_png(image, path)
     return image
@@ -126,21 +216,15 @@ def render_views(
     supersample: int = 2,
     **options: object,
 ) -> np.ndarray:
-    """Render 1-4 ``views`` of one mesh tiled in one image (one row, or 2 x 2 for four views).
+    """Render 1-4 ``views`` of one mesh tiled in one image (one row, or 2 x 2 for four views):
+    :func:`light_views` then :func:`paint_views`.
 
-    ``supersample`` and ``options`` are passed to :func:`render_mesh`. With ``label_views`` each
-    tile is captioned with its azimuth/elevation. Returns the tiled (H, W, 3) uint8 image and
-    writes it if ``path`` is given.
+    ``supersample`` and ``options`` (those of :func:`render_mesh`) are passed on. With
+    ``label_views`` each tile is captioned with its azimuth/elevation. Returns the tiled
+    (H, W, 3) uint8 image and writes it if ``path`` is given.
     """
-    if not 1 <= len(views) <= 4:
-        raise InputError(f"render_views: give 1 to 4 views, got {len(views)}")
-    tiles = [render_mesh(mesh, None, resolution, view, supersample=supersample, **options) for view in views]
-    labels = [f"azimuth {v[0]:g}°, elevation {v[1]:g}°" for v in views] if label_views else None
-    columns = 2 if len(views) == 4 else len(views)
-    image = tile_images(tiles, columns, labels, options.get("background", "white"))
-    if path is not None:
-        write_png(image, path)
-    return image
+    colors = {key: options.pop(key) for key in ("color", "background", "vertex_color") if key in options}
+    return paint_views(light_views(mesh, views, resolution, supersample, **options), path, label_views, **colors)
 
 
 def render_comparison(
@@ -252,8 +336,9 @@ def _directions_to_eye(raster: Raster, vertices: np.ndarray, faces: np.ndarray, 
     return direction / np.linalg.norm(direction, axis=1, keepdims=True)
 
 
-def _lighting(normal: np.ndarray, to_eye: np.ndarray, camera: Camera, base: np.ndarray) -> np.ndarray:
-    """Shade (P, 3) unit normals with base colours (P, 3): ambient + key + headlight + specular."""
+def _light_factors(normal: np.ndarray, to_eye: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Diffuse (ambient + key + headlight) and specular factors, (P,) each, of (P, 3) unit
+    normals seen along (P, 3) unit directions to the eye."""
     key_light = -0.45 * camera.right + 0.55 * camera.up + 0.70 * camera.backward
     key_light /= np.linalg.norm(key_light)
     key = np.clip(normal @ key_light, 0.0, None)
@@ -261,8 +346,7 @@ def _lighting(normal: np.ndarray, to_eye: np.ndarray, camera: Camera, base: np.n
     half = key_light + to_eye
     half /= np.linalg.norm(half, axis=1, keepdims=True)
     specular = np.clip(np.einsum("ij,ij->i", normal, half), 0.0, None) ** 40
-    diffuse = 0.22 + 0.55 * key + 0.30 * head
-    return np.clip(base * diffuse[:, None] + 0.18 * specular[:, None], 0.0, 1.0)
+    return 0.22 + 0.55 * key + 0.30 * head, specular
 
 
 def _surface_colors(color: object, face: np.ndarray, face_count: int) -> np.ndarray:
