@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,11 +27,14 @@ from isofield.metrics.surface import evaluate_mesh_against_points, evaluate_mesh
 from isofield.nn import as_numpy_field
 from isofield.train.loop import TrainResult
 from isofield.viz.curves import plot_loss_curves
-from isofield.viz.error_map import ERROR_RESOLUTION, ERROR_VIEWS, error_values, render_error
-from isofield.viz.render import LitView, light_views, paint_views
+from isofield.viz.error_map import (ERROR_RESOLUTION, ERROR_VIEWS, ErrorPicture, error_picture, error_values,
+                                   write_error_figure)
+from isofield.viz.render import light_views, paint_views
 from isofield.viz.report import Report
 from isofield.viz.slices import SLAB_FRACTION, plot_sdf_slices
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
+
+RENDER_PNG, ERROR_PNG = "render.png", "error.png"
 
 # Metrics shown in the report, with the unit each is given in.
 _REPORTED = (
@@ -93,7 +97,9 @@ def run_mesh(field: nn.Module, normalization: Normalization, config: FitConfig,
 def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: PreparedInput,
                   result: TrainResult, found: tuple[Path, trimesh.Trimesh | PointCloud] | None) -> dict[str, Any]:
     """Mesh, loss curves, slices, render, metrics and ``report.html``; returns the metrics.
-    ``found``: the reference as :func:`reference_geometry` read it (before training)."""
+    ``found``: the reference as :func:`reference_geometry` read it (before training). After
+    the extraction, the mesh's outputs (:func:`_mesh_outputs`) run in a second thread beside
+    the field's figures."""
     timings = {"training": result.elapsed}
     start = time.perf_counter()
     try:
@@ -105,20 +111,22 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
 
     reference_path, reference = found if found else (None, None)
     start = time.perf_counter()
-    metrics = evaluate_against(mesh, reference) if reference is not None else {}
+    reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="isofield-mesh-outputs") as worker:
+        # the mesh's outputs (NumPy, PIL, libigl, plotly) beside the field's (torch, matplotlib)
+        mesh_work = worker.submit(_mesh_outputs, run, mesh, reference_path, reference)
+        figures = _field_figures(run, config, field, reference_surface, data.normalization,
+                                 input_points(config, found))
+        metrics, error = mesh_work.result()
     if metrics:
         write_text_atomic(run.metrics_path, json.dumps(metrics, indent=2) + "\n")
-    timings["evaluation"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
-    lit = light_views(mesh, ERROR_VIEWS, ERROR_RESOLUTION)  # render.png's and error.png's
-    figures = _write_figures(run, config, field, lit, reference_surface, data.normalization,
-                             input_points(config, found))
-    timings["pictures"] = time.perf_counter() - start
-    start = time.perf_counter()
-    figures += _write_view(run, mesh, lit, reference_path, reference, metrics)
-    timings["3-D view and error picture"] = time.perf_counter() - start
+    figures.append((run.root / RENDER_PNG, f"The extracted mesh ({run.mesh_path.name}), front and back."))
+    if error is not None:
+        write_error_figure(error, run.root / ERROR_PNG)
+        figures.append((run.root / ERROR_PNG,
+                        f"The mesh coloured by its distance to {reference_path.name}, in % of the reference's "
+                        f"bounding-box diagonal (scale to the 99th percentile, {error.top:.3g} %)."))
+    timings["metrics, pictures and 3-D view"] = time.perf_counter() - start
 
     report = Report(f"isofield fit: {Path(config.input).name} ({config.method}, preset {config.preset})",
                     subtitle=data.description)
@@ -158,11 +166,11 @@ def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, lit: list[LitView],
+def _field_figures(run: RunDir, config: FitConfig, field: nn.Module,
                    reference: trimesh.Trimesh | None, normalization: Normalization,
                    points: np.ndarray | None) -> list[tuple[Path, str]]:
-    """loss.png, slices.png (with the input ``points`` (M, 3, user units) near each plane, when
-    the input is a point cloud) and render.png (the mesh's ``lit`` views), with their captions."""
+    """loss.png and slices.png (with the input ``points`` (M, 3, user units) near each plane,
+    when the input is a point cloud), with their captions."""
     figures = []
     loss_png = run.root / "loss.png"
     plot_loss_curves(run.log_path, loss_png, title=f"{config.method}: loss terms")
@@ -180,11 +188,29 @@ def _write_figures(run: RunDir, config: FitConfig, field: nn.Module, lit: list[L
     figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)"
                     + (f"; magenta: the input points within {SLAB_FRACTION:.0%} of the box's side of each plane."
                        if points is not None else ".")))
-
-    render_png = run.root / "render.png"
-    paint_views(lit, render_png)
-    figures.append((render_png, f"The extracted mesh ({run.mesh_path.name}), front and back."))
     return figures
+
+
+def _mesh_outputs(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
+                  reference: trimesh.Trimesh | PointCloud | None) -> tuple[dict[str, Any], ErrorPicture | None]:
+    """The mesh's metrics against the reference, render.png, ``view/mesh.html`` (the mesh with
+    the reference mesh or points) and, with a reference, the tiles of error.png (the mesh
+    coloured by its distance to it; its colour bar is matplotlib's, drawn by the caller). No
+    matplotlib or torch: it runs beside the field's figures."""
+    metrics = evaluate_against(mesh, reference) if reference is not None else {}
+    lit = light_views(mesh, ERROR_VIEWS, ERROR_RESOLUTION)  # render.png's and error.png's
+    paint_views(lit, run.root / RENDER_PNG)
+    title = f"{run.mesh_path.name}" + (f" against {reference_path.name}" if reference_path else "")
+    if reference is None:
+        write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
+        return metrics, None
+    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
+    diagonal = metrics["reference_bbox_diagonal"]
+    write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, diagonal,
+               reference=reference if isinstance(reference, trimesh.Trimesh) else None,
+               points=reference.points if isinstance(reference, PointCloud) else None,
+               points_name=reference_path.name)
+    return metrics, error_picture(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), lit)
 
 
 def input_points(config: FitConfig,
@@ -204,28 +230,6 @@ def input_points(config: FitConfig,
         warn(f"the slices show no input points: {exc}")
         return None
     return geometry.points if isinstance(geometry, PointCloud) else None
-
-
-def _write_view(run: RunDir, mesh: trimesh.Trimesh, lit: list[LitView], reference_path: Path | None,
-                reference: trimesh.Trimesh | PointCloud | None,
-                metrics: dict[str, Any]) -> list[tuple[Path, str]]:
-    """``view/mesh.html`` (the mesh with the reference mesh or points) and, with a reference,
-    ``error.png`` (the mesh's ``lit`` views coloured by its distance to it); returns that
-    figure, if any."""
-    title = f"{run.mesh_path.name}" + (f" against {reference_path.name}" if reference_path else "")
-    if reference is None:
-        write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
-        return []
-    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
-    diagonal = metrics["reference_bbox_diagonal"]
-    write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, diagonal,
-               reference=reference if isinstance(reference, trimesh.Trimesh) else None,
-               points=reference.points if isinstance(reference, PointCloud) else None,
-               points_name=reference_path.name)
-    error_png = run.root / "error.png"
-    top = render_error(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), error_png, lit=lit)
-    return [(error_png, f"The mesh coloured by its distance to {reference_path.name}, in % of the "
-                   f"reference's bounding-box diagonal (scale to the 99th percentile, {top:.3g} %).")]
 
 
 def _reference_sdf(reference: trimesh.Trimesh | None,

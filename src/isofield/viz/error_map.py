@@ -10,6 +10,7 @@ larger values take the top colour.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -69,20 +70,40 @@ def render_error(
     ``values`` (V,) (% of the diagonal, see :func:`error_values`), and a colour bar. Returns the
     top of the scale (:func:`error_range`). ``lit``: the mesh's views already rasterised and lit
     by :func:`~isofield.viz.render.light_views` (they replace ``views`` and ``resolution``)."""
+    picture = error_picture(mesh, values, lit if lit is not None else light_views(mesh, views, resolution))
+    write_error_figure(picture, path)
+    return picture.top
+
+
+@dataclass(frozen=True)
+class ErrorPicture:
+    """The error picture's tiles, before its colour bar: ``image`` (H, W, 3) uint8, ``top``
+    of the scale, and whether some values lie above it (``clipped``)."""
+
+    image: np.ndarray
+    top: float
+    clipped: bool
+
+
+def error_picture(mesh: trimesh.Trimesh, values: np.ndarray, lit: Sequence[LitView]) -> ErrorPicture:
+    """The ``lit`` views of ``mesh`` painted with its vertices coloured by ``values`` (V,) (%
+    of the diagonal). NumPy and PIL only: it may run beside matplotlib work in another thread."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(mesh.vertices),):
         raise InputError(f"render_error: need one value per vertex ({len(mesh.vertices)}), got shape {values.shape}")
     top = error_range(values)
-    lit = lit if lit is not None else light_views(mesh, views, resolution)
-    image = paint_views(lit, vertex_color=error_colors(values, top))
+    return ErrorPicture(paint_views(lit, vertex_color=error_colors(values, top)), top, bool(values.max() > top))
+
+
+def write_error_figure(picture: ErrorPicture, path: str | os.PathLike) -> None:
+    """Write ``path`` (PNG): the picture's tiles and a colour bar from 0 to its top."""
     dpi = 100
-    height, width = image.shape[:2]
+    height, width = picture.image.shape[:2]
     figure = Figure(figsize=(width / dpi + 1.3, height / dpi), layout="constrained")
     axes = figure.add_subplot()
-    axes.imshow(image)
+    axes.imshow(picture.image)
     axes.set_axis_off()
-    mappable = ScalarMappable(Normalize(0.0, top), colormaps[ERROR_COLORMAP])
-    figure.colorbar(mappable, ax=axes, label=ERROR_LABEL, extend="max" if values.max() > top else "neither",
+    mappable = ScalarMappable(Normalize(0.0, picture.top), colormaps[ERROR_COLORMAP])
+    figure.colorbar(mappable, ax=axes, label=ERROR_LABEL, extend="max" if picture.clipped else "neither",
                     fraction=0.04, pad=0.01)
     save_figure(figure, path, dpi=dpi)
-    return top
