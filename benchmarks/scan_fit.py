@@ -28,8 +28,9 @@ isofield runs in two ways, each given ``factor x Poisson's seconds`` in total:
   pays once.
 
 Each gets a training budget of its total minus its own fixed cost: the wall time of the same
-run with a 1 s training budget, less its training time, measured just before in the same way. The fits are given the reference (``--reference``), so
-their own metrics are inside the timed part. Metrics:
+run with a 1 s training budget, less its training time, measured just before in the same way.
+The fits are given the reference (``--reference``), so their own metrics are inside the timed
+part. Metrics:
 :func:`isofield.fitting.outputs.evaluate_against`, the fit's own (isofield-v1: 100k
 area-weighted samples, F-score at 1% of the diagonal). Needs Open3D (the ``bench`` extra).
 

@@ -195,8 +195,8 @@ def _mesh_outputs(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | Non
                   reference: trimesh.Trimesh | PointCloud | None) -> tuple[dict[str, Any], ErrorPicture | None]:
     """The mesh's metrics against the reference, render.png, ``view/mesh.html`` (the mesh with
     the reference mesh or points) and, with a reference, the tiles of error.png (the mesh
-    coloured by its distance to it; its colour bar is matplotlib's, drawn by the caller). No
-    matplotlib or torch: it runs beside the field's figures."""
+    coloured by its distance to it; its colour bar is a matplotlib figure, drawn by the caller).
+    No torch and no matplotlib figure (only its colour maps): it runs beside the field's figures."""
     metrics = evaluate_against(mesh, reference) if reference is not None else {}
     lit = light_views(mesh, ERROR_VIEWS, ERROR_RESOLUTION)  # render.png's and error.png's
     paint_views(lit, run.root / RENDER_PNG)

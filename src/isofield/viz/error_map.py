@@ -87,7 +87,8 @@ class ErrorPicture:
 
 def error_picture(mesh: trimesh.Trimesh, values: np.ndarray, lit: Sequence[LitView]) -> ErrorPicture:
     """The ``lit`` views of ``mesh`` painted with its vertices coloured by ``values`` (V,) (%
-    of the diagonal). NumPy and PIL only: it may run beside matplotlib work in another thread."""
+    of the diagonal). No matplotlib figure (only its colour map): it may run beside matplotlib
+    work in another thread."""
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(mesh.vertices),):
         raise InputError(f"render_error: need one value per vertex ({len(mesh.vertices)}), got shape {values.shape}")
