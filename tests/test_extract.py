@@ -178,10 +178,12 @@ def test_refinement_depth(resolution: int, coarse: int, depth: int) -> None:
 @pytest.mark.parametrize(
     ("name", "resolution", "max_fraction"),
     [
-        ("torus", 64, 0.25),
-        ("torus", 128, 0.09),
-        ("csg", 64, 0.28),
-        pytest.param("csg", 128, 0.11, marks=pytest.mark.slow),  # ~3 s: 129^3 dense CSG evaluations
+        # the bounds sit under what the split into 27 samples without the centre probe
+        # evaluated (0.232, 0.081, 0.262, 0.105)
+        ("torus", 64, 0.22),
+        ("torus", 128, 0.075),
+        ("csg", 64, 0.24),
+        pytest.param("csg", 128, 0.085, marks=pytest.mark.slow),  # ~3 s: 129^3 dense CSG evaluations
     ],
 )
 def test_sparse_mesh_is_identical_to_dense(name: str, resolution: int, max_fraction: float) -> None:
@@ -244,6 +246,18 @@ def test_lipschitz_bound_covers_fields_steeper_than_distance() -> None:
     assert hausdorff(sparse.vertices, dense.vertices) == 0.0
 
 
+@pytest.mark.parametrize(("steepness", "cells_off"), [(3.0, 1.0), (30.0, 4.0)])
+def test_a_field_steeper_than_the_bound_still_gives_a_closed_mesh(steepness: float, cells_off: float) -> None:
+    """With lipschitz=1 the distance test drops cells that hold the surface of a steeper field;
+    the stand-ins of their samples still give marching cubes a closed surface, within a few
+    cells (2 / 64) of the true one.
+    (Marching cubes restricted to the evaluated samples, skimage's ``mask``, leaves holes here.)"""
+    torus = get_shape("torus")
+    sparse, _ = extract_mesh(lambda points: steepness * torus.sdf(points), UNIT_CUBE, 64, coarse_resolution=8)
+    assert sparse.is_watertight
+    assert np.abs(torus.sdf(sparse.vertices.astype(np.float32))).max() < cells_off * 2.0 / 64
+
+
 def test_extraction_stats_fraction_and_dict() -> None:
     stats = ExtractionStats("sparse", 2, 9, 27, 0.5)
     assert stats.fraction == pytest.approx(1 / 3)
@@ -259,11 +273,11 @@ def test_extraction_stats_fraction_and_dict() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["torus", "csg"])
-def test_sparse_at_256_evaluates_under_ten_percent_and_matches_dense(name: str) -> None:
+def test_sparse_at_256_evaluates_under_four_percent_and_matches_dense(name: str) -> None:
     shape = get_shape(name)
     dense, _ = extract_mesh(shape.sdf, UNIT_CUBE, 256, method="dense")
     sparse, stats = extract_mesh(shape.sdf, UNIT_CUBE, 256)
-    assert stats.fraction < 0.06
+    assert stats.fraction < 0.04
     np.testing.assert_array_equal(sparse.vertices, dense.vertices)
     np.testing.assert_array_equal(sparse.faces, dense.faces)
 
