@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -98,8 +98,9 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
                   result: TrainResult, found: tuple[Path, trimesh.Trimesh | PointCloud] | None) -> dict[str, Any]:
     """Mesh, loss curves, slices, render, metrics and ``report.html``; returns the metrics.
     ``found``: the reference as :func:`reference_geometry` read it (before training). After
-    the extraction, the mesh's outputs (:func:`_mesh_outputs`) run in a second thread beside
-    the field's figures."""
+    the extraction, the mesh's metrics and pictures (:func:`_mesh_measures`,
+    :func:`_mesh_pictures`) run in a second thread beside the field's figures; the calling
+    thread then writes the 3-D view (:func:`_write_mesh_view`)."""
     timings = {"training": result.elapsed}
     start = time.perf_counter()
     try:
@@ -113,11 +114,15 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
     start = time.perf_counter()
     reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="isofield-mesh-outputs") as worker:
-        # the mesh's outputs (NumPy, PIL, libigl, plotly) beside the field's (torch, matplotlib)
-        mesh_work = worker.submit(_mesh_outputs, run, mesh, reference_path, reference)
+        # the mesh's measures and pictures (NumPy, PIL, libigl) beside the field's figures
+        # (torch, matplotlib), then the 3-D view (plotly) here, to even the two threads' work
+        measures = worker.submit(_mesh_measures, mesh, reference)
+        pictures = worker.submit(_mesh_pictures, run, mesh, measures)
         figures = _field_figures(run, config, field, reference_surface, data.normalization,
                                  input_points(config, found))
-        metrics, error = mesh_work.result()
+        metrics, distance = measures.result()
+        _write_mesh_view(run, mesh, reference_path, reference, distance, metrics)
+        error = pictures.result()
     if metrics:
         write_text_atomic(run.metrics_path, json.dumps(metrics, indent=2) + "\n")
     figures.append((run.root / RENDER_PNG, f"The extracted mesh ({run.mesh_path.name}), front and back."))
@@ -191,26 +196,43 @@ def _field_figures(run: RunDir, config: FitConfig, field: nn.Module,
     return figures
 
 
-def _mesh_outputs(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
-                  reference: trimesh.Trimesh | PointCloud | None) -> tuple[dict[str, Any], ErrorPicture | None]:
-    """The mesh's metrics against the reference, render.png, ``view/mesh.html`` (the mesh with
-    the reference mesh or points) and, with a reference, the tiles of error.png (the mesh
-    coloured by its distance to it; its colour bar is a matplotlib figure, drawn by the caller).
-    No torch and no matplotlib figure (only its colour maps): it runs beside the field's figures."""
-    metrics = evaluate_against(mesh, reference) if reference is not None else {}
+def _mesh_measures(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud | None
+                   ) -> tuple[dict[str, Any], Callable[[np.ndarray], np.ndarray] | None]:
+    """The mesh's metrics against the reference ({} without one) and the distance to the
+    reference (points (N, 3) -> (N,), user units; None without one)."""
+    if reference is None:
+        return {}, None
+    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
+    return evaluate_against(mesh, reference), distance
+
+
+def _mesh_pictures(run: RunDir, mesh: trimesh.Trimesh, measures: Future) -> ErrorPicture | None:
+    """render.png and, with a reference (``measures``: :func:`_mesh_measures`' future), the
+    tiles of error.png: the mesh coloured by its distance to it (the colour bar is a matplotlib
+    figure, drawn by the caller). No torch and no matplotlib figure (only its colour maps): it
+    runs beside the field's figures."""
     lit = light_views(mesh, ERROR_VIEWS, ERROR_RESOLUTION)  # render.png's and error.png's
     paint_views(lit, run.root / RENDER_PNG)
+    metrics, distance = measures.result()
+    if distance is None:
+        return None
+    errors = error_values(distance(np.asarray(mesh.vertices)), metrics["reference_bbox_diagonal"])
+    return error_picture(mesh, errors, lit)
+
+
+def _write_mesh_view(run: RunDir, mesh: trimesh.Trimesh, reference_path: Path | None,
+                     reference: trimesh.Trimesh | PointCloud | None,
+                     distance: Callable[[np.ndarray], np.ndarray] | None, metrics: dict[str, Any]) -> None:
+    """``view/mesh.html``: the mesh, coloured by its ``distance`` to the reference when there is
+    one, with the reference mesh or points."""
     title = f"{run.mesh_path.name}" + (f" against {reference_path.name}" if reference_path else "")
     if reference is None:
         write_view(run.root / VIEW_DIR / "mesh.html", mesh, title)
-        return metrics, None
-    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
-    diagonal = metrics["reference_bbox_diagonal"]
-    write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, diagonal,
+        return
+    write_view(run.root / VIEW_DIR / "mesh.html", mesh, title, distance, metrics["reference_bbox_diagonal"],
                reference=reference if isinstance(reference, trimesh.Trimesh) else None,
                points=reference.points if isinstance(reference, PointCloud) else None,
                points_name=reference_path.name)
-    return metrics, error_picture(mesh, error_values(distance(np.asarray(mesh.vertices)), diagonal), lit)
 
 
 def input_points(config: FitConfig,
