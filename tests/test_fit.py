@@ -154,6 +154,29 @@ def short_run(tmp_path_factory, short_inputs) -> FitResult:
                reference=short_inputs["reference"], output=output, progress=False)
 
 
+def test_a_fit_builds_the_distances_to_its_reference_mesh_once(short_inputs, tmp_path, monkeypatch):
+    """The IoU's inside test, the slices' dashed contour and the error colours share one
+    MeshDistance of the reference mesh (the fitted mesh gets its own, for the IoU)."""
+    import isofield.fitting.outputs as outputs
+    import isofield.metrics.surface as surface
+    from isofield.geometry.groundtruth import MeshDistance
+
+    built = []
+
+    class CountedMeshDistance(MeshDistance):
+        def __init__(self, mesh, *args, **kwargs):
+            built.append(len(mesh.faces))
+            super().__init__(mesh, *args, **kwargs)
+
+    monkeypatch.setattr(outputs, "MeshDistance", CountedMeshDistance)
+    monkeypatch.setattr(surface, "MeshDistance", CountedMeshDistance)
+    result = fit(short_inputs["samples"], method="sdf", config_file=short_inputs["config"], steps=3,
+                 reference=short_inputs["reference"], output=tmp_path / "run", progress=False)
+    reference_faces = len(read_mesh(short_inputs["reference"]).faces)
+    assert built.count(reference_faces) == 1
+    assert result.metrics["iou"] is not None and (result.run_dir / "error.png").is_file()
+
+
 @pytest.mark.slow
 def test_api_returns_a_fit_result_with_metrics_in_user_units(short_run, short_inputs):
     result = short_run

@@ -63,12 +63,14 @@ def reference_geometry(config: FitConfig) -> tuple[Path, trimesh.Trimesh | Point
     return source, read_geometry(source)
 
 
-def evaluate_against(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud) -> dict[str, Any]:
+def evaluate_against(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud,
+                     reference_distance: MeshDistance | None = None) -> dict[str, Any]:
     """Metrics of the fitted mesh against a reference mesh or point set (user units); a metric
     that cannot be computed is None with its reason in ``skipped`` (normal consistency against
-    points without normals)."""
+    points without normals). ``reference_distance``: a reference mesh's MeshDistance, when
+    built already (for its inside test)."""
     if not isinstance(reference, PointCloud):
-        return evaluate_meshes(mesh, reference)
+        return evaluate_meshes(mesh, reference, ref_distance=reference_distance)
     metrics = evaluate_mesh_against_points(mesh, reference.points, reference.normals)
     if reference.normals is None:
         reason = "the reference has no normals" + (" (all zero in the file)" if reference.note else "")
@@ -112,13 +114,14 @@ def write_outputs(run: RunDir, config: FitConfig, field: nn.Module, data: Prepar
 
     reference_path, reference = found if found else (None, None)
     start = time.perf_counter()
-    reference_surface = reference if isinstance(reference, trimesh.Trimesh) else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="isofield-mesh-outputs") as worker:
         # the mesh's measures and pictures (NumPy, PIL, libigl) beside the field's figures
-        # (torch, matplotlib), then the 3-D view (plotly) here, to even the two threads' work
-        measures = worker.submit(_mesh_measures, mesh, reference)
+        # (torch, matplotlib), then the 3-D view (plotly) here, to even the two threads' work;
+        # a reference mesh's distances are built once, for the metrics, slices and colours
+        surface = worker.submit(MeshDistance, reference) if isinstance(reference, trimesh.Trimesh) else None
+        measures = worker.submit(_mesh_measures, mesh, reference, surface)
         pictures = worker.submit(_mesh_pictures, run, mesh, measures)
-        figures = _field_figures(run, config, field, reference_surface, data.normalization,
+        figures = _field_figures(run, config, field, surface, data.normalization,
                                  input_points(config, found))
         metrics, distance = measures.result()
         _write_mesh_view(run, mesh, reference_path, reference, distance, metrics)
@@ -172,22 +175,24 @@ def _shown_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _field_figures(run: RunDir, config: FitConfig, field: nn.Module,
-                   reference: trimesh.Trimesh | None, normalization: Normalization,
+                   surface: Future | None, normalization: Normalization,
                    points: np.ndarray | None) -> list[tuple[Path, str]]:
     """loss.png and slices.png (with the input ``points`` (M, 3, user units) near each plane,
-    when the input is a point cloud), with their captions."""
+    when the input is a point cloud, and the reference mesh's zero level when ``surface``, the
+    future of its MeshDistance, is given), with their captions."""
     figures = []
     loss_png = run.root / "loss.png"
     plot_loss_curves(run.log_path, loss_png, title=f"{config.method}: loss terms")
     figures.append((loss_png, "Loss terms per step (log scale)."))
 
     slices_png = run.root / "slices.png"
+    reference = _reference_sdf(surface.result() if surface else None, normalization)
     plot_sdf_slices(
         numpy_field(field), slices_png, bounds=canonical_bounds(config),
         title="Learned SDF, canonical frame (black: zero level"
               + ("; dashed: reference surface" if reference is not None else "")
               + ("; magenta: input points near the plane)" if points is not None else ")"),
-        reference=_reference_sdf(reference, normalization),
+        reference=reference,
         points=None if points is None else normalization.to_canonical(points),
     )
     figures.append((slices_png, "Cross-sections through the centre (planes z, y, x)"
@@ -196,14 +201,16 @@ def _field_figures(run: RunDir, config: FitConfig, field: nn.Module,
     return figures
 
 
-def _mesh_measures(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud | None
-                   ) -> tuple[dict[str, Any], Callable[[np.ndarray], np.ndarray] | None]:
+def _mesh_measures(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointCloud | None,
+                   surface: Future | None) -> tuple[dict[str, Any], Callable[[np.ndarray], np.ndarray] | None]:
     """The mesh's metrics against the reference ({} without one) and the distance to the
-    reference (points (N, 3) -> (N,), user units; None without one)."""
+    reference (points (N, 3) -> (N,), user units; None without one): a reference mesh's from
+    ``surface``, the future of its MeshDistance, a point set's from its surfels."""
     if reference is None:
         return {}, None
-    distance = reference_distance(reference.points if isinstance(reference, PointCloud) else reference)
-    return evaluate_against(mesh, reference), distance
+    if isinstance(reference, PointCloud):
+        return evaluate_against(mesh, reference), reference_distance(reference.points)
+    return evaluate_against(mesh, reference, surface.result()), surface.result().unsigned
 
 
 def _mesh_pictures(run: RunDir, mesh: trimesh.Trimesh, measures: Future) -> ErrorPicture | None:
@@ -254,11 +261,10 @@ def input_points(config: FitConfig,
     return geometry.points if isinstance(geometry, PointCloud) else None
 
 
-def _reference_sdf(reference: trimesh.Trimesh | None,
+def _reference_sdf(distance: MeshDistance | None,
                    normalization: Normalization) -> Callable[[np.ndarray], np.ndarray] | None:
     """The reference mesh's signed distance in the canonical frame (for the dashed contour);
-    None without a reference or when it has no inside (an open sheet)."""
-    if reference is None:
+    None without a reference mesh or when it has no inside (an open sheet)."""
+    if distance is None or not distance.has_inside:
         return None
-    distance = MeshDistance(reference)
-    return distance.signed_in(normalization) if distance.has_inside else None
+    return distance.signed_in(normalization)

@@ -236,6 +236,7 @@ def volumetric_iou(
     n: int = 100_000,
     seed: int = 0,
     bounds: np.ndarray | None = None,
+    ref_distance: MeshDistance | None = None,
 ) -> float:
     """Volumetric IoU of two watertight meshes by Monte Carlo: |inside both| / |inside either|.
 
@@ -245,6 +246,8 @@ def volumetric_iou(
         seed: seed of those points.
         bounds: (2, 3) [min corner, max corner] of the sampling box; default: the union of the
             two bounding boxes, grown on every side by ``IOU_BOX_PADDING`` of its diagonal.
+        ref_distance: ``MeshDistance(ref_mesh)`` when the caller has built it for other uses
+            (it is reused; else it is built here).
 
     Raises:
         InputError: a mesh is empty or not watertight (the message says which), bad n or bounds,
@@ -259,7 +262,7 @@ def volumetric_iou(
     count = checked_count(n, "IoU sample count n")
     points = np.random.default_rng(seed).uniform(box[0], box[1], size=(count, 3)).astype(np.float32)
     inside_pred = MeshDistance(pred_mesh).occupancy(points)
-    inside_ref = MeshDistance(ref_mesh).occupancy(points)
+    inside_ref = (ref_distance or MeshDistance(ref_mesh)).occupancy(points)
     union = int(np.count_nonzero(inside_pred | inside_ref))
     if union == 0:
         raise InputError(
@@ -307,6 +310,7 @@ def evaluate_meshes(
     tau_fraction: float = DEFAULT_TAU_FRACTION,
     iou: bool = True,
     emd: bool = False,
+    ref_distance: MeshDistance | None = None,
 ) -> dict:
     """All metrics of a predicted mesh against a reference mesh (protocol "isofield-v1").
 
@@ -317,7 +321,7 @@ def evaluate_meshes(
     :func:`earth_movers_distance`) on ``EMD_POINTS`` of the surface samples per mesh, and
     ``protocol["emd_points"]``; by default neither key is present. The F-score threshold is
     ``tau`` (absolute) if given, else ``tau_fraction`` of the reference mesh's bounding-box
-    diagonal.
+    diagonal. ``ref_distance``: see :func:`volumetric_iou`.
 
     Returns:
         A dict with ``protocol`` (name, input, n_points, seed, sampling, tau, tau_rule, units,
@@ -357,7 +361,7 @@ def evaluate_meshes(
     if problem:
         _skip(result, "iou", problem)
     else:
-        result["iou"] = volumetric_iou(pred, ref, n=count, seed=iou_seed)
+        result["iou"] = volumetric_iou(pred, ref, n=count, seed=iou_seed, ref_distance=ref_distance)
     if emd:
         _add_emd(result, pred_samples.points, ref_samples.points, emd_seed)
     return result
