@@ -27,12 +27,12 @@ isofield runs in two ways, each given ``factor x Poisson's seconds`` in total:
   one imports ``torch._dynamo``, 1-2 s once per process), as a script that fits many scans
   pays once.
 
-Each gets a training budget of its total minus its own fixed cost: the wall time of the same
-run with a 1 s training budget, less its training time, measured just before in the same way
-(the larger of two such runs). A row meets the target with a watertight mesh, Poisson's
-quality (below) and a total within the factor.
-The fits are given the reference (``--reference``), so their own metrics are inside the timed
-part. Metrics:
+Poisson's time is the median of three runs. Each isofield run gets a training budget of its
+total minus its own fixed cost: the wall time of the same run with a 1 s training budget, less
+its training time, measured just before in the same way (the larger of two such runs). A row
+meets the target with a watertight mesh, Poisson's quality (below) and a total within the
+factor. The fits are given the reference (``--reference``), so their own metrics are inside
+the timed part. Metrics:
 :func:`isofield.fitting.outputs.evaluate_against`, the fit's own (isofield-v1: 100k
 area-weighted samples, F-score at 1% of the diagonal). Needs Open3D (the ``bench`` extra).
 
@@ -72,6 +72,7 @@ INPUTS = ("armadillo-noisy", "bunny-noisy", "kitten")
 NOISE = 0.001
 """Gaussian noise on the noisy inputs, as a fraction of the bounding-box diagonal."""
 POISSON_DEPTH = 8
+POISSON_RUNS = 3
 OPEN3D_NEIGHBOURS = 30
 NC_MARGIN = 0.005
 CD_RATIO = 1.1
@@ -198,7 +199,10 @@ def warm_up_torch() -> None:
 
 
 def poisson_row(scan: ScanInput, estimate: bool) -> Row:
-    mesh, seconds = poisson(scan.cloud, estimate)
+    """Poisson's row: the run of median time of POISSON_RUNS (its time varies by ~20% from
+    run to run, and sets every isofield budget)."""
+    runs = sorted((poisson(scan.cloud, estimate) for _ in range(POISSON_RUNS)), key=lambda run: run[1])
+    mesh, seconds = runs[len(runs) // 2]
     label = "poisson (open3d normals)" if estimate else "poisson"
     return Row(scan.name, label, seconds, evaluate_against(mesh, scan.truth), bool(mesh.is_watertight))
 
