@@ -30,12 +30,11 @@ isofield runs in two ways, each given ``factor x Poisson's seconds`` in total:
 Poisson's time is the median of three runs. Each isofield run gets a training budget of its
 total minus its own fixed cost: the wall time of the same run with a 1 s training budget, less
 its training time, measured just before in the same way (the larger of two such runs, plus
-10%). A row
-meets the target with a watertight mesh, Poisson's quality (below) and a total within the
-factor. The fits are given the reference (``--reference``), so their own metrics are inside
-the timed part. Metrics:
-:func:`isofield.fitting.outputs.evaluate_against`, the fit's own (isofield-v1: 100k
-area-weighted samples, F-score at 1% of the diagonal). Needs Open3D (the ``bench`` extra).
+10%). A row meets the target with a watertight mesh, Poisson's quality (below) and a total
+within the factor. The fits are given the reference (``--reference``), so their own metrics
+are inside the timed part. Metrics: :func:`isofield.fitting.outputs.evaluate_against`, the
+fit's own (isofield-v1: 100k area-weighted samples, F-score at 1% of the diagonal). Needs
+Open3D (the ``bench`` extra).
 
 Usage::
 
