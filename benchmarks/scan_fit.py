@@ -28,9 +28,9 @@ isofield runs in two ways, each given ``factor x Poisson's seconds`` in total:
   pays once.
 
 Poisson's time is the median of three runs. Each isofield run gets a training budget of its
-total minus its own fixed cost: the wall time of the same run with a 1 s training budget, less
-its training time, measured just before in the same way (the larger of two such runs, plus
-10%). A row meets the target with a watertight mesh, Poisson's quality (below) and a total
+total minus its own fixed cost (wall time less training time), measured just before in the same
+way: the larger of a run with 1 s of training and one with half the budget that the first
+leaves. A row meets the target with a watertight mesh, Poisson's quality (below) and a total
 within the factor. The fits are given the reference (``--reference``), so their own metrics
 are inside the timed part. Metrics: :func:`isofield.fitting.outputs.evaluate_against`, the
 fit's own (isofield-v1: 100k area-weighted samples, F-score at 1% of the diagonal). Needs
@@ -79,13 +79,11 @@ CD_RATIO = 1.1
 """The target: NC >= Poisson's - NC_MARGIN and Chamfer-L1 <= CD_RATIO x Poisson's, a watertight
 mesh, and a wall time within the factor (--factor) x Poisson's."""
 CALIBRATION_SECONDS = 1.0
-CALIBRATION_RUNS = 2
-FIXED_COST_MARGIN = 0.1
-"""A run's fixed cost is planned 10% above the calibrations': a longer-trained field has a finer
-mesh, whose outputs take longer (+0.3-0.4 s on the armadillo and bunny, which overran by 0.3-1.6%
-without the margin)."""
-"""Training budget of the run that measures a fit's fixed cost: long enough for a mesh like
-the real run's (a one-step blob meshes and draws faster, and the budget overran by ~1 s)."""
+"""Training budget of the first run that measures a fit's fixed cost: long enough for a mesh
+like a real run's (a one-step blob meshes and draws faster, and the budget overran by ~1 s).
+The second gets half the training budget that the first leaves: a longer-trained field meshes
+finer, and its outputs take longer (armadillo, in-process: 7.1 s after 1 s of training, 7.9 s
+after 20 s; planned on two 1 s runs plus 10%, it overran by 2.4%)."""
 
 
 @dataclass
@@ -178,15 +176,16 @@ RUNNERS = {"command": run_command, "in-process": run_in_process}
 def fit_row(scan: ScanInput, points: Path, method: str, target_seconds: float, folder: Path,
             mode: str) -> Row:
     """The fit of ``points`` given ``target_seconds`` in total, run as ``mode`` (a key of
-    RUNNERS): short runs for the fixed cost (wall time less training time, the larger of
-    CALIBRATION_RUNS: it varies by a few tenths of a second from run to run), then the run."""
+    RUNNERS): two shorter runs for the fixed cost (wall time less training time; the larger
+    counts, see CALIBRATION_SECONDS), then the run."""
     runner, name = RUNNERS[mode], f"{scan.name}-{method}-{mode}"
-    fixed = 0.0
-    for index in range(CALIBRATION_RUNS):
+    fixed, training = 0.0, CALIBRATION_SECONDS
+    for index in range(2):
         calibration = folder / f"{name}-calibration-{index}"
-        wall = runner(points, scan.reference, method, {"time_budget": CALIBRATION_SECONDS}, calibration)
+        wall = runner(points, scan.reference, method, {"time_budget": training}, calibration)
         fixed = max(fixed, wall - load_checkpoint(RunDir(calibration).checkpoint_path).elapsed)
-    budget = round(max(1.0, target_seconds - (1.0 + FIXED_COST_MARGIN) * fixed), 2)
+        training = round(max(CALIBRATION_SECONDS, (target_seconds - fixed) / 2), 2)
+    budget = round(max(1.0, target_seconds - fixed), 2)
     run = folder / name
     seconds = runner(points, scan.reference, method, {"time_budget": budget}, run)
     metrics = json.loads((run / "metrics.json").read_text())
