@@ -21,7 +21,7 @@ such exact halving of ``R`` that is still >= ``coarse_resolution``) and refines 
    distance test, the kept cell's centre is evaluated first: each child spans from one corner
    of its parent to that centre, and a child that the distance test drops on these two values
    alone is not split further (its other corners are never evaluated). On the fields we fit
-   this saves 10-25% of the evaluations (docs/architecture.md).
+   this saves 9-26% of the evaluations (docs/architecture.md).
 3. At the final depth every active cell has all 8 corners evaluated. Each sample never evaluated
    lies in a dropped cell, and gets a stand-in value of that cell's side
    (``level +- max(1, |level|)``), so marching cubes on the full array produces exactly the
@@ -30,7 +30,8 @@ such exact halving of ``R`` that is still >= ``coarse_resolution``) and refines 
    same vertices and faces, in the same order), and for ``criterion="sign"`` unless a part of
    the surface was missed as described above.
 
-Memory: the values and a flag per final sample, ``5 (R+1)**3`` bytes (85 MB at R = 256).
+Memory: the values and a flag per final sample, ``5 (R+1)**3`` bytes (85 MB at R = 256), with a
+scratch flag and, while the stand-ins are filled, int8 side grids (a few more bytes per sample).
 """
 
 from __future__ import annotations
@@ -213,11 +214,12 @@ def _split_cells(
 def _probe_centres(cache: "_SampleCache", parents: np.ndarray, parent_values: np.ndarray, count: int,
                    stride: int, level: float, child_reach: float) -> tuple[np.ndarray, np.ndarray]:
     """The distance test on the children of ``parents`` (K, 3), cells of a ``count``-cell grid
-    (``stride`` final-grid samples per edge) about to be split, from two corners each: the parent's centre is evaluated first (one sample per parent), and
-    child ``k`` spans from the parent's corner ``k`` (values ``parent_values`` (K, 8)) to that
-    centre, so these two values alone can show it to lie on one side (``child_reach``: Lipschitz
-    bound x the child's diagonal). Returns the children still to refine (C, 3), on the grid
-    of twice the parents' count, and the side grid of those dropped (see :func:`_side_grid`).
+    (``stride`` final-grid samples per edge) about to be split, from two corners each: each
+    parent's centre is evaluated first (one sample per parent), and child ``k`` spans from the
+    parent's corner ``k`` (values ``parent_values`` (K, 8)) to that centre, so these two values
+    alone can show it to lie on one side (``child_reach``: Lipschitz bound x the child's
+    diagonal). Returns the children still to refine (C, 3), on the grid of twice the parents'
+    count, and the side grid of those dropped (see :func:`_side_grid`).
     """
     centres = (parents * 2 + 1) * (stride // 2)
     cache.evaluate(centres)
