@@ -80,10 +80,9 @@ CD_RATIO = 1.1
 mesh, and a wall time within the factor (--factor) x Poisson's."""
 CALIBRATION_SECONDS = 1.0
 """Training budget of the first run that measures a fit's fixed cost: long enough for a mesh
-like a real run's (a one-step blob meshes and draws faster, and the budget overran by ~1 s).
-The second gets half the training budget that the first leaves: a longer-trained field meshes
-finer, and its outputs take longer (armadillo, in-process: 7.1 s after 1 s of training, 7.9 s
-after 20 s; planned on two 1 s runs plus 10%, it overran by 2.4%)."""
+like a real run's (a one-step blob meshes and draws faster). The second gets half the training
+budget that the first leaves: a longer-trained field meshes finer, and its outputs take longer
+(docs/fit-ablations.md)."""
 
 
 @dataclass
@@ -228,14 +227,13 @@ def _cells(row: Row, baseline: Row, factor: float) -> tuple[str, ...]:
     cd, nc = row.metrics["chamfer_l1_percent_of_diagonal"], row.metrics.get("normal_consistency")
     base_cd, base_nc = (baseline.metrics["chamfer_l1_percent_of_diagonal"],
                         baseline.metrics.get("normal_consistency"))
-    target = "-"
+    ratio, target = row.seconds / baseline.seconds, "-"
     if row is not baseline:
-        ratio = row.seconds / baseline.seconds
         met = (cd <= CD_RATIO * base_cd and nc is not None and nc >= base_nc - NC_MARGIN
                and row.watertight and ratio <= factor)
         late = f", {ratio:.2f}x > {factor:g}x" if ratio > factor else ""
         target = f"{'met' if met else 'missed'} (CD x{cd / base_cd:.2f}, NC {nc - base_nc:+.4f}{late})"
-    return (row.input, row.method, f"{row.seconds:.1f}", f"{row.seconds / baseline.seconds:.1f}",
+    return (row.input, row.method, f"{row.seconds:.1f}", f"{ratio:.1f}",
             "-" if row.budget is None else f"{row.budget:.1f}",
             "-" if row.steps is None else str(row.steps), f"{cd:.3f}",
             "-" if nc is None else f"{nc:.4f}", f"{row.metrics['f_score']:.4f}",

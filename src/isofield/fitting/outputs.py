@@ -210,7 +210,8 @@ def _mesh_measures(mesh: trimesh.Trimesh, reference: trimesh.Trimesh | PointClou
         return {}, None
     if isinstance(reference, PointCloud):
         return evaluate_against(mesh, reference), reference_distance(reference.points)
-    return evaluate_against(mesh, reference, surface.result()), surface.result().unsigned
+    distance = surface.result()
+    return evaluate_against(mesh, reference, distance), distance.unsigned
 
 
 def _mesh_pictures(run: RunDir, mesh: trimesh.Trimesh, measures: Future) -> ErrorPicture | None:
