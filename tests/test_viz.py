@@ -18,6 +18,7 @@ from isofield.geometry.raster import Camera, bounding_sphere, rasterize
 from isofield.viz.curves import loss_curves_figure, plot_loss_curves, read_history_csv
 from isofield.viz.render import light_views, paint_views, render_comparison, render_mesh, render_views
 from isofield.viz.report import Report, format_duration, format_value, write_report
+from isofield.viz import slices
 from isofield.viz.slices import plot_field_2d, plot_sdf_slice, plot_sdf_slices, sample_slice
 
 
@@ -208,7 +209,46 @@ def test_slice_zero_contour_lies_at_sphere_radius(tmp_path):
     assert len(points) > 100
     assert (grid.u_name, grid.v_name) == ("x", "y")
     assert grid.values.shape == (256, 256)
-    assert png_size(tmp_path / "slice.png") == (638, 583)  # figure size (5.8 x 5.3 in) at 110 dpi
+    assert png_size(tmp_path / "slice.png") == (639, 550)  # figure size (5.81 x 5.0 in) at 110 dpi
+
+
+def laid_out(figure):
+    """True when everything drawn lies on the canvas, no axes' labels reach into another axes'
+    box, and the figure's title and legend keep off every axes and its labels (the figures
+    are laid out in fixed inches, not by matplotlib's layout engine)."""
+    renderer = figure.canvas.get_renderer()
+    width, height = figure.get_size_inches() * figure.dpi
+    box = figure.get_tightbbox(renderer).transformed(figure.dpi_scale_trans)
+    if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
+        return False
+    for ax in figure.axes:
+        labels = ax.get_tightbbox(renderer)
+        others = [other.get_window_extent(renderer) for other in figure.axes if other is not ax]
+        if any(labels.overlaps(other) for other in others):
+            return False
+        if any(labels.overlaps(item.get_window_extent(renderer)) for item in [*figure.texts, *figure.legends]):
+            return False
+    return True
+
+
+def saved_figures(monkeypatch, module):
+    """The figures ``module`` saves, kept in a list (and still written)."""
+    figures, save = [], module.save_figure
+    monkeypatch.setattr(module, "save_figure", lambda figure, *a, **k: (figures.append(figure), save(figure, *a, **k)))
+    return figures
+
+
+@pytest.mark.parametrize("bounds, scale", [(1.0, 0.5), ([[-1000, -2500, -5], [12000, 2500, 5]], 3000.0),
+                                           (0.001, 0.0003), ([[-1e6] * 3, [1e6] * 3], 4e5)])
+def test_laid_out_slices_keep_every_label_on_the_canvas(tmp_path, monkeypatch, bounds, scale):
+    # tick labels of any magnitude, the titles, the colour bar's label and the legend must fit
+    figures = saved_figures(monkeypatch, slices)
+    points = np.random.default_rng(0).normal(scale=scale, size=(500, 3))
+    plot_sdf_slices(sphere_sdf(radius=scale), tmp_path / "three.png", bounds, resolution=48,
+                    reference=sphere_sdf(radius=0.9 * scale), points=points, slab=scale,
+                    title="Learned SDF, canonical frame (black: zero level; dashed: reference surface)")
+    plot_sdf_slice(sphere_sdf(radius=scale), tmp_path / "one.png", bounds, resolution=48)
+    assert len(figures) == 2 and all(laid_out(figure) for figure in figures)
 
 
 def test_slice_planes_use_the_right_coordinates():
@@ -346,6 +386,13 @@ def test_loss_curves_survive_non_positive_values(tmp_path):
     }
     plot_loss_curves(history, tmp_path / "curves.png")
     assert png_size(tmp_path / "curves.png") == (825, 495)
+    assert laid_out(loss_curves_figure(history))
+
+
+def test_loss_curves_keep_long_tick_labels_on_the_canvas():
+    # less than a decade on both log axes: matplotlib labels the minor ticks ("3x10^-1")
+    history = {"total": [(0, 0.35), (5000, 0.21)], "lr": [(0, 3e-3), (5000, 2e-3)]}
+    assert laid_out(loss_curves_figure(history, title="a long title: the loss terms of a fit"))
 
 
 def test_loss_curves_bad_input_raises_and_writes_nothing(tmp_path):

@@ -37,7 +37,7 @@ from isofield.train.shapes import TrainingShape
 from isofield.viz.curves import plot_loss_curves
 from isofield.viz.render import render_mesh, tile_images, write_png
 from isofield.viz.report import Report
-from isofield.viz.slices import save_figure
+from isofield.viz.figures import save_figure
 from isofield.viz.viewer import VIEW_DIR, view_links, write_view
 
 VIEW = (35.0, 20.0)

@@ -21,13 +21,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from isofield.errors import InputError
-from isofield.viz.slices import save_figure
+from isofield.viz.figures import axes_at, save_figure
 
 Series = tuple[np.ndarray, np.ndarray]  # (steps (K,), values (K,)), float64
 LR_NAME = "lr"
 LR_PREFIX = "lr_"
 ROLLBACKS_NAME = "rollbacks"
 PROGRESS_NAME = "progress"
+# Room around the panels, in inches: y tick labels of a log axis ("2x10^-1") and the axis label
+# on the left, the title on top, the step axis below, and between the two panels.
+_MARGINS = {"left": 1.0, "right": 0.2, "top": 0.4, "bottom": 0.55, "between": 0.15}
 SCHEDULE_PREFIX = "schedule_"
 # Above this many points a term is drawn faint and a running geometric mean on top of it.
 _SMOOTH_ABOVE = 200
@@ -192,16 +195,18 @@ def _plot_positive(
 
 
 def _figure(with_lr_panel: bool) -> Figure:
-    """A figure with the loss axes (and a smaller learning-rate axes below, sharing x)."""
+    """A figure with the loss axes (and a smaller learning-rate axes below, sharing x), laid
+    out in inches (:data:`_MARGINS`)."""
+    margin = _MARGINS
+    loss_height, lr_height = 3.55, 1.35
+    height = margin["bottom"] + loss_height + margin["top"] + (lr_height + margin["between"] if with_lr_panel else 0.0)
+    figure = Figure(figsize=(7.5, height))
+    FigureCanvasAgg(figure)
+    width = 7.5 - margin["left"] - margin["right"]
+    axes = [axes_at(figure, margin["left"], height - margin["top"] - loss_height, width, loss_height)]
     if with_lr_panel:
-        figure = Figure(figsize=(7.5, 6.0), layout="constrained")
-        FigureCanvasAgg(figure)
-        loss_ax, lr_ax = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-        axes = [loss_ax, lr_ax]
-    else:
-        figure = Figure(figsize=(7.5, 4.5), layout="constrained")
-        FigureCanvasAgg(figure)
-        axes = [figure.subplots()]
+        axes.append(axes_at(figure, margin["left"], margin["bottom"], width, lr_height, sharex=axes[0]))
+        axes[0].tick_params(labelbottom=False)
     for ax in axes:
         ax.grid(True, which="major", alpha=0.5)
         ax.grid(True, which="minor", alpha=0.15)

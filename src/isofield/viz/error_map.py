@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from isofield.errors import InputError
 from isofield.viz.render import LitView, light_views, paint_views
-from isofield.viz.slices import save_figure
+from isofield.viz.figures import axes_at, save_figure
 
 ERROR_COLORMAP = "viridis"  # the same map is plotly's "Viridis"
 ERROR_PERCENTILE = 99.0
@@ -97,14 +97,15 @@ def error_picture(mesh: trimesh.Trimesh, values: np.ndarray, lit: Sequence[LitVi
 
 
 def write_error_figure(picture: ErrorPicture, path: str | os.PathLike) -> None:
-    """Write ``path`` (PNG): the picture's tiles and a colour bar from 0 to its top."""
+    """Write ``path`` (PNG): the picture's tiles, pixel for pixel, and a colour bar from 0 to
+    its top on their right."""
     dpi = 100
-    height, width = picture.image.shape[:2]
-    figure = Figure(figsize=(width / dpi + 1.3, height / dpi), layout="constrained")
-    axes = figure.add_subplot()
-    axes.imshow(picture.image)
+    height, width = np.asarray(picture.image.shape[:2]) / dpi       # inches
+    figure = Figure(figsize=(width + 1.3, height))
+    axes = axes_at(figure, 0.0, 0.0, width, height)
+    axes.imshow(picture.image, interpolation="nearest")
     axes.set_axis_off()
     mappable = ScalarMappable(Normalize(0.0, picture.top), colormaps[ERROR_COLORMAP])
-    figure.colorbar(mappable, ax=axes, label=ERROR_LABEL, extend="max" if picture.clipped else "neither",
-                    fraction=0.04, pad=0.01)
+    bar = axes_at(figure, width + 0.12, 0.1 * height, 0.15, 0.8 * height)
+    figure.colorbar(mappable, cax=bar, label=ERROR_LABEL, extend="max" if picture.clipped else "neither")
     save_figure(figure, path, dpi=dpi)

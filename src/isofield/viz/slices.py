@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from isofield.errors import InputError
-from isofield.files import atomic_path
+from isofield.viz.figures import axes_at, save_figure
 
 Field = Callable[[np.ndarray], np.ndarray]
 
@@ -44,6 +43,14 @@ SLAB_FRACTION = 0.01
 # At most this many points per plane (an even subset of the slab's points beyond it).
 MAX_SLAB_POINTS = 20_000
 _NAN_COLOR = "0.6"  # grey where the field is NaN
+# The figures' layout in inches: each panel's side (its height follows the plane's aspect) with
+# its y labels on the left and a gap on the right, the colour bar and its labels, and above the
+# panels their titles (and the figure's), below them their x labels and the legend.
+_LAYOUT = {"panel": 3.7, "labels": 0.8, "gap": 0.28, "bar": 0.18, "bar_labels": 0.85,
+           "title": 0.4, "suptitle": 0.36, "axis": 0.55, "legend": 0.35}
+# Tick labels switch to a power-of-ten offset outside 1e-3..1e4: at most 6 characters ("-0.001",
+# "-2500"), which the layout's label room holds.
+_TICK_POWERS = (-3, 4)
 
 
 @dataclass(frozen=True)
@@ -132,10 +139,10 @@ def plot_sdf_slice(
     grid = sample_slice(field, bounds, axis, offset, resolution)
     ref_grid = sample_slice(reference, bounds, axis, offset, resolution) if reference is not None else None
     style = _FieldStyle.of(kind, level, reference_level, [grid.values])
-    figure, ax = _figure_with_axes(1, grid)
+    figure, (ax,), bar = _figure_with_axes(1, grid)
     mappable = _draw(ax, grid, style, ref_grid)
     ax.set_title(title or f"{_COLORBAR_LABEL[kind]}, {grid.title}")
-    _finish(figure, [ax], mappable, style, path, reference is not None)
+    _finish(figure, bar, mappable, style, path, reference is not None)
     return grid
 
 
@@ -173,7 +180,7 @@ def plot_sdf_slices(
         for a, o in zip(axes_names, offsets)
     ]
     style = _FieldStyle.of(kind, level, reference_level, [g.values for g in grids])
-    figure, axes = _figure_with_axes(3, grids[0])
+    figure, axes, bar = _figure_with_axes(3, grids[0], suptitle=bool(title))
     half_width = SLAB_FRACTION * float(np.max(high - low)) if slab is None else float(slab)
     for ax, grid, ref_grid, axis, offset in zip(axes, grids, ref_grids, axes_names, offsets):
         mappable = _draw(ax, grid, style, ref_grid)
@@ -182,9 +189,9 @@ def plot_sdf_slices(
             ax.scatter(dots[:, 0], dots[:, 1], s=3, c=_POINTS_COLOR, linewidths=0, zorder=5)
         ax.set_title(grid.title)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, y=1.0 - 0.08 / figure.get_size_inches()[1], va="top")
     label = None if points is None else f"input points within {half_width:.2g} of the plane"
-    _finish(figure, axes, mappable, style, path, reference is not None, label)
+    _finish(figure, bar, mappable, style, path, reference is not None, label)
     return grids
 
 
@@ -222,7 +229,7 @@ def plot_field_2d(
     grid = sample_field_2d(field, bounds, resolution)
     ref_grid = sample_field_2d(reference, bounds, resolution) if reference is not None else None
     style = _FieldStyle.of(kind, level, reference_level, [grid.values])
-    figure, ax = _figure_with_axes(1, grid)
+    figure, (ax,), bar = _figure_with_axes(1, grid)
     mappable = _draw(ax, grid, style, ref_grid)
     if points is not None:
         dots = np.asarray(points, dtype=np.float64)
@@ -230,7 +237,7 @@ def plot_field_2d(
             raise InputError(f"points must have shape (M, 2), got {dots.shape}")
         ax.scatter(dots[:, 0], dots[:, 1], s=4, c="black", linewidths=0, zorder=5)
     ax.set_title(title or _COLORBAR_LABEL[kind])
-    _finish(figure, [ax], mappable, style, path, reference is not None, None if points is None else "points",
+    _finish(figure, bar, mappable, style, path, reference is not None, None if points is None else "points",
             "black")
     return grid
 
@@ -287,6 +294,7 @@ def _draw(ax: Axes, grid: SliceGrid, style: _FieldStyle, reference: SliceGrid | 
     ax.set_ylabel(grid.v_name)
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.ticklabel_format(scilimits=_TICK_POWERS)  # short tick labels: the layout is fixed
     ax.set_autoscale_on(False)  # overlays (points) must not widen the view
     ax.set_aspect("equal")
     return image
@@ -309,20 +317,26 @@ def _crosses(values: np.ndarray, level: float) -> bool:
     return bool(finite.size and finite.min() < level < finite.max())
 
 
-def _figure_with_axes(panels: int, grid: SliceGrid) -> tuple[Figure, object]:
-    """A figure with ``panels`` axes in a row, sized for the grid's aspect ratio."""
+def _figure_with_axes(panels: int, grid: SliceGrid, suptitle: bool = False) -> tuple[Figure, list[Axes], Axes]:
+    """A figure with ``panels`` axes in a row, sized for the grid's aspect ratio, and the axes
+    of their colour bar on the right; room above for the panels' titles (and a figure title
+    when ``suptitle``) and below for a legend. Laid out in inches (:data:`_LAYOUT`)."""
     aspect = (grid.v[-1] - grid.v[0]) / max(grid.u[-1] - grid.u[0], 1e-12)
-    panel = 4.0  # inches of plotting area per panel side
-    aspect = min(max(aspect, 0.4), 2.5)
-    figure = Figure(figsize=(panels * (panel + 0.7) + 1.1, panel * aspect + 1.3), layout="constrained")
+    box = _LAYOUT
+    height = box["panel"] * min(max(aspect, 0.4), 2.5)
+    column = box["labels"] + box["panel"] + box["gap"]
+    top = box["title"] + (box["suptitle"] if suptitle else 0.0)
+    bottom = box["legend"] + box["axis"]
+    figure = Figure(figsize=(panels * column + box["bar"] + box["bar_labels"], bottom + height + top))
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, panels, squeeze=False)[0]
-    return figure, axes[0] if panels == 1 else list(axes)
+    axes = [axes_at(figure, index * column + box["labels"], bottom, box["panel"], height) for index in range(panels)]
+    bar = axes_at(figure, panels * column, bottom, box["bar"], height)
+    return figure, axes, bar
 
 
 def _finish(
     figure: Figure,
-    axes: Sequence[Axes],
+    bar: Axes,
     mappable: object,
     style: _FieldStyle,
     path: str | os.PathLike,
@@ -330,34 +344,24 @@ def _finish(
     points: str | None = None,
     points_color: str = _POINTS_COLOR,
 ) -> None:
-    """Add the colour bar and a legend under the panels (``points``: the label of the dots, if
-    any); write the figure as PNG, atomically."""
+    """Draw the colour bar in ``bar`` and a legend under the panels (``points``: the label of
+    the dots, if any); write the figure as PNG, atomically."""
     label = _COLORBAR_LABEL[style.kind]
     if style.kind == "occupancy":
         label += " (inside > level)"
-    figure.colorbar(mappable, ax=list(axes), label=label)
+    figure.colorbar(mappable, cax=bar, label=label)
+    bar.ticklabel_format(scilimits=_TICK_POWERS)
     handles = [Line2D([], [], color="black", linewidth=2.0, label=f"surface (level {style.level:g})")]
     if reference:
         label = f"reference surface (level {style.reference_level:g})"
         handles.append(Line2D([], [], color=_REFERENCE_COLOR, linewidth=1.8, linestyle="dashed", label=label))
     if points:
         handles.append(Line2D([], [], color=points_color, marker=".", linestyle="none", label=points))
-    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    width = figure.get_size_inches()[0]
+    panels_centre = (width - _LAYOUT["bar"] - _LAYOUT["bar_labels"] + _LAYOUT["labels"] - _LAYOUT["gap"]) / 2
+    figure.legend(handles=handles, loc="lower center", ncols=len(handles), frameon=False,
+                  bbox_to_anchor=(panels_centre / width, 0.0))
     save_figure(figure, path)
-
-
-def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Write a matplotlib figure to ``path`` (PNG unless the suffix says otherwise), atomically.
-
-    The image is exactly ``figure.get_size_inches() * dpi`` pixels (figures use constrained
-    layout, so nothing needs trimming).
-    """
-    suffix = Path(path).suffix.lower().lstrip(".")
-    supported = figure.canvas.get_supported_filetypes()
-    if suffix not in supported:
-        raise InputError(f"{path}: unknown picture format {suffix!r} (use one of: {', '.join(sorted(supported))})")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=dpi)
 
 
 # --- inputs --------------------------------------------------------------------------------
