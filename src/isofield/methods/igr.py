@@ -169,7 +169,7 @@ class IGR:
     presets = {
         "fast": {
             "field": {"preset": "fast"},
-            "options": {"far_weight": 1.0, "global_fraction": 0.5, "batch": 4096},
+            "options": {"far_weight": 1.0, "global_fraction": 0.5, "batch": 2048},
             "train": {
                 "lr": 2e-2,
                 "schedule": SETTLING_SCHEDULE,

@@ -113,7 +113,7 @@ class SignAgnostic:
                 "grid_levels_every": 0.1,
                 "grid_levels_unit": "progress",
             },
-            "options": {"outside_weight": 100.0},
+            "options": {"outside_weight": 100.0, "batch": 4096},
             "extract": {"padding": 0.15},
         },
         "paper": {
