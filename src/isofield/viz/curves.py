@@ -28,12 +28,15 @@ LR_NAME = "lr"
 LR_PREFIX = "lr_"
 ROLLBACKS_NAME = "rollbacks"
 PROGRESS_NAME = "progress"
-# Room around the panels, in inches: y tick labels of a log axis ("2x10^-1") and the axis label
-# on the left, the title on top, the step axis below, and between the two panels.
-_MARGINS = {"left": 1.0, "right": 0.2, "top": 0.4, "bottom": 0.55, "between": 0.15}
 SCHEDULE_PREFIX = "schedule_"
 # Above this many points a term is drawn faint and a running geometric mean on top of it.
 _SMOOTH_ABOVE = 200
+# The figure is _WIDTH inches wide. Room around the panels, in inches: y tick labels of a log
+# axis ("2x10^-1") and the axis label on the left, the title on top, the step axis below, and
+# between the two panels; the panels' heights.
+_WIDTH = 7.5
+_MARGINS = {"left": 1.0, "right": 0.2, "top": 0.4, "bottom": 0.55, "between": 0.15}
+_LOSS_HEIGHT, _LR_HEIGHT = 3.55, 1.35
 
 
 def read_history_csv(path: str | os.PathLike) -> dict[str, Series]:
@@ -198,14 +201,13 @@ def _figure(with_lr_panel: bool) -> Figure:
     """A figure with the loss axes (and a smaller learning-rate axes below, sharing x), laid
     out in inches (:data:`_MARGINS`)."""
     margin = _MARGINS
-    loss_height, lr_height = 3.55, 1.35
-    height = margin["bottom"] + loss_height + margin["top"] + (lr_height + margin["between"] if with_lr_panel else 0.0)
-    figure = Figure(figsize=(7.5, height))
+    height = margin["bottom"] + _LOSS_HEIGHT + margin["top"] + (_LR_HEIGHT + margin["between"] if with_lr_panel else 0.0)
+    figure = Figure(figsize=(_WIDTH, height))
     FigureCanvasAgg(figure)
-    width = 7.5 - margin["left"] - margin["right"]
-    axes = [axes_at(figure, margin["left"], height - margin["top"] - loss_height, width, loss_height)]
+    width = _WIDTH - margin["left"] - margin["right"]
+    axes = [axes_at(figure, margin["left"], height - margin["top"] - _LOSS_HEIGHT, width, _LOSS_HEIGHT)]
     if with_lr_panel:
-        axes.append(axes_at(figure, margin["left"], margin["bottom"], width, lr_height, sharex=axes[0]))
+        axes.append(axes_at(figure, margin["left"], margin["bottom"], width, _LR_HEIGHT, sharex=axes[0]))
         axes[0].tick_params(labelbottom=False)
     for ax in axes:
         ax.grid(True, which="major", alpha=0.5)
