@@ -34,18 +34,20 @@ import argparse
 import json
 import os
 import platform
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fit import output_folder
 from isofield.data.datasets import DeepSDFDataDir, write_split
 from isofield.data.preprocess import preprocess
 from isofield.data.procedural import write_family
 from isofield.deepsdf import train_shape_space
 from isofield.deepsdf.evaluate import evaluate_split
+from isofield.errors import InputError
 
 DECODERS = {"cpu": ("cpu preset", {}), "plain": ("plain ReLU", {"decoder": {"encoding": None}})}
 
@@ -90,10 +92,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200_000, help="SDF samples per chair")
     parser.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=["cpu", "plain"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="a new or empty folder (default: temp)")
     args = parser.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix="deepsdf-parts-"))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = output_folder(args.out, "deepsdf-parts-")
+    except InputError as exc:
+        sys.exit(f"error: {exc}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, load "
           f"{os.getloadavg()[0]:.1f}; files under {out}")

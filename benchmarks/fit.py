@@ -353,13 +353,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def prepare_out(out: Path | None, presets: Sequence[str]) -> Path:
-    """The output folder: a new temp dir, or ``out`` if none of our run folders exist in it yet."""
+def output_folder(out: Path | None, prefix: str) -> Path:
+    """The folder a benchmark writes its inputs and runs into: a new temp dir (``prefix``), or
+    ``out``, created if needed; one that already holds anything is refused (InputError), so
+    that nothing of the user's is overwritten."""
     if out is None:
-        return Path(tempfile.mkdtemp(prefix="isofield-fit-bench-"))
-    taken = [name for name in (f"igr-{p}" for p in presets) if (out / name).exists()]
-    if taken:
-        raise InputError(f"{out}: already holds {', '.join(taken)}; choose another --out")
+        return Path(tempfile.mkdtemp(prefix=prefix))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: not an empty folder; give a new or empty --out")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         resolve_device(args.device)  # fail early on an unknown or unavailable device
-        out = prepare_out(args.out, args.presets)
+        out = output_folder(args.out, "isofield-fit-bench-")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import trimesh
 
 import isofield.fitting.outputs as fit_outputs
-from fit import Row, format_table, load_average, machine_lines, saved_progress, timed_calls
+from fit import Row, format_table, load_average, machine_lines, output_folder, saved_progress, timed_calls
 from isofield.errors import InputError
 from isofield.fitting import fit, resume
 from isofield.fitting.rundir import RunDir
@@ -137,7 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         choices=list(METHODS))
     parser.add_argument("--budgets", nargs="+", type=float, default=None,
                         help="training seconds at which to evaluate (increasing; default 100 300)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: temp)")
+    parser.add_argument("--out", type=Path, default=None, help="a new or empty folder for the runs (default: temp)")
     parser.add_argument("--quick", action="store_true", help="smoke test: budget 10 s, kitten only")
     args = parser.parse_args(argv)
     if args.quick:
@@ -153,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     if not ARMADILLO.exists():
         print(f"{CGAL}: CGAL data not found (run `make data`)", file=sys.stderr)
         return 2
-    out = args.out or Path(tempfile.mkdtemp(prefix="isofield-raw-bench-"))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = output_folder(args.out, "isofield-raw-bench-")
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     print("\n".join(machine_lines("auto")))
     print(f"load average at start: {load_average()}; runs in: {out}", flush=True)

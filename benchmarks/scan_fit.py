@@ -50,7 +50,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,8 @@ import torch
 import trimesh
 
 import isofield
+from fit import output_folder
+from isofield.errors import InputError
 from isofield.fitting.outputs import evaluate_against
 from isofield.fitting.rundir import RunDir
 from isofield.geometry.io import PointCloud, read_mesh, read_points, write_points
@@ -251,13 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="isofield's total wall time, in multiples of Poisson's")
     parser.add_argument("--modes", nargs="+", choices=list(RUNNERS), default=list(RUNNERS),
                         help="how isofield runs: the command, and/or isofield.fit in this process")
-    parser.add_argument("--out", type=Path, default=None, help="folder for inputs and runs")
+    parser.add_argument("--out", type=Path, default=None, help="a new or empty folder for the inputs and runs")
     args = parser.parse_args(argv)
     if not (CGAL / "meshes").is_dir():
         print(f"{CGAL}: not found (run `make data`)", file=sys.stderr)
         return 2
-    folder = args.out or Path(tempfile.mkdtemp(prefix="isofield-scan-fit-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder = output_folder(args.out, "isofield-scan-fit-")
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; runs in {folder}",
           flush=True)
     warm_up_torch()
