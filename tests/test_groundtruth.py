@@ -7,12 +7,15 @@ import igl
 import numpy as np
 import pytest
 import trimesh
+from skimage.measure import marching_cubes
 
 from isofield.errors import InputError
+from isofield.geometry import groundtruth
 from isofield.geometry.groundtruth import (
     MeshDistance,
     PointSetDistance,
     TriangleDistance,
+    inside_test,
     orient_outward,
     spatial_order,
 )
@@ -336,3 +339,29 @@ def test_oriented_points_inside_matches_the_sphere():
     assert np.mean(inside[away] == (radius[away] < 0.5)) == 1.0
     # flipped normals turn the inside out
     assert not oriented_points_inside(points, -normals, np.zeros((1, 3)))[0]
+
+
+@pytest.mark.parametrize("name", ["bunny00.off", "armadillo.off", "blobby-shuffled.off"])
+def test_inside_test_equals_the_mesh_distance_occupancy(cgal_data, monkeypatch, name):
+    # a closed, consistently wound mesh (the CGAL bunny, armadillo, their inside-out copies, a
+    # marching-cubes torus) is tested by its winding number alone; blobby-shuffled is closed
+    # but inconsistently wound and goes through MeshDistance's repair. Both give its occupancy.
+    torus = Torus(1.0, 0.35)
+    values = torus(np.stack(np.meshgrid(*[np.linspace(-1.5, 1.5, 64)] * 3, indexing="ij"), -1).reshape(-1, 3))
+    vertices, faces, _, _ = marching_cubes(values.reshape(64, 64, 64), 0.0, spacing=(3 / 63,) * 3)
+    mesh = read_mesh(cgal_data / "meshes" / name)
+    meshes = [mesh, trimesh.Trimesh(mesh.vertices, np.asarray(mesh.faces)[:, ::-1], process=False),
+              trimesh.Trimesh(vertices - 1.5, faces, process=False)]
+    for candidate in meshes:
+        cloud = sample_surface(candidate, 5_000, seed=3)
+        step = 2e-3 * float(np.linalg.norm(np.ptp(candidate.vertices, axis=0)))
+        lo, hi = candidate.bounds
+        points = np.concatenate([cloud.points - step * cloud.normals, cloud.points + step * cloud.normals,
+                                 np.random.default_rng(4).uniform(lo, hi, (20_000, 3))])
+        expected = MeshDistance(candidate).occupancy(points)
+        built = []
+        monkeypatch.setattr(groundtruth, "MeshDistance", lambda *a, **k: built.append(1) or MeshDistance(*a, **k))
+        np.testing.assert_array_equal(inside_test(candidate)(points), expected)
+        monkeypatch.undo()
+        assert len(built) == (0 if candidate.is_winding_consistent else 1)
+        assert 0.05 < expected.mean() < 0.95

@@ -561,6 +561,29 @@ class MeshDistance:
         return signed.astype(np.float32)
 
 
+def inside_test(mesh: trimesh.Trimesh, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Callable[[np.ndarray], np.ndarray]:
+    """The inside test of ``mesh``: points (N, 3) -> (N,) bool, as :meth:`MeshDistance.occupancy`.
+
+    A closed, consistently wound mesh (every edge between two faces that traverse it in opposite
+    directions, e.g. a marching-cubes surface) has nothing for :class:`MeshDistance` to repair:
+    its generalised winding number is about 0 or +-1 everywhere, so ``|w| >= 0.5`` alone gives
+    the same answer, without the repair, the triangles' distance tree and the probes (a fitted
+    bunny's 224k faces: 0.14 against 0.93 s for 100k points). Any other mesh goes through
+    :class:`MeshDistance`.
+    """
+    if not (mesh.is_watertight and mesh.is_winding_consistent):
+        return MeshDistance(mesh, chunk_size).occupancy
+    tree = igl.FastWindingNumberBVH()
+    tree.init(np.ascontiguousarray(mesh.vertices, dtype=np.float64), np.ascontiguousarray(mesh.faces, dtype=np.int64))
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        (winding,) = _map_in_spatial_order(lambda chunk: (tree.winding_number(chunk),), as_query_points(points),
+                                           chunk_size)
+        return np.abs(winding) >= 0.5
+
+    return inside
+
+
 def sign_warning(name: str, method: str, ambiguous_fraction: float) -> str | None:
     """One warning line naming ``name`` when more than :data:`HIGH_AMBIGUITY` of its probes'
     signs are in doubt (``method`` and ``ambiguous_fraction`` as :class:`SignEvidence`), else

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
 from isofield.errors import InputError
-from isofield.geometry.groundtruth import MeshDistance
+from isofield.geometry.groundtruth import MeshDistance, inside_test
 from isofield.geometry.sampling import sample_surface
 from isofield.metrics.checks import (
     checked_bounds,
@@ -261,8 +261,8 @@ def volumetric_iou(
     box = _union_box(pred_mesh, ref_mesh) if bounds is None else checked_bounds(bounds)
     count = checked_count(n, "IoU sample count n")
     points = np.random.default_rng(seed).uniform(box[0], box[1], size=(count, 3)).astype(np.float32)
-    inside_pred = MeshDistance(pred_mesh).occupancy(points)
-    inside_ref = (ref_distance or MeshDistance(ref_mesh)).occupancy(points)
+    inside_pred = inside_test(pred_mesh)(points)
+    inside_ref = ref_distance.occupancy(points) if ref_distance else inside_test(ref_mesh)(points)
     union = int(np.count_nonzero(inside_pred | inside_ref))
     if union == 0:
         raise InputError(
