@@ -97,7 +97,8 @@ def main() -> None:
     try:
         out = output_folder(args.out, "deepsdf-parts-")
     except InputError as exc:
-        sys.exit(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, load "
           f"{os.getloadavg()[0]:.1f}; files under {out}")
