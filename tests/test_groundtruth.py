@@ -344,14 +344,17 @@ def test_oriented_points_inside_matches_the_sphere():
 @pytest.mark.parametrize("name", ["bunny00.off", "armadillo.off", "blobby-shuffled.off"])
 def test_inside_test_equals_the_mesh_distance_occupancy(cgal_data, monkeypatch, name):
     # a closed, consistently wound mesh (the CGAL bunny, armadillo, their inside-out copies, a
-    # marching-cubes torus) is tested by its winding number alone; blobby-shuffled is closed
-    # but inconsistently wound and goes through MeshDistance's repair. Both give its occupancy.
+    # marching-cubes torus) is tested by its winding number alone; blobby-shuffled (closed but
+    # inconsistently wound) and a hollow sphere (its inner part faces inward, a cavity that the
+    # repair fills) go through MeshDistance. Both give its occupancy.
     torus = Torus(1.0, 0.35)
     values = torus(np.stack(np.meshgrid(*[np.linspace(-1.5, 1.5, 64)] * 3, indexing="ij"), -1).reshape(-1, 3))
     vertices, faces, _, _ = marching_cubes(values.reshape(64, 64, 64), 0.0, spacing=(3 / 63,) * 3)
     mesh = read_mesh(cgal_data / "meshes" / name)
+    outer, inner = trimesh.creation.icosphere(3), trimesh.creation.icosphere(3, radius=0.5)
+    hollow = trimesh.util.concatenate([outer, trimesh.Trimesh(inner.vertices, inner.faces[:, ::-1])])
     meshes = [mesh, trimesh.Trimesh(mesh.vertices, np.asarray(mesh.faces)[:, ::-1], process=False),
-              trimesh.Trimesh(vertices - 1.5, faces, process=False)]
+              trimesh.Trimesh(vertices - 1.5, faces, process=False), hollow]
     for candidate in meshes:
         cloud = sample_surface(candidate, 5_000, seed=3)
         step = 2e-3 * float(np.linalg.norm(np.ptp(candidate.vertices, axis=0)))
@@ -363,5 +366,5 @@ def test_inside_test_equals_the_mesh_distance_occupancy(cgal_data, monkeypatch, 
         monkeypatch.setattr(groundtruth, "MeshDistance", lambda *a, **k: built.append(1) or MeshDistance(*a, **k))
         np.testing.assert_array_equal(inside_test(candidate)(points), expected)
         monkeypatch.undo()
-        assert len(built) == (0 if candidate.is_winding_consistent else 1)
+        assert len(built) == (0 if candidate.is_winding_consistent and candidate is not hollow else 1)
         assert 0.05 < expected.mean() < 0.95
