@@ -329,6 +329,9 @@ def test_eval_of_concentric_spheres_gives_the_gap(capsys, tmp_path, sphere_ply):
     assert result["iou"] == pytest.approx(1 / 1.1**3, abs=0.02)
     code, out, _ = run_cli(capsys, "eval", sphere_ply, bigger, "-n", 20000, "--json", "--tau", 0.05)
     assert json.loads(out)["f_score"] == 0.0  # the gap 0.1 exceeds tau
+    code, out, _ = run_cli(capsys, "eval", sphere_ply, bigger, "-n", 20000, "--json", "--surface")
+    # to the other sphere's triangles: the gap, without the sampling's
+    assert json.loads(out)["surface_chamfer_l1"] == pytest.approx(0.1 * SPHERE_RADIUS, rel=0.02)
 
 
 @pytest.mark.slow
@@ -633,3 +636,5 @@ def test_eval_against_a_point_cloud_uses_its_normals(capsys, tmp_path, sphere_pl
     assert result["protocol"]["input"] == "mesh against points"
     assert result["normal_consistency"] > 0.99
     assert result["chamfer_l1"] < 0.02 * SPHERE_RADIUS
+    refuses(capsys, tmp_path, ["eval", sphere_ply, tmp_path / "scan.ply", "--surface"],
+            "--surface", "scan.ply", "point cloud")

@@ -10,6 +10,7 @@ import pytest
 import trimesh
 
 from isofield.errors import InputError
+from isofield.geometry.groundtruth import MeshDistance
 from isofield.geometry.sampling import sample_surface
 from isofield.metrics.parts import component_count, largest_missing_share, parts_report
 from isofield.metrics.surface import (
@@ -172,6 +173,27 @@ def test_identical_meshes_differ_only_by_sampling_noise():
     assert result["f_score"] == pytest.approx(1.0, abs=1e-4)
     assert result["iou"] == 1.0
     assert result["skipped"] == {}
+
+
+def test_surface_chamfer_has_no_sampling_floor():
+    # a mesh's samples lie on its own triangles: 0 against itself, where the sampled Chamfer-L1
+    # keeps the sampling gap (above); concentric spheres give their gap, 0.1
+    sphere = icosphere()
+    itself = evaluate_meshes(sphere, sphere, n_points=20_000, iou=False, surface=True)
+    assert itself["surface_chamfer_l1"] < 1e-6
+    assert itself["chamfer_l1"] > 0.005
+    assert itself["protocol"]["surface_distance"] == "each mesh's surface samples to the other mesh's triangles"
+    outer = icosphere(1.1)
+    gap = evaluate_meshes(outer, sphere, n_points=20_000, iou=False, surface=True)
+    assert gap["surface_chamfer_l1"] == pytest.approx(0.1, abs=1e-3)
+    assert gap["surface_chamfer_l1"] < gap["chamfer_l1"]
+    assert gap["surface_chamfer_l1_percent_of_diagonal"] == pytest.approx(
+        100 * gap["surface_chamfer_l1"] / (2 * math.sqrt(3)), rel=1e-4)
+    built = evaluate_meshes(outer, sphere, n_points=20_000, iou=False, surface=True,
+                            ref_distance=MeshDistance(sphere))
+    assert built["surface_chamfer_l1"] == pytest.approx(gap["surface_chamfer_l1"], rel=1e-6)
+    plain = evaluate_meshes(outer, sphere, n_points=20_000, iou=False)
+    assert "surface_chamfer_l1" not in plain and "surface_distance" not in plain["protocol"]
 
 
 def test_same_seed_gives_identical_numbers():

@@ -19,6 +19,8 @@ from isofield.geometry.shapes import Polygon, l_shape
 from isofield.geometry.soup import make_triangle_soup
 from isofield.methods.base import LevelSchedule, get_method
 from isofield.methods.digs import DiGSOptions
+from isofield.methods.sal import SALDOptions
+from isofield.train.schedules import StepInfo
 from isofield.nn import as_numpy_field
 
 CIRCLE = Polygon(tuple((0.5 * math.cos(a), 0.5 * math.sin(a))
@@ -158,6 +160,34 @@ def test_digs_near_samples_scatter_around_the_input_at_their_sigma():
     assert abs(np.abs(np.linalg.norm(samples, axis=1) - radius).mean() - 0.05 * math.sqrt(2 / math.pi)) < 0.003
     with pytest.raises(InputError, match="near_fraction must be in"):
         digs.prepare_raw(raw_input_from_arrays(points, source="c.xy"), DiGSOptions(near_fraction=1.0), seed=0)
+
+
+def test_sald_derivative_weight_follows_its_schedule():
+    # the fast preset anneals λ = 0.1 linearly to a tenth between 20% and 60% of the run; a term
+    # whose weight reaches 0 is logged as 0 (not computed)
+    sald = get_method("sald")
+    assert sald.presets["fast"]["options"]["derivative_schedule"] == {
+        "name": "anneal", "start": 0.2, "end": 0.6, "final": 0.1, "unit": "progress"}
+    assert "derivative_schedule" not in get_method("sal").presets["fast"]["options"]
+    data = sald.prepare_raw(raw_input_from_arrays(outline(CIRCLE), source="c.xy"),
+                            SALDOptions(pool=2000), seed=0)
+    options = SALDOptions(batch=256, derivative_schedule={"name": "anneal", "start": 0.2, "end": 0.6,
+                                                          "final": 0.0, "unit": "progress"})
+    field = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Softplus(), torch.nn.Linear(16, 1))
+    task = sald.task(field, data, options, torch.device("cpu"), lr=1e-3, levels=LevelSchedule())
+    generator = torch.Generator().manual_seed(0)
+    terms = {}
+    for progress in (0.1, 0.4, 0.8):
+        task.set_progress(StepInfo(0, progress))
+        terms[progress] = {name: value.item() for name, value in task.loss(0, generator).items()}
+        weight = 0.1 * {0.1: 1.0, 0.4: 0.5, 0.8: 0.0}[progress]
+        expected = terms[progress]["sal"] + weight * terms[progress]["sald"]
+        assert terms[progress]["total"] == pytest.approx(expected, rel=1e-6)
+    assert terms[0.4]["sald"] > 0.01 and terms[0.8]["sald"] == 0.0
+    with pytest.raises(InputError, match="anneal needs 0 <= start < end"):
+        sald.prepare_raw(raw_input_from_arrays(outline(CIRCLE), source="c.xy"),
+                         SALDOptions(derivative_schedule={"name": "anneal", "start": 0.6, "end": 0.2,
+                                                          "unit": "progress"}), seed=0)
 
 
 # ------------------------------------------------------------------------------- raw inputs

@@ -1,7 +1,8 @@
 """SAL and SALD (Atzmon & Lipman 2020, 2021): signed fields from unsigned distances.
 
 SAL:  L = mean_x | |f(x)| − h(x) |
-SALD: L = SAL + λ mean_x min(‖∇f(x) − ∇h(x)‖, ‖∇f(x) + ∇h(x)‖)
+SALD: L = SAL + λ mean_x min(‖∇f(x) − ∇h(x)‖, ‖∇f(x) + ∇h(x)‖), λ on a schedule
+(``derivative_schedule``: constant, as the paper; the fast preset anneals it to a tenth)
 
 h is the unsigned distance to the raw input (a point cloud, or a triangle soup used face by
 face), known at a pool of samples drawn once
@@ -12,7 +13,7 @@ optimisation deforms without flipping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from isofield.diff import gradient
 from isofield.losses import outside_sign_loss, sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.methods.base import (SETTLING_SCHEDULE, FieldTask, LevelSchedule, PreparedInput,
                                    register)
+from isofield.train.schedules import schedule_from_spec
 
 
 @dataclass
@@ -69,20 +71,34 @@ class SALDOptions(SALOptions):
     """Options of the ``sald`` method: SAL's, and the derivative term's weight."""
 
     derivative_weight: float = 0.1
-    """λ of the term min(‖∇f − ∇h‖, ‖∇f + ∇h‖)"""
+    """λ of the term min(‖∇f − ∇h‖, ‖∇f + ∇h‖) at the start; multiplied by
+    ``derivative_schedule``"""
+    derivative_schedule: dict = _field(default_factory=lambda: {"name": "constant"})
+    """a schedule of isofield.train.schedules (e.g. name anneal: start, end, final, unit
+    steps|progress). The fast preset anneals λ to a tenth between 20% and 60% of the run: on a
+    noisy scan ∇h comes from surfels fitted to noisy neighbours, and the field followed that
+    noise (docs/fit-ablations.md, "SALD's derivative term, annealed")"""
 
 
 class SignAgnosticTask(FieldTask):
     """Trainer task: a random batch of the pool per step.
 
-    Data: ``pool (P, D)``, ``pool_distance (P,)``, ``pool_direction (P, D)``.
+    Data: ``pool (P, D)``, ``pool_distance (P,)``, ``pool_direction (P, D)``. SALD's term is
+    logged when its ``derivative_weight`` is positive, as 0 at steps where its schedule makes
+    the weight 0 (the term is not computed there).
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.derivative = getattr(self.options, "derivative_weight", 0.0)  # 0: SAL
+        self.derivative_factor = schedule_from_spec(getattr(self.options, "derivative_schedule",
+                                                            {"name": "constant"}))
 
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         data = self.data
         index = torch.randint(len(data["pool"]), (self.options.batch,), generator=generator)
         index = index.to(self.device)
-        weight = getattr(self.options, "derivative_weight", 0.0)
+        weight = self.derivative * self.derivative_factor(self.at)
         samples = data["pool"][index].requires_grad_(weight > 0)
         values = self.field(samples)
         terms = {"sal": sign_agnostic_loss(values, data["pool_distance"][index])}
@@ -90,6 +106,8 @@ class SignAgnosticTask(FieldTask):
         if self.options.outside_weight > 0:
             terms["outside"] = outside_sign_loss(values, samples, self.options.outside_radius)
             total = total + self.options.outside_weight * terms["outside"]
+        if self.derivative > 0:
+            terms["sald"] = torch.zeros((), device=self.device)
         if weight > 0:
             grads = gradient(values, samples)
             terms["sald"] = sign_agnostic_gradient_loss(grads, data["pool_direction"][index])
@@ -128,6 +146,7 @@ class SignAgnostic:
 
     def prepare_raw(self, raw: RawInput, options: SALOptions, seed: int) -> PreparedInput:
         """Training data from raw input already in the canonical frame (any dimension D)."""
+        schedule_from_spec(getattr(options, "derivative_schedule", {"name": "constant"}))  # fails before training
         spec = PoolSpec(options.pool, options.neighbour_k, options.global_sigma,
                         options.global_fraction, options.uniform_fraction, options.bounds,
                         options.surfel_k)
@@ -147,10 +166,18 @@ class SAL(SignAgnostic):
 
 
 class SALD(SignAgnostic):
-    """The ``sald`` method."""
+    """The ``sald`` method: SAL's presets, the fast one with λ annealed to a tenth between 20%
+    and 60% of the run (``derivative_schedule``)."""
 
     name = "sald"
     options_type = SALDOptions
+    presets = {
+        **SignAgnostic.presets,
+        "fast": {**SignAgnostic.presets["fast"],
+                 "options": {**SignAgnostic.presets["fast"]["options"],
+                             "derivative_schedule": {"name": "anneal", "start": 0.2, "end": 0.6,
+                                                     "final": 0.1, "unit": "progress"}}},
+    }
 
 
 register(SAL())
