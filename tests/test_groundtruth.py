@@ -368,3 +368,13 @@ def test_inside_test_equals_the_mesh_distance_occupancy(cgal_data, monkeypatch, 
         monkeypatch.undo()
         assert len(built) == (0 if candidate.is_winding_consistent and candidate is not hollow else 1)
         assert 0.05 < expected.mean() < 0.95
+
+
+def test_inside_test_of_a_mesh_that_encloses_nothing_is_empty():
+    # an open sheet: MeshDistance refuses its occupancy, the inside test finds no point inside
+    sheet = trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], [[0, 1, 2], [1, 3, 2]])
+    points = np.random.default_rng(0).uniform(-0.5, 1.5, (1000, 3))
+    with pytest.raises(InputError, match="no inside"):
+        MeshDistance(sheet).occupancy(points)
+    inside = inside_test(sheet)(points)
+    assert inside.shape == (1000,) and not inside.any()

@@ -167,6 +167,22 @@ def test_empty_mesh_scores_iou_zero_and_skips_surface_metrics(reference) -> None
     assert row["skipped"].startswith("chamfer_l1: empty mesh")
 
 
+def test_open_cube_keeps_its_inside_and_a_flat_sheet_has_none(reference) -> None:
+    # a cube without its top face still has its inside by winding number (ONet's rays need
+    # closed meshes); the cube's bottom face alone encloses nothing: IoU 0, surface metrics kept
+    faces = np.asarray(UNIT_CUBE.faces)
+    top = np.all(UNIT_CUBE.vertices[faces][:, :, 2] > 0.49, axis=1)
+    open_cube = trimesh.Trimesh(UNIT_CUBE.vertices, faces[~top], process=False)
+    assert not open_cube.is_watertight
+    assert onet_mesh_metrics(open_cube, *reference)["iou"] == pytest.approx(1.0, abs=0.01)
+    bottom = np.all(UNIT_CUBE.vertices[faces][:, :, 2] < -0.49, axis=1)
+    sheet = onet_mesh_metrics(trimesh.Trimesh(UNIT_CUBE.vertices, faces[bottom], process=False), *reference)
+    assert sheet["iou"] == 0.0
+    # every sample on the reference's bottom face (but for the sampling's gaps, exp(-DENSITY pi
+    # tau^2) = 0.5%), a sixth of the reference near the sheet
+    assert sheet["precision"] > 0.99 and 0.1 < sheet["recall"] < 0.25
+
+
 def test_bad_reference_arrays_raise_input_error(reference) -> None:
     surface, normals, points, labels = reference
     with pytest.raises(InputError, match=r"iou_labels: expected a \(100000,\) array"):

@@ -2,7 +2,7 @@
 
 SAL:  L = mean_x | |f(x)| − h(x) |
 SALD: L = SAL + λ mean_x min(‖∇f(x) − ∇h(x)‖, ‖∇f(x) + ∇h(x)‖), λ on a schedule
-(``derivative_schedule``: constant, as the paper; the fast preset anneals it to a tenth)
+(``derivative_schedule``: constant, as the paper; the fast preset anneals it to 0.3 of its start)
 
 h is the unsigned distance to the raw input (a point cloud, or a triangle soup used face by
 face), known at a pool of samples drawn once
@@ -75,9 +75,9 @@ class SALDOptions(SALOptions):
     ``derivative_schedule``"""
     derivative_schedule: dict = _field(default_factory=lambda: {"name": "constant"})
     """a schedule of isofield.train.schedules (e.g. name anneal: start, end, final, unit
-    steps|progress). The fast preset anneals λ to a tenth between 20% and 60% of the run: on a
-    noisy scan ∇h comes from surfels fitted to noisy neighbours, and the field followed that
-    noise (docs/fit-ablations.md, "SALD's derivative term, annealed")"""
+    steps|progress). The fast preset anneals λ to 0.3 of its start between 20% and 60% of the
+    run: on a noisy scan ∇h comes from surfels fitted to noisy neighbours, and the field
+    followed that noise (docs/fit-ablations.md, "SALD's derivative term, annealed")"""
 
 
 class SignAgnosticTask(FieldTask):
@@ -166,8 +166,8 @@ class SAL(SignAgnostic):
 
 
 class SALD(SignAgnostic):
-    """The ``sald`` method: SAL's presets, the fast one with λ annealed to a tenth between 20%
-    and 60% of the run (``derivative_schedule``)."""
+    """The ``sald`` method: SAL's presets, the fast one with λ annealed to 0.3 of its start
+    between 20% and 60% of the run (``derivative_schedule``)."""
 
     name = "sald"
     options_type = SALDOptions
@@ -176,7 +176,7 @@ class SALD(SignAgnostic):
         "fast": {**SignAgnostic.presets["fast"],
                  "options": {**SignAgnostic.presets["fast"]["options"],
                              "derivative_schedule": {"name": "anneal", "start": 0.2, "end": 0.6,
-                                                     "final": 0.1, "unit": "progress"}}},
+                                                     "final": 0.3, "unit": "progress"}}},
     }
 
 

@@ -9,7 +9,8 @@ Per shape (:func:`onet_mesh_metrics`), as in ONet's and ConvONet's ``MeshEvaluat
 
 - ``iou``: |pred & label| / |pred | label| over the labelled volume points, where pred is the
   inside of the predicted mesh: generalised winding number >= 0.5
-  (:meth:`isofield.geometry.groundtruth.MeshDistance.occupancy`, after re-orienting faces
+  (:func:`isofield.geometry.groundtruth.inside_test`: a closed mesh's own, else
+  :meth:`~isofield.geometry.groundtruth.MeshDistance.occupancy` after re-orienting faces
   outward), which also holds for nearly closed meshes (ONet casts rays, which needs watertight
   ones); a mesh that encloses no volume (an open sheet) has an empty inside;
 - ``accuracy`` = mean distance from ``n_points`` area-weighted samples of the mesh to the
@@ -47,7 +48,7 @@ import trimesh
 
 from isofield.errors import InputError
 from isofield.files import atomic_path
-from isofield.geometry.groundtruth import MeshDistance, as_query_points
+from isofield.geometry.groundtruth import as_query_points, inside_test
 from isofield.geometry.sampling import sample_surface
 from isofield.metrics.surface import nearest_neighbours
 
@@ -142,9 +143,7 @@ def onet_mesh_metrics(
         for key in SURFACE_METRICS:
             result["skipped"][key] = "empty mesh (no faces or zero area); ONet scores its IoU 0"
         return result
-    inside = MeshDistance(mesh)
-    predicted = inside.occupancy(queries) if inside.has_inside else np.zeros(len(queries), dtype=bool)
-    result["iou"] = iou_from_labels(predicted, labels)
+    result["iou"] = iou_from_labels(inside_test(mesh)(queries), labels)
     pred_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     samples = sample_surface(mesh, int(n_points), pred_seed)
     matching = nearest_neighbours(samples.points, reference)
