@@ -253,8 +253,8 @@ def _cells(row: Row, baseline: Row, factor: float) -> tuple[str, ...]:
     return (row.input, row.method, f"{row.seconds:.1f}", f"{ratio:.1f}",
             "-" if row.budget is None else f"{row.budget:.1f}",
             "-" if row.steps is None else str(row.steps), f"{cd:.3f}",
-            "-" if surface is None else f"{surface:.4f}", "-" if nc is None else f"{nc:.4f}", f"{row.metrics['f_score']:.4f}",
-            "yes" if row.watertight else "no", target)
+            "-" if surface is None else f"{surface:.4f}", "-" if nc is None else f"{nc:.4f}",
+            f"{row.metrics['f_score']:.4f}", "yes" if row.watertight else "no", target)
 
 
 def main(argv: list[str] | None = None) -> int:

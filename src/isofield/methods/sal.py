@@ -24,7 +24,7 @@ from isofield.diff import gradient
 from isofield.losses import outside_sign_loss, sign_agnostic_gradient_loss, sign_agnostic_loss
 from isofield.methods.base import (SETTLING_SCHEDULE, FieldTask, LevelSchedule, PreparedInput,
                                    register)
-from isofield.train.schedules import schedule_from_spec
+from isofield.train.schedules import Schedule, schedule_from_spec
 
 
 @dataclass
@@ -80,6 +80,11 @@ class SALDOptions(SALOptions):
     followed that noise (docs/fit-ablations.md, "SALD's derivative term, annealed")"""
 
 
+def derivative_factor(options: SALOptions) -> Schedule:
+    """SALD's factor of λ by step (its ``derivative_schedule``); SAL has none: constant 1."""
+    return schedule_from_spec(getattr(options, "derivative_schedule", {"name": "constant"}))
+
+
 class SignAgnosticTask(FieldTask):
     """Trainer task: a random batch of the pool per step.
 
@@ -91,8 +96,7 @@ class SignAgnosticTask(FieldTask):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.derivative = getattr(self.options, "derivative_weight", 0.0)  # 0: SAL
-        self.derivative_factor = schedule_from_spec(getattr(self.options, "derivative_schedule",
-                                                            {"name": "constant"}))
+        self.derivative_factor = derivative_factor(self.options)
 
     def step_loss(self, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         data = self.data
@@ -146,7 +150,7 @@ class SignAgnostic:
 
     def prepare_raw(self, raw: RawInput, options: SALOptions, seed: int) -> PreparedInput:
         """Training data from raw input already in the canonical frame (any dimension D)."""
-        schedule_from_spec(getattr(options, "derivative_schedule", {"name": "constant"}))  # fails before training
+        derivative_factor(options)  # a bad schedule fails before training
         spec = PoolSpec(options.pool, options.neighbour_k, options.global_sigma,
                         options.global_fraction, options.uniform_fraction, options.bounds,
                         options.surfel_k)
