@@ -190,6 +190,20 @@ def test_sald_derivative_weight_follows_its_schedule():
                                                           "unit": "progress"}), seed=0)
 
 
+def test_fast_sald_pool_scales_with_a_small_cloud_and_stops_at_its_size():
+    # 64 samples per input point, at least pool_min and at most pool: the kitten's 5,210 points
+    # get 333k, not 1M
+    sald = get_method("sald")
+    assert sald.presets["fast"]["options"]["pool_per_point"] == 64
+    assert "pool_per_point" not in sald.presets["paper"].get("options", {})
+    raw = raw_input_from_arrays(outline(CIRCLE)[:100], source="c.xy")
+    sizes = [len(sald.prepare_raw(raw, SALDOptions(pool=pool, pool_per_point=per_point, pool_min=least),
+                                  seed=0).tensors["pool"])
+             for pool, per_point, least in ((50_000, 64, 1000), (50_000, 64, 8000), (5_000, 64, 1000),
+                                            (50_000, 0, 1000))]
+    assert sizes == [6_400, 8_000, 5_000, 50_000]
+
+
 # ------------------------------------------------------------------------------- raw inputs
 
 def test_pool_distances_to_a_point_cloud_are_nearest_point_distances():
