@@ -402,7 +402,7 @@ def test_build_field_presets_and_overrides() -> None:
     assert paper.input_encoding is None and paper.activation.beta == 100.0
     fast = build_field({"preset": "fast", "encoding": {"levels": 4}})
     assert isinstance(fast.input_encoding, MultiResolutionGrid)
-    assert fast.input_encoding.levels == 4 and fast.input_encoding.resolutions[-1] == 256
+    assert fast.input_encoding.levels == 4 and fast.input_encoding.resolutions[-1] == 128
     assert fast.input_width == 3 + 8
     fourier = build_field({"preset": "fast", "encoding": {"type": "fourier", "num_frequencies": 2}})
     assert fourier.input_width == 3 + 12                  # include_input defaults to False here
@@ -414,7 +414,7 @@ def test_resolved_config_writes_out_every_value_and_is_stable() -> None:
     assert resolved["hidden"] == 32 and resolved["depth"] == 2 and resolved["skip"] == []
     assert resolved["encoding"] == {
         "type": "grid", "levels": 4, "features_per_level": 2, "base_resolution": 8,
-        "max_resolution": 256, "log2_hashmap_size": 15, "bounds": [-1.0, 1.0],
+        "max_resolution": 128, "log2_hashmap_size": 15, "bounds": [-1.0, 1.0],
         "interpolation": "linear"}
     assert resolve_field_config(resolved) == resolved
     assert resolve_field_config({})["preset"] == "paper"

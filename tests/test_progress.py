@@ -186,7 +186,7 @@ def test_pause_at_returns_before_the_limit_that_progress_is_measured_against(tmp
 
 def test_the_demo_config_reaches_every_grid_level_when_steps_are_slow(tmp_path, slow_steps):
     """The busy machine of issue 22 trained 76 steps in the demo's 100 s and stopped with 2 of 8
-    grid levels; on progress 25 steps of 4 s go through the whole schedule (now of 10 levels)."""
+    grid levels; on progress 25 steps of 4 s go through the whole schedule."""
     points = tmp_path / "sphere.ply"
     write_points(sample_surface(trimesh.creation.icosphere(3), 2000, seed=0), points)
     igr = get_method("igr")
@@ -198,11 +198,11 @@ def test_the_demo_config_reaches_every_grid_level_when_steps_are_slow(tmp_path, 
     field, result = train_prepared(config, data, tmp_path / "run", progress=False)
     assert (result.step, result.reason, result.progress) == (25, StopReason.TIME_BUDGET, 1.0)
     log = read_loss_log(tmp_path / "run" / "losses.csv")
-    # 2 levels, one more every 10% of the run (2.5 steps of 4 s): all 10 from step 20 (80%)
-    expected = [min(10, 2 + int(step / 2.5 + 1e-9)) for step in range(25)]
+    # 2 levels, one more every 10% of the run (2.5 steps of 4 s): all 8 from step 15 (60%)
+    expected = [min(8, 2 + int(step / 2.5 + 1e-9)) for step in range(25)]
     assert log["schedule_grid_levels"].tolist() == expected
-    assert result.schedule == {"grid_levels": 10.0}
+    assert result.schedule == {"grid_levels": 8.0}
     # a cosine from 2e-2 to 2% of it over the run's progress, 4% per step
     cosine = [2e-2 * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 0.04 * step))) for step in (0, 12, 24)]
     assert log["lr"][[0, 12, 24]].tolist() == pytest.approx(cosine, rel=1e-5)
-    assert grid_levels(field) == (10, 10)
+    assert grid_levels(field) == (8, 8)

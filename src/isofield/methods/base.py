@@ -67,7 +67,7 @@ class LevelSchedule:
     """Coarse-to-fine training of grid encodings: ``start`` levels at the first step, one more
     every ``every`` steps or fraction of the run (``unit``, see :mod:`isofield.train.schedules`);
     ``start = 0`` uses every level from the beginning. E.g. ``LevelSchedule(2, 0.1, "progress")``
-    trains 2 levels in the first tenth of the run, 3 in the second, ..., 10 from 80% on."""
+    trains 2 levels in the first tenth of the run, 3 in the second, ..., 8 from 60% on."""
 
     start: int = 0
     every: float = 100

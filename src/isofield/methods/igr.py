@@ -158,7 +158,7 @@ class IGR:
     """The ``igr`` method.
 
     Schedules: the ``fast`` preset's are fractions of the run (grid levels 2, 3, ... every 10%,
-    all 10 from 80%; the learning rate a cosine down to 2% of its start, ``SETTLING_SCHEDULE``),
+    all 8 from 60%; the learning rate a cosine down to 2% of its start, ``SETTLING_SCHEDULE``),
     so a time budget goes through them on any machine. The ``paper`` preset keeps IGR's
     schedule in steps (halved every 2000), exactly the paper's at any length: written as a
     fraction of the paper's long run it would halve the rate dozens of times in a short one.
