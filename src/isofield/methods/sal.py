@@ -125,12 +125,12 @@ class SignAgnosticTask(FieldTask):
         if self.options.outside_weight > 0:
             terms["outside"] = outside_sign_loss(values, samples, self.options.outside_radius)
             total = total + self.options.outside_weight * terms["outside"]
-        if self.derivative > 0:
-            terms["sald"] = torch.zeros((), device=self.device)
         if weight > 0:
             grads = gradient(values, samples)
             terms["sald"] = sign_agnostic_gradient_loss(grads, data["pool_direction"][index])
             total = total + weight * terms["sald"]
+        elif self.derivative > 0:
+            terms["sald"] = torch.zeros((), device=self.device)
         terms["total"] = total
         return terms
 

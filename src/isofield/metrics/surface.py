@@ -398,11 +398,7 @@ def _add_surface_chamfer(result: dict, pred: trimesh.Trimesh, ref: trimesh.Trime
     evaluation result, and what it measures into the protocol record."""
     chamfer = surface_chamfer_l1(pred, ref, pred_points, ref_points, ref_distance)
     result["surface_chamfer_l1"] = chamfer
-    diagonal = result["reference_bbox_diagonal"]
-    if diagonal > 0:
-        result["surface_chamfer_l1_percent_of_diagonal"] = 100.0 * chamfer / diagonal
-    else:
-        _skip(result, "surface_chamfer_l1_percent_of_diagonal", "reference bounding box has zero diagonal")
+    _put_percent_of_diagonal(result, "surface_chamfer_l1_percent_of_diagonal", chamfer)
     result["protocol"]["surface_distance"] = "each mesh's surface samples to the other mesh's triangles"
 
 
@@ -554,15 +550,22 @@ def _point_metrics(
         "chamfer_l1_percent_of_diagonal": None,
         "skipped": {},
     }
-    if reference_diagonal > 0:
-        result["chamfer_l1_percent_of_diagonal"] = 100.0 * chamfer / reference_diagonal
-    else:
-        _skip(result, "chamfer_l1_percent_of_diagonal", "reference bounding box has zero diagonal")
+    _put_percent_of_diagonal(result, "chamfer_l1_percent_of_diagonal", chamfer)
     if pred_normals is None or ref_normals is None:
         _skip(result, "normal_consistency", "needs normals for both point sets")
     else:
         result["normal_consistency"] = matching.normal_consistency(pred_normals, ref_normals)
     return result
+
+
+def _put_percent_of_diagonal(result: dict, key: str, length: float) -> None:
+    """``result[key]``: ``length`` in % of the result's ``reference_bbox_diagonal``; skipped
+    when that diagonal is 0."""
+    diagonal = result["reference_bbox_diagonal"]
+    if diagonal > 0:
+        result[key] = 100.0 * length / diagonal
+    else:
+        _skip(result, key, "reference bounding box has zero diagonal")
 
 
 def _skip(result: dict, key: str, reason: str) -> None:
