@@ -302,8 +302,7 @@ def test_remesh_a_paused_run_in_user_coordinates(paused_run, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     mesh = read_mesh(output)
     scale = Normalization.load(paused_run.run_dir / "normalization.json").scale
-    center = (mesh.bounds[0] + mesh.bounds[1]) / 2
-    np.testing.assert_allclose(center, USER_CENTER, atol=0.02 * scale)
+    np.testing.assert_allclose(mesh.centroid, USER_CENTER, atol=0.02 * scale)
     distance = np.linalg.norm(mesh.vertices - USER_CENTER, axis=1)
     assert np.median(distance) == pytest.approx(scale, rel=0.02)
     np.testing.assert_allclose(distance, scale, rtol=0.1)  # the grid's random init wrinkles it
@@ -503,14 +502,15 @@ def test_igr_siren_preset_fits_oriented_points(tmp_path):
     points = write_oriented_points(sphere_mesh(5), tmp_path / "points.ply", n=5000)
     config = write_config(tmp_path / "c.yaml", SMALL, {"field": {"hidden": 64, "depth": 3},
                                                        "options": {"batch": 1024}})
-    result = fit(points, method="igr", preset="siren", config_file=config, steps=300,
+    result = fit(points, method="igr", preset="siren", config_file=config, steps=600,
                  output=tmp_path / "run", progress=False)
     stored = yaml.safe_load((result.run_dir / "config.yaml").read_text())
     assert stored["field"]["type"] == "siren" and stored["options"]["normal_kind"] == "cosine"
     assert set(read_loss_log(result.run_dir / "losses.csv")) >= {"off_surface", "normal", "eikonal"}
     # Near the data the field is the sphere's SDF. (SIREN's recipe does not constrain the far
     # field's sign, so a short run may leave surfaces near the box's edges: not tested here.)
-    # Measured after 300 steps at the recipe's lr 1e-4: 3% of the radius on average.
+    # Measured after 600 steps at the recipe's lr 1e-4, seeds 0-3: 1.6-3.0% of the radius on
+    # average (after 300 steps 1.4-11%: the recipe's loss still spikes then).
     on_sphere = sample_surface(sphere_mesh(5), 2000, seed=3).points
     assert np.mean(np.abs(learned_user_sdf(result.run_dir, on_sphere))) < 0.05 * USER_SCALE
     outside = USER_CENTER + 1.1 * (on_sphere - USER_CENTER)

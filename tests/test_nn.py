@@ -142,10 +142,22 @@ def test_grid_table_layout_dense_then_hashed() -> None:
     assert grid.resolutions == [4, 8, 16, 32]
     assert grid.num_dense == 2                           # 5^3 = 125 and 9^3 = 729 <= 1024
     assert grid.table_rows == [125, 729, 1024, 1024]
-    assert grid.table.shape == (125 + 729 + 2048, 2)
+    assert grid.table.shape == (2, 125 + 729 + 2048)
     assert grid.out_dim == 8
     assert grid(torch.zeros(3, 3)).shape == (3, 8)
     assert grid.table.abs().max().item() <= 1e-4
+
+
+def test_grid_loads_a_table_stored_rows_first() -> None:
+    source = MultiResolutionGrid(levels=3, base_resolution=4, max_resolution=16, log2_hashmap_size=9)
+    with torch.no_grad():
+        source.table.normal_()
+    state = source.state_dict()
+    state["table"] = state["table"].T.contiguous()                   # (total_rows, F)
+    target = MultiResolutionGrid(levels=3, base_resolution=4, max_resolution=16, log2_hashmap_size=9)
+    target.load_state_dict(state)
+    x = torch.rand(50, 3) * 2 - 1
+    assert torch.equal(target.table, source.table) and torch.equal(target(x), source(x))
 
 
 def test_hash_rows_in_range_and_dense_levels_bijective() -> None:
@@ -155,7 +167,7 @@ def test_hash_rows_in_range_and_dense_levels_bijective() -> None:
     cells = torch.cartesian_prod(axes, axes, axes)                          # (32^3, 3)
     per_level = torch.stack([cells.clamp(max=res - 1) for res in grid.resolutions], dim=1)
     rows = grid.cell_corner_rows(per_level.permute(2, 0, 1)).transpose(0, 1)   # (N, 8, 4)
-    starts = grid.level_offsets.tolist() + [grid.table.shape[0]]
+    starts = grid.level_offsets.tolist() + [grid.table.shape[1]]
     for level in range(grid.levels):
         level_rows = rows[:, :, level]
         assert level_rows.min() >= starts[level] and level_rows.max() < starts[level + 1]
@@ -194,7 +206,7 @@ def linear_grid(coefficients: tuple[float, ...], offset: float, **kwargs) -> Mul
             coordinates = reversed(torch.meshgrid(*[axis] * dim, indexing="ij"))
             values = sum(a * c for a, c in zip(coefficients, coordinates)).reshape(-1) + offset
             start = grid.level_offsets[level]
-            grid.table[start:start + len(values)] = values[:, None]
+            grid.table[:, start:start + len(values)] = values
     return grid
 
 
@@ -414,7 +426,7 @@ def test_resolved_config_writes_out_every_value_and_is_stable() -> None:
     assert resolved["hidden"] == 32 and resolved["depth"] == 2 and resolved["skip"] == []
     assert resolved["encoding"] == {
         "type": "grid", "levels": 4, "features_per_level": 2, "base_resolution": 8,
-        "max_resolution": 128, "log2_hashmap_size": 15, "bounds": [-1.0, 1.0],
+        "max_resolution": 128, "log2_hashmap_size": 16, "bounds": [-1.0, 1.0],
         "interpolation": "linear"}
     assert resolve_field_config(resolved) == resolved
     assert resolve_field_config({})["preset"] == "paper"

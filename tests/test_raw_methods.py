@@ -43,7 +43,7 @@ def arc_with_gap(n: int = 2000) -> np.ndarray:
     return sample_polyline(0.5 * np.stack([np.cos(angles), np.sin(angles)], 1), n, closed=False, seed=0)
 
 
-def fit_2d(method: str, points: np.ndarray, tmp_path, steps: int = 600, field=SMALL_MLP,
+def fit_2d(method: str, points: np.ndarray, tmp_path, steps: int = 800, field=SMALL_MLP,
            options=None, train=SMALL_TRAIN):
     """Fit ``method`` to planar points; returns the learned field in the points' coordinates."""
     overrides = {"field": field, "train": train, "options": {"batch": 1024, **(options or {})}}
@@ -115,7 +115,9 @@ def test_sign_agnostic_fits_recover_the_signed_distance_of_the_l_shape(fits, met
 
 
 def test_sald_keeps_the_l_shapes_corners_sharper_than_sal(fits):
-    # Measured: SAL 0.0052-0.0056, SALD 0.0025-0.0034 (mean error near the six corners).
+    # Measured, seeds 0-3: SAL 0.0045-0.0050, SALD 0.0027-0.0032 (mean error near the six
+    # corners). After 600 steps SALD's was 0.0030-0.0065 over seeds 0-8 and Adam's rounding
+    # (fused or not) moved one seed from 0.0033 to 0.0065.
     sal, sald = (near_corner_error(fits(m, "l"), L_SHAPE) for m in ("sal", "sald"))
     assert sald < 0.75 * sal
 

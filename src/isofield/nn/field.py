@@ -74,7 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  activation="softplus", beta=100.0, skip=(), weight_norm=True,
                  geometric_init=True, radius=1.0,
                  encoding=dict(type="grid", levels=8, features_per_level=2, base_resolution=8,
-                               max_resolution=128, log2_hashmap_size=15)),
+                               max_resolution=128, log2_hashmap_size=16)),
     # SIREN / DiGS: 4x256 sine layers (omega 30) with the multi-frequency geometric init.
     "siren": dict(type="siren", in_dim=3, out_dim=1, hidden=256, depth=4, omega=30.0,
                   first_omega=30.0, init="mfgi", radius=1.0, high_frequency_fraction=0.25),
@@ -116,7 +116,7 @@ def resolve_field_config(config: dict[str, Any]) -> dict[str, Any]:
 
     Presets: "paper" is IGR's 8x512 softplus (beta 100) MLP with a skip at layer 4, geometric
     init and weight norm; "fast" is an 8-level grid (8..128 cells per axis over [-1, 1]^3,
-    2 features per level, hash tables of 2**15 rows; 0.32M parameters) plus a 2x64 softplus
+    2 features per level, hash tables of 2**16 rows; 0.58M parameters) plus a 2x64 softplus
     MLP with geometric init and weight norm; "siren" is a 4x256 SIREN (omega 30) with the
     multi-frequency geometric init.
 
