@@ -531,6 +531,14 @@ def test_corrupt_or_foreign_checkpoint_raises_input_error(tmp_path):
     make_trainer(ToyTask(), tmp_path / "mlp", steps=2).run()
     with pytest.raises(InputError, match="module 'field' does not fit the task's network"):
         make_trainer(ToyTask(hidden=4), tmp_path / "mlp", steps=3).run()
+    make_trainer(ToyTask(hidden=4), tmp_path / "moments", steps=2).run()
+    moments = tmp_path / "moments" / "checkpoints" / "latest.pt"
+    data = torch.load(moments, weights_only=False)
+    first = data["optimizer"]["state"][0]
+    first["exp_avg"] = first["exp_avg"].T.contiguous()               # (4, 1) -> (1, 4)
+    torch.save(data, moments)
+    with pytest.raises(InputError, match=r"'exp_avg' of shape \(1, 4\) for a parameter of shape \(4, 1\)"):
+        make_trainer(ToyTask(hidden=4), tmp_path / "moments", steps=3).run()
 
 
 def test_progress_postfix_shows_terms_and_remaining_time():

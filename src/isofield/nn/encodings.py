@@ -34,9 +34,8 @@ class MultiResolutionGrid(nn.Module):
     All levels live in one parameter ``table: (features_per_level, total_rows)``, level ``l``
     in rows (columns of ``table``) ``[level_offsets[l], level_offsets[l + 1])``. Features start
     uniform in ``[-1e-4, 1e-4]``. The table is stored features-first, as the interpolation
-    gathers it: stored rows-first, every step copied the whole table twice (to gather, and back
-    for its gradient), ~10% of a fast-preset step. A state dict holding the rows-first layout
-    ``(total_rows, features_per_level)`` loads too.
+    gathers it, so no step copies it (docs/fit-ablations.md, "The table features-first"); a
+    state dict holding it rows-first, ``(total_rows, features_per_level)``, loads too.
 
     Points outside ``bounds`` are clamped onto the box: there the features are constant along
     the clamped axes and their gradient with respect to ``x`` is zero, so a network using this

@@ -442,6 +442,7 @@ class Trainer:
             raise InputError(
                 f"{source}: optimizer state does not fit the task ({_first_line(exc)})"
             ) from None
+        _check_optimizer_state_shapes(self._optimizer, source)
         for name, average in self._averages.items():
             if name in checkpoint.averages:   # else it starts over from the trained weights
                 average.load_state_dict(checkpoint.averages[name])
@@ -667,6 +668,20 @@ class _StopSignals:
 LOG_SECONDS_VARIABLE = "ISOFIELD_LOG_SECONDS"
 """Environment variable: seconds between progress records when stderr is not a terminal
 (default 30; 0: none)."""
+
+
+def _check_optimizer_state_shapes(optimizer: torch.optim.Optimizer, source: Path) -> None:
+    """Refuses per-parameter state (e.g. Adam's moments) shaped unlike its parameter, which
+    torch's ``load_state_dict`` accepts and the next step fails on (e.g. a checkpoint written
+    with another parameter layout)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.ndim > 0 and value.shape != param.shape:
+                    raise InputError(
+                        f"{source}: optimizer state does not fit the task ({name!r} of shape "
+                        f"{tuple(value.shape)} for a parameter of shape {tuple(param.shape)}; "
+                        "written by another isofield version? mesh it, or start a new run)")
 
 
 def log_seconds() -> float | None:
