@@ -510,8 +510,7 @@ def test_igr_siren_preset_fits_oriented_points(tmp_path):
     # Near the data the field is the sphere's SDF. (SIREN's recipe does not constrain the far
     # field's sign, so a short run may leave surfaces near the box's edges: not tested here.)
     # Measured after 600 steps at the recipe's lr 1e-4, seeds 0-3: 1.3-2.2% of the radius on
-    # average (1.6-3.0% with torch's fused Adam; after 300 steps 1.4-11%: the recipe's loss
-    # still spikes then).
+    # average (after 300 steps the recipe's loss still spikes: docs/fit-ablations.md).
     on_sphere = sample_surface(sphere_mesh(5), 2000, seed=3).points
     assert np.mean(np.abs(learned_user_sdf(result.run_dir, on_sphere))) < 0.05 * USER_SCALE
     outside = USER_CENTER + 1.1 * (on_sphere - USER_CENTER)

@@ -115,9 +115,8 @@ def test_sign_agnostic_fits_recover_the_signed_distance_of_the_l_shape(fits, met
 
 
 def test_sald_keeps_the_l_shapes_corners_sharper_than_sal(fits):
-    # Measured, seeds 0-3: SAL 0.0046-0.0048, SALD 0.0028-0.0031 (0.0027-0.0032 with torch's
-    # fused Adam), mean error near the six corners. After 600 steps SALD's was 0.0030-0.0042
-    # over seeds 0-8, and Adam's rounding (fused) moved one seed from 0.0033 to 0.0065.
+    # Measured, seeds 0-3: SAL 0.0046-0.0048, SALD 0.0028-0.0031 (mean error near the six
+    # corners; 800 steps, as 600 left SALD at the mercy of Adam's rounding: docs/fit-ablations.md).
     sal, sald = (near_corner_error(fits(m, "l"), L_SHAPE) for m in ("sal", "sald"))
     assert sald < 0.75 * sal
 

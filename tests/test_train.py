@@ -533,7 +533,7 @@ def test_corrupt_or_foreign_checkpoint_raises_input_error(tmp_path):
         make_trainer(ToyTask(hidden=4), tmp_path / "mlp", steps=3).run()
     make_trainer(ToyTask(hidden=4), tmp_path / "moments", steps=2).run()
     moments = tmp_path / "moments" / "checkpoints" / "latest.pt"
-    data = torch.load(moments, weights_only=False)
+    data = torch.load(moments, weights_only=True)
     first = data["optimizer"]["state"][0]
     first["exp_avg"] = first["exp_avg"].T.contiguous()               # (4, 1) -> (1, 4)
     torch.save(data, moments)
